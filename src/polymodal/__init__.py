@@ -1,0 +1,3 @@
+"""polymodal: multimodal machine learning on PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,200 @@
+"""Typed, validated run configuration: YAML file + ``key=value`` overrides.
+
+An unknown key or a bad value fails at start-up with the key path, the value received and what is
+allowed (:class:`ConfigError`). Registry names (dataset, fusion, strategy, encoders) are checked
+against their registries.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key path, the value and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = "avdigits-hard"  # registry name (`polymodal list datasets`)
+    root: str | None = None  # raw data folder; default $POLYMODAL_DATA, else ../shared/data
+    cache_features: bool = True  # precompute deterministic front-end features (log-mel) once
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(64, ge=1)  # MLA's entropy-batch rule is defined at 64
+    balanced_sampling: bool = False  # sample classes equally often (with replacement)
+    class_weights: bool = False  # inverse-frequency weights in the cross-entropy
+    options: dict[str, Any] = Field(default_factory=dict)  # extra keyword args of the dataset builder
+
+
+class ModelConfig(_Section):
+    width: int = Field(64, ge=1)  # feature width of every encoder (MLA's shared head needs one width)
+    encoders: dict[str, dict[str, Any]] = Field(default_factory=dict)  # modality -> {name: ..., **kwargs}
+    fusion: str | None = None  # fusion registry name; default: the strategy's own choice
+    fusion_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategyConfig(_Section):
+    name: str = "joint"  # `polymodal list strategies`
+    args: dict[str, Any] = Field(default_factory=dict)  # keyword args of the strategy class
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["none", "step", "cosine"] = "none"
+    step_size: int = Field(70, ge=1)  # StepLR period in epochs (MLA's recipe: 70)
+    gamma: float = Field(0.1, gt=0)  # StepLR factor
+    grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None = no clipping
+    accumulate: int = Field(1, ge=1)  # gradient accumulation steps
+
+
+class TrainerConfig(_Section):
+    max_epochs: int = Field(20, ge=1)
+    patience: int | None = Field(5, ge=1)  # early stopping on validation; None = off
+    accelerator: Literal["cpu", "cuda", "gpu", "mps", "auto"] = "cpu"
+    devices: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"  # Fabric strategy (distributed)
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
+    num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = torch default
+    progress: bool = True  # progress bar with loss and throughput
+    loggers: list[Literal["csv", "tensorboard"]] = Field(default_factory=lambda: ["csv"])
+    max_steps_per_epoch: int | None = Field(None, ge=1)  # for smoke runs
+    deterministic: bool = True
+
+
+class RunConfig(_Section):
+    name: str = "run"  # run folder name under out_dir
+    out_dir: str = "runs"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or "/" in v or v in (".", ".."):
+            raise ValueError("must be a plain folder name (no '/')")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            section = _section_for(e["loc"][:-1])
+            allowed = sorted(section.model_fields) if section else []
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"  {path}: unknown key{hint}; allowed keys here: {', '.join(allowed)}")
+        else:
+            lines.append(f"  {path}: {msg}; got {value!r}")
+    return f"invalid configuration ({source}):\n" + "\n".join(lines)
+
+
+def _section_for(loc: Sequence[Any]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for key in loc:
+        field = model.model_fields.get(str(key))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.01)")
+    key, raw = item.split("=", 1)
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: cannot parse value {raw!r}: {e}") from None
+    return key.split("."), value
+
+
+def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        nxt = node.get(key)
+        if nxt is None:
+            nxt = node[key] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {key!r} is a value, not a section")
+        node = nxt
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read YAML (or start from defaults), apply ``key=value`` overrides, validate."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (see configs/ for examples)")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at top level, got {type(loaded).__name__}")
+        tree, source = loaded, str(p)
+    for item in overrides:
+        key, value = parse_override(item)
+        _set(tree, key, value)
+    if overrides:
+        source += " + overrides " + " ".join(overrides)
+    return validate_config(tree, source)
+
+
+def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        cfg = RunConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None
+    _check_registry_names(cfg)
+    return cfg
+
+
+def _check_registry_names(cfg: RunConfig) -> None:
+    from polymodal import registries
+
+    checks = [("data.dataset", cfg.data.dataset, registries.DATASETS), ("strategy.name", cfg.strategy.name, registries.STRATEGIES)]
+    if cfg.model.fusion is not None:
+        checks.append(("model.fusion", cfg.model.fusion, registries.FUSIONS))
+    for modality, spec in cfg.model.encoders.items():
+        if "name" in spec:
+            checks.append((f"model.encoders.{modality}.name", spec["name"], registries.ENCODERS))
+    for path, value, reg in checks:
+        if value not in reg:
+            close = difflib.get_close_matches(value, reg.names(), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise ConfigError(f"invalid configuration: {path}: unknown {reg.kind} {value!r}{hint}; allowed: {', '.join(reg.names())}")
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

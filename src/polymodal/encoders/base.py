@@ -1,0 +1,59 @@
+"""The encoder interface and the encoder registry.
+
+An encoder maps ONE modality's batch tensor to features::
+
+    forward(x)   -> (B, D)        pooled features, D = out_dim
+    sequence(x)  -> (B, T, D)     only if supports_sequence (audio over time, text, time series, video)
+    low_level(x) -> (B, L)        shallow features (front end, lightly pooled), L = low_level_dim;
+                                  what early fusion concatenates before its shared encoder
+
+Registered factories have the signature ``factory(modality: Modality, width: int = ..., **kw)``
+and every entry carries a ``tiny`` kwargs dict (width 8 or so) for tests.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from polymodal.data.schema import Modality
+from polymodal.registry import Registry
+
+
+class Encoder(nn.Module):
+    out_dim: int
+    low_level_dim: int
+    supports_sequence: bool = False
+    kind: str = ""  # modality kind this encoder accepts
+
+    def sequence(self, x: Tensor) -> Tensor:
+        raise TypeError(
+            f"{type(self).__name__} gives no (B, T, D) features; pick a sequence-capable encoder "
+            f"for fusions that attend over time"
+        )
+
+    def low_level(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+ENCODERS: Registry[Encoder] = Registry("encoder")
+
+# default encoder name per modality kind (the bench profile's choices)
+DEFAULT_ENCODER: dict[str, str] = {
+    "audio": "audio_cnn",
+    "image": "image_cnn",
+    "text": "text_transformer",
+    "tabular": "tabular_mlp",
+    "timeseries": "timeseries_cnn",
+    "video": "video_frames",
+}
+
+
+def build_encoder(name: str, modality: Modality, **kwargs) -> Encoder:
+    entry = ENCODERS.get(name)
+    enc = entry.factory(modality=modality, **kwargs)
+    if enc.kind and enc.kind != modality.kind:
+        raise ValueError(
+            f"encoder {name!r} takes {enc.kind} input but modality {modality.name!r} is {modality.kind}; "
+            f"choose one of the {modality.kind} encoders (`polymodal list encoders`)"
+        )
+    return enc

@@ -1,0 +1,39 @@
+"""The fusion interface and the fusion registry.
+
+A fusion is an ``nn.Module`` built as ``factory(in_dims: dict[str, int], num_outputs: int, **kw)``
+(``in_dims`` in the model's fixed modality order) whose forward takes
+
+    features: dict[str, Tensor]   name -> (B, D_m), or (B, T_m, D_m) when ``input_level == "sequence"``,
+                                  or (B, L_m) shallow features when ``input_level == "low_level"``
+    present:  dict[str, BoolTensor(B)]
+
+and returns a :class:`FusionOutput`. Absent slots hold zeros and must never be read as data:
+combine with ``torch.where`` on the mask, never by multiplying with it. A sample with no modality
+present gets finite logits (the fusion's bias) rather than NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from polymodal.registry import Registry
+
+
+@dataclass
+class FusionOutput:
+    logits: Tensor  # (B, C) fused
+    per_modality: dict[str, Tensor] | None = None  # name -> (B, C) unimodal logits, if the fusion has them
+
+
+class Fusion(nn.Module):
+    input_level: Literal["pooled", "sequence", "low_level"] = "pooled"
+    yields_per_modality: bool = False
+
+    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+FUSIONS: Registry[Fusion] = Registry("fusion")

@@ -1,0 +1,45 @@
+"""Late fusion: one linear head per modality, fused by sum, mean or learned weights of their logits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+
+
+@FUSIONS.register("late", tiny={})
+class LateFusion(Fusion):
+    """Per-modality linear heads; fused logits = sum / mean / learned-weight mix over present modalities.
+
+    Inputs: features name -> (B, D_m). Yields per-modality logits (B, C).
+    Missing modality: its logits are excluded with ``torch.where`` (sum: contributes 0; mean and
+    learned: weights renormalised over the present modalities). A row with nothing present gets 0.
+    ``mode="sum"`` with the ``joint`` strategy is OGM-GE's "sum" baseline.
+    """
+
+    yields_per_modality = True
+
+    def __init__(self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean", "learned"] = "sum") -> None:
+        super().__init__()
+        if mode not in ("sum", "mean", "learned"):
+            raise ValueError(f"late fusion mode {mode!r}; expected 'sum', 'mean' or 'learned'")
+        self.mode = mode
+        self.heads = nn.ModuleDict({m: nn.Linear(d, num_outputs) for m, d in in_dims.items()})
+        self.weight_logits = nn.Parameter(torch.zeros(len(in_dims))) if mode == "learned" else None
+
+    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
+        names = list(self.heads)
+        per = {m: self.heads[m](features[m]) for m in names}
+        stacked = torch.stack([per[m] for m in names], dim=1)  # (B, M, C)
+        mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
+        if self.mode == "sum":
+            w = mask.to(stacked.dtype)
+        else:
+            base = self.weight_logits if self.weight_logits is not None else stacked.new_zeros(len(names))
+            scores = torch.where(mask, base.expand_as(mask), torch.full_like(mask, -1e9, dtype=stacked.dtype))
+            w = torch.where(mask, torch.softmax(scores, dim=1), torch.zeros_like(scores))
+        fused = torch.where(mask[..., None], stacked * w[..., None], torch.zeros_like(stacked)).sum(dim=1)
+        return FusionOutput(fused, per)

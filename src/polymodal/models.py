@@ -1,0 +1,123 @@
+"""MultimodalModel = encoders + fusion, and the builder that wires them from a schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from polymodal.data.batch import Batch
+from polymodal.data.schema import Modality
+from polymodal.encoders.base import DEFAULT_ENCODER, Encoder, build_encoder
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+
+
+@dataclass
+class ModelOutput:
+    logits: Tensor  # (B, C) fused logits
+    per_modality: dict[str, Tensor] | None  # name -> (B, C), when the fusion yields them
+    features: dict[str, Tensor]  # name -> what the encoder gave the fusion
+
+
+class MultimodalModel(nn.Module):
+    """Encoders (one per modality, fixed order) followed by a fusion.
+
+    Encoders run only on the rows where their modality is present; absent rows get zero
+    features (never read by the fusion, which sees the presence mask).
+    """
+
+    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, num_outputs: int) -> None:
+        super().__init__()
+        self.modalities: list[str] = list(encoders)
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.num_outputs = num_outputs
+        self._feature_shapes: dict[tuple, tuple[int, ...]] = {}
+
+    def feature_dim(self, name: str) -> int:
+        enc = self.encoders[name]
+        return enc.low_level_dim if self.fusion.input_level == "low_level" else enc.out_dim
+
+    def encode(self, name: str, x: Tensor, present: Tensor | None = None) -> Tensor:
+        """Features of modality ``name`` at the fusion's input level; zeros on absent rows."""
+        enc = self.encoders[name]
+        level = self.fusion.input_level
+        fn = {"pooled": enc.forward, "sequence": enc.sequence, "low_level": enc.low_level}[level]
+        if present is None or bool(present.all()):
+            return fn(x)
+        rows = torch.nonzero(present).flatten()
+        if rows.numel() == 0:
+            return self._absent_features(name, x)
+        out = fn(x[rows])
+        full = out.new_zeros((x.shape[0], *out.shape[1:]))
+        return full.index_copy(0, rows, out)
+
+    def _absent_features(self, name: str, x: Tensor) -> Tensor:
+        """Zero features for a modality absent from every row; its slot (maybe NaN) is never read."""
+        key = (name, self.fusion.input_level, tuple(x.shape[1:]))
+        shape = self._feature_shapes.get(key)
+        if shape is None:
+            enc = self.encoders[name]
+            level = self.fusion.input_level
+            fn = {"pooled": enc.forward, "sequence": enc.sequence, "low_level": enc.low_level}[level]
+            was_training = enc.training
+            enc.eval()
+            with torch.no_grad():
+                shape = tuple(fn(torch.zeros_like(x[:1])).shape[1:])
+            enc.train(was_training)
+            self._feature_shapes[key] = shape
+        param = next(self.parameters())
+        return torch.zeros((x.shape[0], *shape), dtype=param.dtype, device=x.device)
+
+    def forward(self, batch: Batch, modalities: Sequence[str] | None = None) -> ModelOutput:
+        names = list(modalities) if modalities is not None else self.modalities
+        present = {m: batch.present[m] for m in self.modalities}
+        if modalities is not None:  # others are treated as absent
+            present = {m: (p if m in names else torch.zeros_like(p)) for m, p in present.items()}
+        feats: dict[str, Tensor] = {}
+        for m in self.modalities:
+            if m in names:
+                feats[m] = self.encode(m, batch.inputs[m], present[m])
+            else:
+                feats[m] = self._absent_features(m, batch.inputs[m])
+        out: FusionOutput = self.fusion(feats, present)
+        return ModelOutput(out.logits, out.per_modality, feats)
+
+
+def build_model(
+    schema: Sequence[Modality],
+    num_outputs: int,
+    *,
+    fusion: str = "late",
+    fusion_args: Mapping[str, Any] | None = None,
+    encoders: Mapping[str, Mapping[str, Any]] | None = None,
+    width: int | None = None,
+) -> MultimodalModel:
+    """Wire encoders and a fusion for a dataset schema.
+
+    encoders: per-modality ``{"name": <registry name>, **kwargs}``; a modality not listed gets the
+              default encoder of its kind (``DEFAULT_ENCODER``).
+    width:    feature width given to every encoder that does not set its own (MLA's shared head
+              needs all encoders to produce the same width).
+    """
+    encoders = dict(encoders or {})
+    unknown = set(encoders) - {m.name for m in schema}
+    if unknown:
+        raise ValueError(
+            f"model.encoders names modalities {sorted(unknown)} that the dataset does not have; "
+            f"its modalities are {[m.name for m in schema]}"
+        )
+    built: dict[str, Encoder] = {}
+    for mod in schema:
+        spec = dict(encoders.get(mod.name, {}))
+        name = spec.pop("name", DEFAULT_ENCODER[mod.kind])
+        if width is not None:
+            spec.setdefault("width", width)
+        built[mod.name] = build_encoder(name, mod, **spec)
+    level = getattr(FUSIONS.get(fusion).factory, "input_level", "pooled")
+    in_dims = {m: (e.low_level_dim if level == "low_level" else e.out_dim) for m, e in built.items()}
+    fuser = FUSIONS.create(fusion, in_dims=in_dims, num_outputs=num_outputs, **dict(fusion_args or {}))
+    return MultimodalModel(built, fuser, num_outputs)

@@ -1,0 +1,15 @@
+"""Import every component module so that all registries are filled, and re-export them."""
+
+from __future__ import annotations
+
+import polymodal.data.datasets  # noqa: F401  (fills DATASETS)
+import polymodal.encoders  # noqa: F401  (fills ENCODERS)
+import polymodal.fusion  # noqa: F401  (fills FUSIONS)
+import polymodal.strategies  # noqa: F401  (fills STRATEGIES)
+from polymodal.data.base import DATASETS
+from polymodal.encoders.base import ENCODERS
+from polymodal.fusion.base import FUSIONS
+from polymodal.strategies.base import STRATEGIES
+
+ALL = {"datasets": DATASETS, "encoders": ENCODERS, "fusions": FUSIONS, "strategies": STRATEGIES}
+__all__ = ["ALL", "DATASETS", "ENCODERS", "FUSIONS", "STRATEGIES"]

@@ -1,0 +1,94 @@
+"""The strategy interface: how a model is trained, one batch at a time.
+
+A strategy is a small class with one job: given the model and a batch, compute its losses and
+take its optimiser step(s) through the :class:`StepContext` the engine hands it. The engine knows
+nothing about any particular strategy. Adding one is a new file plus a registry line::
+
+    @STRATEGIES.register("joint")
+    class Joint(Strategy):
+        def training_step(self, model, batch, ctx):
+            out = model(batch)
+            loss = F.cross_entropy(out.logits, batch.label)
+            ctx.backward(loss)
+            ctx.step()
+            return {"loss": loss.detach()}
+
+Strategies are built as ``factory(**strategy.args)`` from the config; ``setup`` receives the model
+and the training dataset before the optimiser exists (to add parameters or read label counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from polymodal.data.batch import Batch
+from polymodal.registry import Registry
+
+if TYPE_CHECKING:
+    from polymodal.models import ModelOutput, MultimodalModel
+
+
+@dataclass
+class StepContext:
+    """What the engine gives a strategy for one training batch.
+
+    backward(loss):   loss.backward() through Fabric (handles precision, DDP)
+    step(params=None): gradient clipping, optimiser step, then clear gradients; honours gradient
+                      accumulation (only every ``accumulate``-th call per parameter group really steps)
+    grad_norm(module): L2 norm of a module's current gradients (for the per-encoder logging)
+    """
+
+    epoch: int
+    batch_idx: int
+    batches_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    backward: Callable[[Tensor], None]
+    step: Callable[[], None]
+    zero_grad: Callable[[bool], None]  # zero_grad(set_to_none)
+    all_reduce_mean: Callable[[Tensor], Tensor]  # identity in a single process
+    world_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def grad_norm(module: torch.nn.Module) -> float:
+    sq = 0.0
+    for p in module.parameters():
+        if p.grad is not None:
+            sq += float(p.grad.detach().float().pow(2).sum())
+    return sq**0.5
+
+
+class Strategy:
+    """Base class; subclasses override ``training_step`` and optionally the hooks."""
+
+    name: str = ""
+    default_fusion: str = "late"  # fusion used when the config does not name one
+    fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
+
+    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
+        """Called once before the optimiser is built."""
+
+    def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:
+        """Called at the start of every training epoch."""
+
+    def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
+        raise NotImplementedError(f"strategy {type(self).__name__} does not define training_step")
+
+    def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
+        """Evaluation forward pass; the returned logits are this strategy's fused prediction."""
+        return model(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Strategy state saved with checkpoints (tensors allowed; JSON-able otherwise)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
