@@ -57,3 +57,12 @@ def build_encoder(name: str, modality: Modality, **kwargs) -> Encoder:
             f"choose one of the {modality.kind} encoders (`polymodal list encoders`)"
         )
     return enc
+
+
+def encoder_kind(name: str) -> str:
+    """Modality kind an encoder takes; encoder names start with their kind (``audio_cnn`` -> audio)."""
+    ENCODERS.get(name)  # unknown names raise with suggestions
+    for kind in sorted(DEFAULT_ENCODER, key=len, reverse=True):
+        if name.startswith(kind + "_"):
+            return kind
+    raise ValueError(f"encoder {name!r} does not start with a modality kind ({', '.join(DEFAULT_ENCODER)})")

@@ -1,0 +1,3 @@
+from polymodal.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,135 @@
+"""`polymodal` command line: thin, one library call per command.
+
+    polymodal list {datasets,encoders,fusions,strategies}
+    polymodal train [CONFIG] [key=value ...] [--resume]
+    polymodal eval RUN_DIR [--split test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from polymodal import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="polymodal", description="Multimodal machine learning toolkit.")
+    p.add_argument("--version", action="version", version=f"polymodal {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="list registered components")
+    ls.add_argument("kind", choices=["datasets", "encoders", "fusions", "strategies"])
+
+    tr = sub.add_parser("train", help="train a model from a YAML config and key=value overrides")
+    tr.add_argument(
+        "args", nargs="*", metavar="[CONFIG] [key=value ...]",
+        help="optional YAML config (default: the built-in main job), then overrides such as optim.lr=0.01",
+    )
+    tr.add_argument("--resume", action="store_true", help="continue the run in runs/<name> from its last checkpoint")
+
+    ev = sub.add_parser("eval", help="evaluate a finished run's best checkpoint")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    return p
+
+
+def _cmd_list(kind: str) -> int:
+    from polymodal.registries import ALL
+
+    reg = ALL[kind]
+    width = max((len(e.name) for e in reg), default=0)
+    for entry in reg:
+        print(f"{entry.name:<{width}}  {entry.summary}")
+    return 0
+
+
+def _split_train_args(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    config, overrides = None, []
+    for i, a in enumerate(args):
+        if "=" in a:
+            overrides.append(a)
+        elif i == 0:
+            config = a
+        else:
+            raise ValueError(f"unexpected argument {a!r}: after the config file only key=value overrides may follow")
+    return config, overrides
+
+
+def default_run_name(out_dir: str | Path, base: str, resume: bool) -> str:
+    """Run name when none is given: ``base``, ``base-2``, ... the first free one (the latest when resuming)."""
+    names = [base] + [f"{base}-{i}" for i in range(2, 10_000)]
+    existing = [n for n in names if (Path(out_dir) / n).exists()]
+    if resume:
+        if not existing:
+            raise FileNotFoundError(f"no run named {base!r} in {out_dir} to resume; pass name=<run name>")
+        return existing[-1]
+    return next(n for n in names if not (Path(out_dir) / n).exists())
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    print(title)
+    for key in sorted(metrics):
+        value = metrics[key]
+        if key.endswith("_acc") or key in ("macro_f1", "ece"):
+            shown = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
+            print(f"  {key:<16} {shown}")
+
+
+def _cmd_train(args: Sequence[str], resume: bool) -> int:
+    from polymodal.config import load_config
+    from polymodal.engine import train
+
+    config, overrides = _split_train_args(args)
+    cfg = load_config(config, overrides)
+    if "name" not in cfg.model_fields_set:
+        cfg.name = default_run_name(cfg.out_dir, f"{cfg.data.dataset}-{cfg.strategy.name}-seed{cfg.seed}", resume)
+    result = train(cfg, resume=resume)
+    _print_metrics(f"test metrics of {result.run_dir} (best epoch {result.best_epoch}, {result.stopped_reason}):", result.metrics)
+    print(f"report: {Path(result.run_dir) / 'report.md'}")
+    return 0
+
+
+def _cmd_eval(run_dir: Path, split: str) -> int:
+    from polymodal.engine import evaluate_run
+    from polymodal.report.metrics import summarize
+
+    preds = evaluate_run(run_dir, split=split)
+    _print_metrics(f"{split} metrics of {run_dir}:", summarize(preds))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in-process; returns the exit code (0 ok, 1 failure, 2 bad usage/config)."""
+    from polymodal.config import ConfigError
+
+    parser = _parser()
+    try:
+        ns = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as e:  # argparse already printed the message
+        return int(e.code or 0)
+    try:
+        if ns.command == "list":
+            return _cmd_list(ns.kind)
+        if ns.command == "train":
+            return _cmd_train(ns.args, ns.resume)
+        if ns.command == "eval":
+            return _cmd_eval(ns.run_dir, ns.split)
+    except (ConfigError, KeyError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError, ImportError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    parser.error(f"unknown command {ns.command!r}")
+    return 2
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
