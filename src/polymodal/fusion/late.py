@@ -14,15 +14,20 @@ from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
 class LateFusion(Fusion):
     """Per-modality linear heads; fused logits = sum / mean / learned-weight mix over present modalities.
 
-    Inputs: features name -> (B, D_m). Yields per-modality logits (B, C).
-    Missing modality: its logits are excluded with ``torch.where`` (sum: contributes 0; mean and
-    learned: weights renormalised over the present modalities). A row with nothing present gets 0.
+    Inputs: features name -> (B, D_m). Output: fused logits (B, C).
+    Yields per-modality logits name -> (B, C).
+    Missing modality: its features are replaced by zeros with ``torch.where`` before its head (so its
+    per-modality logits on those rows are the head's bias, never NaN) and its logits are excluded from
+    the fusion (sum: contributes 0; mean and learned: weights renormalised over the present
+    modalities). A row with nothing present gets logits 0.
     ``mode="sum"`` with the ``joint`` strategy is OGM-GE's "sum" baseline.
     """
 
     yields_per_modality = True
 
-    def __init__(self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean", "learned"] = "sum") -> None:
+    def __init__(
+        self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean", "learned"] = "sum"
+    ) -> None:
         super().__init__()
         if mode not in ("sum", "mean", "learned"):
             raise ValueError(f"late fusion mode {mode!r}; expected 'sum', 'mean' or 'learned'")
@@ -32,14 +37,16 @@ class LateFusion(Fusion):
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         names = list(self.heads)
-        per = {m: self.heads[m](features[m]) for m in names}
+        per = {m: self.heads[m](torch.where(present[m][:, None], features[m], 0.0)) for m in names}
         stacked = torch.stack([per[m] for m in names], dim=1)  # (B, M, C)
         mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
         if self.mode == "sum":
             w = mask.to(stacked.dtype)
+        elif self.mode == "mean":
+            w = mask.to(stacked.dtype) / mask.sum(dim=1, keepdim=True).clamp(min=1)
         else:
-            base = self.weight_logits if self.weight_logits is not None else stacked.new_zeros(len(names))
-            scores = torch.where(mask, base.expand_as(mask), torch.full_like(mask, -1e9, dtype=stacked.dtype))
-            w = torch.where(mask, torch.softmax(scores, dim=1), torch.zeros_like(scores))
-        fused = torch.where(mask[..., None], stacked * w[..., None], torch.zeros_like(stacked)).sum(dim=1)
+            base = self.weight_logits.expand(mask.shape)  # (B, M)
+            scores = torch.where(mask, base, torch.finfo(stacked.dtype).min)
+            w = torch.where(mask, torch.softmax(scores, dim=1), 0.0)
+        fused = torch.where(mask[..., None], stacked * w[..., None], 0.0).sum(dim=1)  # (B, C)
         return FusionOutput(fused, per)

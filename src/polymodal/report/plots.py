@@ -23,13 +23,17 @@ from polymodal.report.metrics import expected_calibration_error, reliability_bin
 _MODALITY_ACC = re.compile(r"^val/(?P<name>[^/@]+)_acc$")
 
 
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(epochs, values) of ``key`` over the records that hold a finite number for it."""
     xs, ys = [], []
     for r in records:
-        v = r.get(key)
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-            xs.append(r["epoch"])
+        v, epoch = r.get(key), r.get("epoch")
+        if _is_number(v) and math.isfinite(v) and _is_number(epoch):
+            xs.append(epoch)
             ys.append(float(v))
     return np.asarray(xs), np.asarray(ys)
 

@@ -1,0 +1,295 @@
+"""The run report: ``report.md`` plus PNG figures, built from the files a training run leaves behind.
+
+A run folder holds (any may be missing; the report says what it could not show):
+
+- ``config.yaml``           resolved run config (``name``, ``seed``, ``data.dataset``, ``strategy.name``, ``model.fusion``)
+- ``metrics.jsonl``         one JSON object per line: epoch records (``"epoch": int`` + scalars) or events (``"event"``)
+- ``results.json``          ``best_epoch``, ``epochs_run``, ``stopped_reason``, ``sec_per_epoch``, ``val`` and ``test``
+                            dicts with ``fused_acc``, ``<modality>_acc`` (null when the fusion cannot run on one
+                            modality), ``macro_f1``, ``ece``
+- ``predictions_test.npz``  ``y_true`` (N,), ``probs`` (N, C), ``index``, ``probs_<modality>``, ``class_names``
+- ``provenance.json``       free-form: package versions, git commit, data checksums
+
+Unknown keys are ignored or listed as they are; nothing here needs a screen or a network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from polymodal.report.metrics import Predictions, confusion_matrix, load_predictions, per_class_report
+from polymodal.report.plots import plot_grad_norms, plot_learning_curves, plot_reliability
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "predictions_test.npz", "provenance.json")
+FIGURES = {"curves": "learning_curves.png", "grad": "grad_norms.png", "reliability": "reliability_test.png"}
+MAX_CONFUSION_CLASSES = 30  # larger confusion matrices go to a CSV file instead of a Markdown table
+MAX_PROVENANCE_LINES = 25
+
+
+@dataclass
+class RunFiles:
+    """What :func:`load_run` read from a run folder; ``notes`` lists files missing or partly unreadable."""
+
+    run_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)  # epoch records, in file order
+    events: list[dict[str, Any]] = field(default_factory=list)  # records with an "event" key
+    results: dict[str, Any] = field(default_factory=dict)
+    predictions: Predictions | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); fix or delete the file and run the report again") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object at top level; got {type(data).__name__}")
+    return data
+
+
+def load_run(run_dir: str | Path) -> RunFiles:
+    """Read the run files of ``run_dir``; raises FileNotFoundError if it holds none of them."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist (expected the out_dir/name of a training run)")
+    present = [f for f in RUN_FILES if (run_dir / f).is_file()]
+    if not present:
+        raise FileNotFoundError(f"run folder {run_dir} holds none of {', '.join(RUN_FILES)}; is it a training run folder?")
+    run = RunFiles(run_dir=run_dir)
+    run.notes += [f"`{f}` is missing." for f in RUN_FILES if f not in present]
+    if (p := run_dir / "config.yaml").is_file():
+        try:
+            cfg = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p} is not valid YAML: {e}") from None
+        run.config = cfg if isinstance(cfg, dict) else {}
+    if (p := run_dir / "metrics.jsonl").is_file():
+        bad = 0
+        for line in p.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1  # e.g. the last line of a run killed while writing
+                continue
+            if not isinstance(rec, dict):
+                bad += 1
+            elif "event" in rec:
+                run.events.append(rec)
+            elif isinstance(rec.get("epoch"), int):
+                run.records.append(rec)
+        if bad:
+            run.notes.append(f"{bad} unreadable line(s) in `metrics.jsonl` were skipped.")
+    if (p := run_dir / "results.json").is_file():
+        run.results = _read_json(p)
+    if (p := run_dir / "predictions_test.npz").is_file():
+        run.predictions = load_predictions(p)
+    if (p := run_dir / "provenance.json").is_file():
+        run.provenance = _read_json(p)
+    return run
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _pct(x: object) -> str:
+    return f"{100 * x:.2f}" if _is_number(x) else "n/a"
+
+
+def _num(x: object, fmt: str = ".4f") -> str:
+    if isinstance(x, int) and not isinstance(x, bool):
+        return str(x)
+    return format(x, fmt) if _is_number(x) else "n/a"
+
+
+def _cell(x: object) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Markdown table; first column left-aligned, the others right-aligned."""
+    lines = ["| " + " | ".join(_cell(c) for c in header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _modalities(results: dict[str, Any]) -> list[str]:
+    names: dict[str, None] = {}
+    for split in ("val", "test"):
+        for key in results.get(split) or {}:
+            if key.endswith("_acc") and "@" not in key and key != "fused_acc":
+                names[key[: -len("_acc")]] = None
+    return list(names)
+
+
+def _metrics_table(results: dict[str, Any]) -> str:
+    val, test = results.get("val") or {}, results.get("test") or {}
+    rows = [["fused accuracy (%)", _pct(val.get("fused_acc")), _pct(test.get("fused_acc"))]]
+    for key in dict.fromkeys([*val, *test]):
+        if key.startswith("fused_acc@"):
+            rows.append([f"fused accuracy, {key.split('@', 1)[1]} rule (%)", _pct(val.get(key)), _pct(test.get(key))])
+    for m in _modalities(results):
+        rows.append([f"{m} accuracy (%)", _pct(val.get(f"{m}_acc")), _pct(test.get(f"{m}_acc"))])
+    rows.append(["macro F1 (%)", _pct(val.get("macro_f1")), _pct(test.get("macro_f1"))])
+    rows.append(["ECE", _num(val.get("ece")), _num(test.get("ece"))])
+    known = {"fused_acc", "macro_f1", "ece"} | {f"{m}_acc" for m in _modalities(results)}
+    for key in dict.fromkeys([*val, *test]):
+        if key not in known and not key.startswith("fused_acc@") and (_is_number(val.get(key)) or _is_number(test.get(key))):
+            rows.append([key, _num(val.get(key), ".4g"), _num(test.get(key), ".4g")])
+    return _table(["metric", "val", "test"], rows)
+
+
+def _training_lines(run: RunFiles) -> list[str]:
+    r = run.results
+    lines = []
+    if "best_epoch" in r or "epochs_run" in r:
+        lines.append(f"- Best epoch (selected on validation): {_num(r.get('best_epoch'))} of {_num(r.get('epochs_run'))} run.")
+    if r.get("stopped_reason") is not None:
+        lines.append(f"- Training stopped: {r['stopped_reason']}.")
+    sec = r.get("sec_per_epoch")
+    if not _is_number(sec):
+        logged = [x["sec_per_epoch"] for x in run.records if _is_number(x.get("sec_per_epoch"))]
+        sec = float(np.mean(logged)) if logged else None
+    if sec is not None:
+        lines.append(f"- Seconds per epoch: {sec:.2f} s.")
+    throughput = [x["samples_per_sec"] for x in run.records if _is_number(x.get("samples_per_sec"))]
+    if throughput:
+        lines.append(f"- Training throughput: {np.mean(throughput):.1f} samples/s (mean over epochs).")
+    return lines or ["- No training summary (`results.json` missing or without `best_epoch`)."]
+
+
+def _class_section(pred: Predictions, run_dir: Path) -> list[str]:
+    y, probs = np.asarray(pred.y_true), np.asarray(pred.probs)
+    num_classes = probs.shape[1]
+    names = list(pred.class_names) if len(pred.class_names) == num_classes else [str(c) for c in range(num_classes)]
+    y_pred = probs.argmax(axis=1)
+    cm = confusion_matrix(y, y_pred, num_classes)
+    out = ["## Test predictions (fused)", "", f"{len(y)} test samples, {num_classes} classes.", ""]
+    if num_classes <= MAX_CONFUSION_CLASSES:
+        out += ["Confusion matrix (rows: true class, columns: predicted class):", ""]
+        out += [_table(["true \\ pred", *names], [[names[i], *map(str, cm[i])] for i in range(num_classes)]), ""]
+    else:
+        csv = run_dir / "confusion_test.csv"
+        np.savetxt(csv, cm, fmt="%d", delimiter=",", header=",".join(names), comments="")
+        out += [f"Confusion matrix ({num_classes} x {num_classes}, rows true): [confusion_test.csv](confusion_test.csv)", ""]
+    rep = per_class_report(y, y_pred, num_classes)
+    rows = [
+        [names[c], f"{rep['precision'][c]:.3f}", f"{rep['recall'][c]:.3f}", f"{rep['f1'][c]:.3f}", str(rep["support"][c])]
+        for c in range(num_classes)
+    ]
+    out += ["Per-class report:", "", _table(["class", "precision", "recall", "F1", "support"], rows), ""]
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        items += _flatten(v, key + ".") if isinstance(v, dict) and v else [(key, v)]
+    return items
+
+
+def _provenance_lines(prov: dict[str, Any]) -> list[str]:
+    items = _flatten(prov)
+    lines = []
+    for key, value in items[:MAX_PROVENANCE_LINES]:
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        lines.append(f"- {key}: `{text if len(text) <= 80 else text[:77] + '...'}`")
+    if len(items) > MAX_PROVENANCE_LINES:
+        lines.append(f"- ... and {len(items) - MAX_PROVENANCE_LINES} more entries in `provenance.json`.")
+    return lines or ["- `provenance.json` is empty."]
+
+
+def _last_epoch_table(records: list[dict[str, Any]]) -> str:
+    last = records[-1]
+    rows = [[k, _num(v, ".4g")] for k, v in last.items() if k != "epoch" and _is_number(v)]
+    return _table(["key", "value"], rows)
+
+
+def render_report(run: RunFiles, figures: dict[str, Path]) -> str:
+    """Markdown text of the report; ``figures`` maps keys of :data:`FIGURES` to files written under the run folder."""
+    cfg = run.config
+    name = cfg.get("name") or run.run_dir.name
+    data, strategy, model = (cfg.get(k) if isinstance(cfg.get(k), dict) else {} for k in ("data", "strategy", "model"))
+    fusion = model.get("fusion") or "strategy default"
+    out = [
+        f"# Run report: {name}",
+        "",
+        f"Dataset `{data.get('dataset', 'unknown')}` | strategy `{strategy.get('name', 'unknown')}` | "
+        f"fusion `{fusion}` | seed {cfg.get('seed', 'unknown')}",
+        "",
+    ]
+    if run.notes:
+        out += ["Notes: " + " ".join(run.notes), ""]
+    out += ["## Results", ""]
+    if run.results:
+        out += [
+            "Accuracies and macro F1 in %, ECE as a fraction (0 = calibrated); "
+            "n/a: not logged, or the fusion cannot run on that modality alone.",
+            "",
+            _metrics_table(run.results),
+            "",
+        ]
+    out += ["## Training", "", *_training_lines(run), ""]
+    if run.events:
+        out += ["Events:", ""]
+        for e in run.events:
+            extra = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "epoch"))
+            where = f"epoch {e['epoch']}: " if "epoch" in e else ""
+            out.append(f"- {where}{e['event']}" + (f" ({extra})" if extra else ""))
+        out.append("")
+    rel = {k: p.relative_to(run.run_dir).as_posix() for k, p in figures.items()}
+    if "curves" in rel:
+        out += [f"![Learning curves]({rel['curves']})", ""]
+    if "grad" in rel:
+        out += [
+            "Encoder gradient norms (log scale). A modality whose norm, or ratio to the first modality, "
+            "stays far below the others is learning little (a lazy modality).",
+            "",
+            f"![Gradient norms]({rel['grad']})",
+            "",
+        ]
+    if run.records:
+        out += [f"Last epoch record (epoch {run.records[-1]['epoch']}):", "", _last_epoch_table(run.records), ""]
+    if run.predictions is not None:
+        out += _class_section(run.predictions, run.run_dir)
+    if "reliability" in rel:
+        out += [f"![Reliability diagram, test]({rel['reliability']})", ""]
+    if run.provenance:
+        out += ["## Provenance", "", *_provenance_lines(run.provenance), ""]
+    return "\n".join(out)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.md`` and its figures under ``run_dir/figures/``; return the report path."""
+    run = load_run(run_dir)
+    fig_dir = run.run_dir / "figures"
+    for stale in FIGURES.values():  # a figure this run no longer supports must not linger from an earlier report
+        (fig_dir / stale).unlink(missing_ok=True)
+    figures: dict[str, Path] = {}
+    if run.records:
+        figures["curves"] = plot_learning_curves(run.records, fig_dir / FIGURES["curves"])
+        grad = plot_grad_norms(run.records, fig_dir / FIGURES["grad"])
+        if grad is not None:
+            figures["grad"] = grad
+    if run.predictions is not None:
+        p = run.predictions
+        figures["reliability"] = plot_reliability(p.y_true, p.probs, fig_dir / FIGURES["reliability"], title="test, fused")
+    path = run.run_dir / "report.md"
+    path.write_text(render_report(run, figures))
+    return path
