@@ -103,6 +103,9 @@ def build_model(
     width:    feature width given to every encoder that does not set its own (MLA's shared head
               needs all encoders to produce the same width).
     """
+    import polymodal.encoders  # noqa: F401  (fill the registries)
+    import polymodal.fusion  # noqa: F401
+
     encoders = dict(encoders or {})
     unknown = set(encoders) - {m.name for m in schema}
     if unknown:

@@ -54,6 +54,8 @@ DATASETS: Registry[MultimodalDataset] = Registry("dataset")
 
 
 def build_dataset(name: str, split: str, **options: Any) -> MultimodalDataset:
+    import polymodal.data.datasets  # noqa: F401  (fills the registry)
+
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     return DATASETS.create(name, split=split, **options)

@@ -1,0 +1,103 @@
+"""Test-time fusion rules: per-modality logits + presence -> fused logits.
+
+fixed          weights from the config (equal by default), renormalised over present modalities
+entropy        per sample: e_m = -sum_c p_mc log p_mc, w_m = softmax over present m of (-e_m)  (MLA, correct)
+entropy-batch  the MLA reference code's rule: softmax over the BATCH dimension, entropy summed over the
+               whole batch, one weight per modality per batch (depends on batch composition; exists only
+               to reproduce published numbers; evaluate with batch size 64 as the reference did)
+
+Every rule returns sum_m w_m o_m with w_m = 0 for an absent modality; a row with nothing present
+gets zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+RULES = ("fixed", "entropy", "entropy-batch")
+
+
+def _stack(logits: Mapping[str, Tensor], present: Mapping[str, Tensor], names: Sequence[str]) -> tuple[Tensor, Tensor]:
+    o = torch.stack([logits[m] for m in names], dim=1)  # (B, M, C)
+    mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
+    return o, mask
+
+
+def _combine(o: Tensor, mask: Tensor, w: Tensor) -> Tensor:
+    w = torch.where(mask, w, torch.zeros_like(w))
+    total = w.sum(dim=1, keepdim=True)
+    w = torch.where(total > 0, w / total.clamp_min(1e-12), torch.zeros_like(w))
+    return torch.where(mask[..., None], o * w[..., None], torch.zeros_like(o)).sum(dim=1)
+
+
+def fixed_fusion(
+    logits: Mapping[str, Tensor], present: Mapping[str, Tensor], weights: Mapping[str, float] | None = None
+) -> Tensor:
+    """(B, C) = sum_m w_m o_m with the given weights (equal if None) renormalised over present modalities."""
+    names = list(logits)
+    if weights is not None:
+        missing = [m for m in names if m not in weights]
+        if missing:
+            raise ValueError(f"fixed fusion weights lack modalities {missing}; got weights for {sorted(weights)}")
+        if any(weights[m] < 0 for m in names):
+            raise ValueError(f"fixed fusion weights must be >= 0; got {dict(weights)}")
+    o, mask = _stack(logits, present, names)
+    w = torch.tensor([1.0 if weights is None else float(weights[m]) for m in names], dtype=o.dtype, device=o.device)
+    return _combine(o, mask, w.expand(mask.shape))
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """Per-row entropy (nats) of softmax over the last dimension: (..., C) -> (...)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def entropy_fusion(logits: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+    """Per-sample uncertainty weighting: w_m = softmax over present modalities of -entropy(o_m)."""
+    names = list(logits)
+    o, mask = _stack(logits, present, names)
+    neg_e = -entropy(o)  # (B, M)
+    scores = torch.where(mask, neg_e, torch.full_like(neg_e, float("-inf")))
+    any_present = mask.any(dim=1, keepdim=True)
+    scores = torch.where(any_present, scores, torch.zeros_like(scores))
+    w = torch.softmax(scores, dim=1).to(o.dtype)
+    return _combine(o, mask, w)
+
+
+def entropy_batch_fusion(logits: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+    """The reference code's batch-level rule (one weight per modality for the whole batch).
+
+    For each modality: p = softmax(o_m, dim=0) (over the batch!), e_m = -sum(p * log p) over all entries,
+    w = softmax over modalities of (-e_m). Only the rows where a modality is present enter its entropy;
+    weights are then renormalised per row over the modalities present in that row.
+    """
+    names = list(logits)
+    o, mask = _stack(logits, present, names)
+    neg_e = []
+    for i, m in enumerate(names):
+        rows = mask[:, i]
+        if bool(rows.any()):
+            p = torch.softmax(logits[m][rows].float(), dim=0)
+            neg_e.append((p * torch.log(p)).sum())
+        else:
+            neg_e.append(torch.tensor(float("-inf"), device=o.device))
+    w = torch.softmax(torch.stack(neg_e), dim=0).to(o.dtype)
+    return _combine(o, mask, w.expand(mask.shape))
+
+
+def fuse(
+    rule: str,
+    logits: Mapping[str, Tensor],
+    present: Mapping[str, Tensor],
+    weights: Mapping[str, float] | None = None,
+) -> Tensor:
+    if rule == "fixed":
+        return fixed_fusion(logits, present, weights)
+    if rule == "entropy":
+        return entropy_fusion(logits, present)
+    if rule == "entropy-batch":
+        return entropy_batch_fusion(logits, present)
+    raise ValueError(f"unknown fusion rule {rule!r}; expected one of {RULES}")
