@@ -24,7 +24,7 @@ def _modality(kind: str, name: str, representation: str = "") -> Modality:
         "timeseries": dict(shape=(20, 3), representation="features"),
         "video": dict(shape=(4, 3, 16, 16), representation="pixels"),
     }
-    key = f"{kind}-{representation}" if representation else kind
+    key = "audio-logmel" if representation == "logmel" else kind
     return Modality(name, kind, **specs[key])  # type: ignore[arg-type]
 
 

@@ -35,7 +35,7 @@ class SharedHeadFusion(Fusion):
         if len(widths) != 1:
             raise ValueError(
                 f"shared_head fusion applies one head to every modality, so all feature widths must be "
-                f"equal; got {dict(in_dims)}. Set model.width so that every encoder produces the same width"
+                f"equal; got {dict(in_dims)}; set model.width so that every encoder produces the same width"
             )
         self.names = list(in_dims)
         self.mode = mode

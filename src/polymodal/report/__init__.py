@@ -1,6 +1,14 @@
-"""Metrics on collected predictions and the Markdown + PNG report of a training run."""
+"""Metrics on collected predictions and the Markdown + PNG report of a training run.
 
-from polymodal.report.markdown import load_run, render_report, write_report
+The metrics (numpy only) import at once; the report and plotting functions load matplotlib on first
+use, so code that only computes metrics (the training engine) does not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from polymodal.report.metrics import (
     Predictions,
     accuracy,
@@ -14,7 +22,22 @@ from polymodal.report.metrics import (
     save_predictions,
     summarize,
 )
-from polymodal.report.plots import plot_grad_norms, plot_learning_curves, plot_reliability
+
+_LAZY = {
+    "load_run": "polymodal.report.markdown",
+    "render_report": "polymodal.report.markdown",
+    "write_report": "polymodal.report.markdown",
+    "plot_grad_norms": "polymodal.report.plots",
+    "plot_learning_curves": "polymodal.report.plots",
+    "plot_reliability": "polymodal.report.plots",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'polymodal.report' has no attribute {name!r}")
+
 
 __all__ = [
     "Predictions",

@@ -1,0 +1,186 @@
+"""Audio encoders: a log-mel front end, then a small 2-D CNN (default) or a ResNet-18 over (1, n_mels, frames).
+
+Input depends on ``modality.representation``:
+
+- ``"waveform"`` (or the schema default ``"raw"``): (B, samples) at ``modality.sample_rate`` Hz;
+  the encoder computes the log-mel with :class:`polymodal.data.transforms.LogMel` (config from
+  the ``logmel`` kwarg, sample rate from the modality).
+- ``"logmel"``: (B, n_mels, frames), already computed (datasets cache it).
+
+Each log-mel is normalised per sample (zero mean, unit variance over mel x time), so raw log
+magnitudes (around -14 for silence) do not hurt training. Both encoders are sequence-capable:
+``sequence(x)`` pools over frequency and keeps the (downsampled) time axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from itertools import pairwise
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polymodal.data.schema import Modality
+from polymodal.data.transforms import LogMel, LogMelConfig
+from polymodal.encoders.base import ENCODERS, Encoder
+from polymodal.encoders.image import check_input, check_kind, conv_block
+from polymodal.encoders.resnet import resnet18
+
+WAVEFORM_REPRESENTATIONS = ("waveform", "raw")
+
+
+def _logmel_config(modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None, encoder: str) -> LogMelConfig:
+    given = asdict(logmel) if isinstance(logmel, LogMelConfig) else dict(logmel or {})
+    sr = given.setdefault("sample_rate", modality.sample_rate)
+    if sr != modality.sample_rate:
+        raise ValueError(
+            f"encoder {encoder!r}: logmel.sample_rate={sr} Hz but modality {modality.name!r} is sampled at "
+            f"{modality.sample_rate} Hz (drop logmel.sample_rate or resample the audio)"
+        )
+    try:
+        return LogMelConfig(**given)
+    except TypeError as err:
+        fields = ", ".join(LogMelConfig.__dataclass_fields__)
+        raise ValueError(f"encoder {encoder!r}: bad logmel options {given}; allowed keys: {fields}") from err
+
+
+class AudioFrontEnd(nn.Module):
+    """Waveform (B, samples) or log-mel (B, n_mels, frames) -> normalised log-mel (B, 1, n_mels, frames)."""
+
+    def __init__(
+        self, modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None = None, encoder: str = "audio"
+    ) -> None:
+        super().__init__()
+        check_kind(modality, "audio", encoder)
+        rep, shape = modality.representation, tuple(modality.shape)
+        self.encoder = encoder
+        self.logmel: LogMel | None = None
+        if rep in WAVEFORM_REPRESENTATIONS:
+            if len(shape) != 1:
+                raise ValueError(
+                    f"encoder {encoder!r}: audio modality {modality.name!r} is a {rep!r} and must have shape "
+                    f"(samples,); got {shape} (set representation='logmel' for (n_mels, frames) inputs)"
+                )
+            self.logmel = LogMel(_logmel_config(modality, logmel, encoder))
+            self.n_mels = self.logmel.cfg.n_mels
+        elif rep == "logmel":
+            if len(shape) != 2:
+                raise ValueError(
+                    f"encoder {encoder!r}: log-mel modality {modality.name!r} must have shape (n_mels, frames); "
+                    f"got {shape}"
+                )
+            self.n_mels = shape[0]
+            if logmel is not None:
+                cfg = _logmel_config(modality, logmel, encoder)
+                if cfg.n_mels != self.n_mels:
+                    raise ValueError(
+                        f"encoder {encoder!r}: logmel.n_mels={cfg.n_mels} but modality {modality.name!r} "
+                        f"holds {self.n_mels} mel bands; make them agree"
+                    )
+        else:
+            raise ValueError(
+                f"encoder {encoder!r}: audio modality {modality.name!r} has representation {rep!r}; "
+                f"expected 'waveform' (B, samples) or 'logmel' (B, n_mels, frames)"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.logmel is not None:
+            check_input(self.encoder, x, "(B, samples) waveform", 2)
+            mel = self.logmel(x)  # (B, n_mels, frames)
+        else:
+            check_input(self.encoder, x, f"(B, {self.n_mels}, frames) log-mel", 3, (1, self.n_mels))
+            mel = x.float()
+        mean = mel.mean(dim=(1, 2), keepdim=True)
+        std = mel.std(dim=(1, 2), keepdim=True)
+        return ((mel - mean) / (std + 1e-5)).unsqueeze(1)  # (B, 1, n_mels, frames)
+
+
+class AudioCNN(Encoder):
+    """Log-mel -> conv-BN-ReLU-pool blocks (16-32-64 by default) -> per-time-step linear + ReLU.
+
+    sequence(x)  -> (B, T', width), T' = frames / 2**len(channels) rounded up (frequency averaged out)
+    forward(x)   -> (B, width), the time average of ``sequence``
+    low_level(x) -> (B, channels[0] * grid**2), the first block's map average-pooled to grid x grid
+    """
+
+    kind = "audio"
+    supports_sequence = True
+
+    def __init__(
+        self, front: AudioFrontEnd, width: int = 64, channels: Sequence[int] = (16, 32, 64), low_level_grid: int = 4,
+        name: str = "audio_cnn",
+    ) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError(f"encoder {name!r}: channels must list at least one conv block; got {channels!r}")
+        self.name, self.front, self.grid = name, front, low_level_grid
+        chans = [1, *channels]
+        self.blocks = nn.ModuleList(conv_block(a, b) for a, b in pairwise(chans))
+        self.head = nn.Sequential(nn.Linear(chans[-1], width), nn.ReLU())
+        self.out_dim = width
+        self.low_level_dim = channels[0] * low_level_grid**2
+
+    def sequence(self, x: Tensor) -> Tensor:
+        h = self.front(x)
+        for block in self.blocks:
+            h = block(h)  # (B, C, F', T')
+        return self.head(h.mean(dim=2).transpose(1, 2))  # (B, T', width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sequence(x).mean(dim=1)  # (B, width)
+
+    def low_level(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(self.blocks[0](self.front(x)), self.grid).flatten(1)
+
+
+class AudioResNet18(Encoder):
+    """Log-mel -> ResNet-18 (3x3 stem, no max-pool) whose last stage has ``width`` channels.
+
+    sequence(x)  -> (B, T', width), T' = frames / 8 rounded up (frequency averaged out)
+    forward(x)   -> (B, width), the time average of ``sequence``
+    low_level(x) -> (B, stem_channels * grid**2), the stem's map average-pooled to grid x grid
+    """
+
+    kind = "audio"
+    supports_sequence = True
+
+    def __init__(self, front: AudioFrontEnd, width: int = 512, low_level_grid: int = 4, name: str = "audio_resnet18") -> None:
+        super().__init__()
+        self.name, self.front, self.grid = name, front, low_level_grid
+        self.backbone = resnet18(1, width, dims=2, small_input=True)
+        self.out_dim = width
+        self.low_level_dim = self.backbone.stem_channels * low_level_grid**2
+
+    def sequence(self, x: Tensor) -> Tensor:
+        return self.backbone.features(self.front(x)).mean(dim=2).transpose(1, 2)  # (B, T', width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sequence(x).mean(dim=1)
+
+    def low_level(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(self.backbone.stem(self.front(x)), self.grid).flatten(1)
+
+
+@ENCODERS.register("audio_cnn", tiny={"width": 8, "channels": (4, 8)})
+def audio_cnn(
+    modality: Modality,
+    width: int = 64,
+    channels: Sequence[int] = (16, 32, 64),
+    logmel: LogMelConfig | Mapping[str, Any] | None = None,
+    low_level_grid: int = 4,
+) -> AudioCNN:
+    """Small 2-D CNN over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames)."""
+    return AudioCNN(AudioFrontEnd(modality, logmel, "audio_cnn"), width, tuple(channels), low_level_grid)
+
+
+@ENCODERS.register("audio_resnet18", tiny={"width": 8})
+def audio_resnet18(
+    modality: Modality,
+    width: int = 512,
+    logmel: LogMelConfig | Mapping[str, Any] | None = None,
+    low_level_grid: int = 4,
+) -> AudioResNet18:
+    """ResNet-18 over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames)."""
+    return AudioResNet18(AudioFrontEnd(modality, logmel, "audio_resnet18"), width, low_level_grid)

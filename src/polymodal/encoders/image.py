@@ -1,0 +1,171 @@
+"""Image encoders: a small CNN (the default, also the frame encoder of ``video_frames``) and a ResNet-18.
+
+Input: (B, C, H, W) float pixels (datasets give [0, 1]); C comes from ``modality.shape = (C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polymodal.data.schema import Modality
+from polymodal.encoders.base import ENCODERS, Encoder
+from polymodal.encoders.resnet import resnet18
+
+
+def check_input(encoder: str, x: Tensor, expected: str, dim: int, channels: tuple[int, int] | None = None) -> None:
+    """Cheap input check shared by the encoders: the number of dimensions and one channel count.
+
+    expected: the expected shape as text, e.g. "(B, 3, H, W)"; channels: (axis, count) to check.
+    Raises ValueError naming the encoder, the expected and the received shape.
+    """
+    bad = x.dim() != dim or (channels is not None and x.shape[channels[0]] != channels[1])
+    if bad:
+        raise ValueError(
+            f"encoder {encoder!r} expects input of shape {expected}; got {tuple(x.shape)} "
+            f"(check the modality's shape and representation, or pick an encoder for this input)"
+        )
+
+
+def check_kind(modality: Modality, kind: str, encoder: str) -> None:
+    """Raise ValueError when ``modality`` is not of the kind the encoder takes (before any shape check)."""
+    if modality.kind != kind:
+        raise ValueError(
+            f"encoder {encoder!r} takes {kind} input but modality {modality.name!r} is {modality.kind}; "
+            f"choose one of the {modality.kind} encoders (`polymodal list encoders`)"
+        )
+
+
+def conv_block(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """3x3 conv (stride ``stride``) + BatchNorm + ReLU + 2x2 max-pool; spatial size / (2 * stride), rounded up."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, ceil_mode=True),
+    )
+
+
+def image_modality_shape(modality: Modality, encoder: str) -> tuple[int, int, int]:
+    check_kind(modality, "image", encoder)
+    if len(modality.shape) != 3:
+        raise ValueError(
+            f"encoder {encoder!r}: image modality {modality.name!r} must have shape (C, H, W); got {modality.shape}"
+        )
+    c, h, w = modality.shape
+    return c, h, w
+
+
+class ImageCNN(Encoder):
+    """(B, C, H, W) -> (B, width): conv blocks (16-32-64 channels by default), global average pool, linear + ReLU.
+
+    Each block halves H and W (the first one quarters them when ``stem_stride=2``, for large images).
+    low_level(x) -> (B, channels[0] * grid**2): the first block's map average-pooled to grid x grid.
+    """
+
+    kind = "image"
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int = 64,
+        channels: Sequence[int] = (16, 32, 64),
+        stem_stride: int = 1,
+        low_level_grid: int = 4,
+        name: str = "image_cnn",
+    ) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError(f"encoder {name!r}: channels must list at least one conv block; got {channels!r}")
+        self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
+        chans = [in_channels, *channels]
+        self.blocks = nn.ModuleList(
+            conv_block(a, b, stem_stride if i == 0 else 1) for i, (a, b) in enumerate(pairwise(chans))
+        )
+        self.head = nn.Sequential(nn.Linear(chans[-1], width), nn.ReLU())
+        self.out_dim = width
+        self.low_level_dim = channels[0] * low_level_grid**2
+
+    def _check(self, x: Tensor) -> None:
+        check_input(self.name, x, f"(B, {self.in_channels}, H, W)", 4, (1, self.in_channels))
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> last block's map (B, channels[-1], H', W')."""
+        h = x.float()
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return self.head(self.feature_map(x).mean(dim=(2, 3)))  # (B, width)
+
+    def low_level(self, x: Tensor) -> Tensor:
+        self._check(x)
+        h = self.blocks[0](x.float())
+        return F.adaptive_avg_pool2d(h, self.grid).flatten(1)  # (B, channels[0] * grid**2)
+
+
+class ImageResNet18(Encoder):
+    """(B, C, H, W) -> (B, width): ResNet-18 whose last stage has ``width`` channels, global average pool.
+
+    low_level(x) -> (B, stem_channels * grid**2): the stem's map average-pooled to grid x grid.
+    """
+
+    kind = "image"
+
+    def __init__(
+        self, in_channels: int, width: int = 512, small_input: bool = False, low_level_grid: int = 4,
+        name: str = "image_resnet18",
+    ) -> None:
+        super().__init__()
+        self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
+        self.backbone = resnet18(in_channels, width, dims=2, small_input=small_input)
+        self.out_dim = width
+        self.low_level_dim = self.backbone.stem_channels * low_level_grid**2
+
+    def _check(self, x: Tensor) -> None:
+        check_input(self.name, x, f"(B, {self.in_channels}, H, W)", 4, (1, self.in_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return self.backbone(x.float())  # (B, width)
+
+    def low_level(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return F.adaptive_avg_pool2d(self.backbone.stem(x.float()), self.grid).flatten(1)
+
+
+@ENCODERS.register("image_cnn", tiny={"width": 8, "channels": (4, 8)})
+def image_cnn(
+    modality: Modality,
+    width: int = 64,
+    channels: Sequence[int] = (16, 32, 64),
+    stem_stride: int | None = None,
+    low_level_grid: int = 4,
+) -> ImageCNN:
+    """Small CNN for images (B, C, H, W): conv-BN-ReLU-pool blocks, e.g. 28x28 grey or larger RGB.
+
+    stem_stride: stride of the first conv; None picks 2 for images of 64 px or more, else 1.
+    """
+    c, h, w = image_modality_shape(modality, "image_cnn")
+    if stem_stride is None:
+        stem_stride = 2 if min(h, w) >= 64 else 1
+    return ImageCNN(c, width, tuple(channels), stem_stride, low_level_grid)
+
+
+@ENCODERS.register("image_resnet18", tiny={"width": 8})
+def image_resnet18(
+    modality: Modality, width: int = 512, small_input: bool | None = None, low_level_grid: int = 4
+) -> ImageResNet18:
+    """ResNet-18 for images (B, C, H, W); width 512 is the standard network.
+
+    small_input: 3x3 stride-1 stem without max-pool; None picks it for images under 64 px.
+    """
+    c, h, w = image_modality_shape(modality, "image_resnet18")
+    if small_input is None:
+        small_input = min(h, w) < 64
+    return ImageResNet18(c, width, small_input, low_level_grid)

@@ -1,0 +1,58 @@
+"""Build a run's datasets, strategy and model from its configuration (shared by train and evaluate)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from polymodal import registries
+from polymodal.config import RunConfig
+from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
+from polymodal.models import MultimodalModel, build_model
+from polymodal.strategies.base import Strategy
+
+
+def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, MultimodalDataset]:
+    """``split -> dataset`` from ``cfg.data``; checks that every split has the first split's modalities."""
+    data = cfg.data
+    out = {
+        split: build_dataset(
+            data.dataset, split, root=data.root, cache_features=data.cache_features, **data.options
+        )
+        for split in splits
+    }
+    first_split, first = next(iter(out.items()))
+    for split, ds in out.items():
+        if ds.task != "classification":
+            raise ValueError(
+                f"dataset {data.dataset!r} ({split}) is a {ds.task} task; the training engine and its "
+                f"strategies (cross-entropy, accuracy) handle classification datasets only"
+            )
+        if [m.name for m in ds.schema] != [m.name for m in first.schema] or ds.num_outputs != first.num_outputs:
+            raise ValueError(
+                f"dataset {data.dataset!r}: split {split!r} has modalities {ds.modalities} and "
+                f"{ds.num_outputs} outputs but split {first_split!r} has {first.modalities} and "
+                f"{first.num_outputs}; every split must share one schema"
+            )
+        if len(ds) == 0:
+            raise ValueError(f"dataset {data.dataset!r}: split {split!r} is empty (check data.options)")
+    return out
+
+
+def build_strategy(cfg: RunConfig) -> Strategy:
+    """The configured strategy, ``STRATEGIES.create(strategy.name, **strategy.args)``."""
+    try:
+        return registries.STRATEGIES.create(cfg.strategy.name, **cfg.strategy.args)
+    except TypeError as e:
+        raise ValueError(f"strategy.args {cfg.strategy.args} do not fit strategy {cfg.strategy.name!r}: {e}") from None
+
+
+def build_run_model(cfg: RunConfig, dataset: MultimodalDataset, strategy: Strategy) -> MultimodalModel:
+    """Encoders + fusion for ``dataset``'s schema; the fusion defaults to the strategy's choice."""
+    return build_model(
+        dataset.schema,
+        dataset.num_outputs,
+        fusion=cfg.model.fusion or strategy.default_fusion,
+        fusion_args=cfg.model.fusion_args,
+        encoders=cfg.model.encoders,
+        width=cfg.model.width,
+    )

@@ -1,0 +1,119 @@
+"""Data loading for the engine: epoch-seeded sampling, class weights, distributed sharding.
+
+The order of samples is a pure function of ``(seed, epoch)`` so that a resumed run sees exactly
+the batches an uninterrupted run would have seen. Under ``world_size`` processes every rank draws
+the same global order, pads it to a multiple of ``world_size`` by repeating its start (as
+``DistributedSampler`` does) and takes every ``world_size``-th index from its ``rank``: the union of
+the ranks' i-th batches (each of ``data.batch_size`` samples: batch size is PER PROCESS) is the
+i-th batch of a single process with ``world_size`` times that batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from polymodal.data.base import MultimodalDataset
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) number of samples of each class; raises on labels outside [0, C)."""
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels span [{labels.min()}, {labels.max()}] but the dataset declares {num_classes} classes "
+            f"(check the dataset's num_outputs)"
+        )
+    return np.bincount(labels, minlength=num_classes)
+
+
+def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """(C,) class weights ``N / (C * n_c)`` (1 for every class when balanced); 0 for an absent class."""
+    counts = class_counts(labels, num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def balanced_sample_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """(N,) per-sample weights ``1 / n_{y_i}``: every class is drawn equally often on average."""
+    counts = class_counts(labels, num_classes).astype(np.float64)
+    return torch.tensor(1.0 / counts[np.asarray(labels).astype(np.int64)], dtype=torch.float64)
+
+
+class EpochSampler(Sampler[int]):
+    """Indices for one rank, re-drawn every epoch from ``torch.Generator().manual_seed(seed * 1000 + epoch)``.
+
+    shuffle:        a random permutation (else dataset order)
+    sample_weights: (N,) if given, draw N indices WITH replacement in proportion to them
+                    (``WeightedRandomSampler``'s rule) instead of a permutation
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        sample_weights: torch.Tensor | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError("cannot sample from an empty dataset (check the dataset split and its options)")
+        if sample_weights is not None and sample_weights.shape != (num_samples,):
+            raise ValueError(f"sample_weights has shape {tuple(sample_weights.shape)}; expected ({num_samples},)")
+        self.num_samples, self.seed, self.shuffle = num_samples, seed, shuffle
+        self.sample_weights = sample_weights
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_order(self) -> list[int]:
+        """This epoch's indices for all ranks together, before padding."""
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        if self.sample_weights is not None:
+            return torch.multinomial(self.sample_weights, self.num_samples, replacement=True, generator=g).tolist()
+        if self.shuffle:
+            return torch.randperm(self.num_samples, generator=g).tolist()
+        return list(range(self.num_samples))
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.global_order()
+        total = len(self) * self.world_size
+        while len(order) < total:  # pad by repeating the start (DistributedSampler's rule)
+            order += order[: total - len(order)]
+        return iter(order[self.rank : total : self.world_size])
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.world_size)
+
+
+def make_loader(
+    dataset: MultimodalDataset,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    balanced: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``)."""
+    weights = balanced_sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
+    sampler = EpochSampler(
+        len(dataset), seed=seed, shuffle=shuffle, sample_weights=weights, rank=rank, world_size=world_size
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=dataset.collate_fn(),
+        num_workers=num_workers,
+        drop_last=False,
+    )

@@ -1,0 +1,198 @@
+"""Evaluation: fused and per-modality predictions, gathered across ranks without duplicates.
+
+Per-modality ("unimodal") predictions follow BENCHMARKS.md: the model is evaluated with every other
+modality marked absent (``strategy.predict(model, batch.with_absent(others))``). When the fusion
+cannot run that way (it raises), the modality is reported as unavailable (None / left out).
+A modality's accuracy is taken over the samples in which that modality is present.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning_fabric import Fabric
+from torch.utils.data import DataLoader
+
+from polymodal.config import load_config
+from polymodal.data.schema import Modality
+from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+from polymodal.engine.checkpoint import load_checkpoint
+from polymodal.engine.data import make_loader
+from polymodal.models import MultimodalModel
+from polymodal.report.metrics import Predictions
+from polymodal.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalOutputs:
+    """One row per dataset sample, sorted by dataset index.
+
+    index:        (N,) int64 dataset positions
+    label:        (N,) int64 class ids
+    logits:       (N, C) float32 fused logits (the strategy's rule)
+    per_modality: name -> (N, C) logits with every other modality absent; missing when unavailable
+    present:      name -> (N,) bool, whether the modality was present in the sample
+    """
+
+    index: np.ndarray
+    label: np.ndarray
+    logits: np.ndarray
+    per_modality: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]
+
+
+@torch.no_grad()
+def collect_outputs(
+    fabric: Fabric,
+    model: MultimodalModel,
+    strategy: Strategy,
+    loader: DataLoader,
+    schema: tuple[Modality, ...],
+) -> EvalOutputs:
+    """Run the model over ``loader`` on every rank and gather the de-duplicated outputs on all ranks."""
+    names = [m.name for m in schema]
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {}
+    failed: dict[str, str] = {}
+    for batch in loader:
+        batch.validate(schema)
+        rows = {"index": batch.index, "label": batch.label, "logits": strategy.predict(model, batch).logits.float()}
+        for m in names:
+            rows[f"present/{m}"] = batch.present[m]
+            if m in failed:
+                continue
+            try:
+                out = strategy.predict(model, batch.with_absent([o for o in names if o != m]))
+                rows[f"per/{m}"] = out.logits.float()
+            except (ValueError, RuntimeError, TypeError, KeyError) as e:
+                failed[m] = f"{type(e).__name__}: {e}"
+        for k, v in rows.items():
+            chunks.setdefault(k, []).append(v.detach())
+    model.train(was_training)
+    if not chunks:
+        raise ValueError("the evaluation loader yielded no batch; the split is empty")
+    flags = torch.tensor([float(m in failed) for m in names], device=fabric.device)
+    if fabric.world_size > 1:
+        flags = fabric.all_reduce(flags, reduce_op="sum")
+    for m, flag in zip(names, flags.tolist(), strict=True):
+        if flag > 0:
+            chunks.pop(f"per/{m}", None)
+            log.warning("modality %r: no unimodal prediction (the fusion cannot run with it alone): %s",
+                        m, failed.get(m, "failed on another rank"))
+    local = {k: torch.cat(v) for k, v in chunks.items()}
+    if fabric.world_size > 1:
+        gathered = fabric.all_gather(local)
+        local = {k: v.reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
+    arrays = {k: v.cpu().numpy() for k, v in local.items()}
+    index, first = np.unique(arrays["index"], return_index=True)
+    pick = {k: v[first] for k, v in arrays.items()}
+    return EvalOutputs(
+        index=index.astype(np.int64),
+        label=pick["label"].astype(np.int64),
+        logits=pick["logits"].astype(np.float32),
+        per_modality={m: pick[f"per/{m}"].astype(np.float32) for m in names if f"per/{m}" in pick},
+        present={m: pick[f"present/{m}"].astype(bool) for m in names},
+    )
+
+
+def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
+    """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a), ``n``."""
+    logits, label = torch.from_numpy(out.logits), torch.from_numpy(out.label)
+    metrics: dict[str, float | None] = {
+        "loss": float(F.cross_entropy(logits, label)),
+        "fused_acc": float((logits.argmax(1) == label).float().mean()),
+    }
+    for m in modalities:
+        per, rows = out.per_modality.get(m), out.present[m]
+        ok = per is not None and bool(rows.any())
+        metrics[f"{m}_acc"] = float((per[rows].argmax(1) == out.label[rows]).mean()) if ok else None
+    metrics["n"] = int(len(label))
+    return metrics
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.from_numpy(x), dim=1).numpy()
+
+
+def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predictions:
+    """Class probabilities (softmax of the logits) in the report's :class:`Predictions` form."""
+    return Predictions(
+        y_true=out.label,
+        probs=_softmax(out.logits),
+        per_modality={m: _softmax(v) for m, v in out.per_modality.items()},
+        index=out.index,
+        class_names=tuple(class_names),
+    )
+
+
+def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tuple[str, ...] = ()) -> None:
+    """npz with ``y_true`` (N,), ``probs`` (N, C), ``index`` (N,), ``modalities``, ``class_names``,
+    ``probs_<m>`` (N, C) per available modality and ``present_<m>`` (N,) bool per modality."""
+    preds = to_predictions(out, class_names)
+    arrays: dict[str, np.ndarray] = {
+        "y_true": preds.y_true,
+        "probs": preds.probs,
+        "index": out.index,
+        "modalities": np.array(list(out.present), dtype=str),
+        "class_names": np.array(list(class_names), dtype=str),
+    }
+    for m, p in preds.per_modality.items():
+        arrays[f"probs_{m}"] = p
+    for m, p in out.present.items():
+        arrays[f"present_{m}"] = p
+    np.savez_compressed(path, **arrays)
+
+
+def load_predictions(path: str | os.PathLike) -> Predictions:
+    """Read an npz written by :func:`save_predictions`."""
+    with np.load(path, allow_pickle=False) as z:
+        modalities = [str(m) for m in z["modalities"]]
+        return Predictions(
+            y_true=z["y_true"],
+            probs=z["probs"],
+            per_modality={m: z[f"probs_{m}"] for m in modalities if f"probs_{m}" in z},
+            index=z["index"],
+            class_names=tuple(str(c) for c in z["class_names"]),
+        )
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    *,
+    checkpoint: str = "best",
+    accelerator: str | None = None,
+) -> Predictions:
+    """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
+    and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} does not exist; is {run_dir} a run folder written by train()?")
+    cfg = load_config(cfg_path)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / checkpoint)
+    datasets = build_datasets(cfg, ["train", split]) if split != "train" else build_datasets(cfg, ["train"])
+    strategy = build_strategy(cfg)
+    model = build_run_model(cfg, datasets["train"], strategy)
+    strategy.setup(model, datasets["train"])
+    model.load_state_dict(ckpt.model)
+    strategy.load_state_dict(ckpt.strategy)
+    fabric = Fabric(accelerator=accelerator or cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision)
+    model = fabric.setup_module(model)
+    ds = datasets[split]
+    loader = fabric.setup_dataloaders(
+        make_loader(ds, batch_size=cfg.data.eval_batch_size, seed=cfg.seed, shuffle=False,
+                    num_workers=cfg.data.num_workers),
+        use_distributed_sampler=False,
+    )
+    out = collect_outputs(fabric, model, strategy, loader, ds.schema)
+    return to_predictions(out, ds.class_names)
