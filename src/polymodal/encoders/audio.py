@@ -98,7 +98,7 @@ class AudioFrontEnd(nn.Module):
 
 
 class AudioCNN(Encoder):
-    """Log-mel -> conv-BN-ReLU-pool blocks (16-32-64 by default) -> per-time-step linear + ReLU.
+    """Log-mel -> conv-pool-BN-ReLU blocks (16-32-64 by default) -> per-time-step linear + ReLU.
 
     sequence(x)  -> (B, T', width), T' = frames / 2**len(channels) rounded up (frequency averaged out)
     forward(x)   -> (B, width), the time average of ``sequence``

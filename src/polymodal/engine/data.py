@@ -70,7 +70,9 @@ class EpochSampler(Sampler[int]):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def select_epoch(self, epoch: int) -> None:
+        """Draw the order of 0-based ``epoch``. (Deliberately not ``set_epoch``: Fabric's loaders call
+        ``set_epoch`` with their own iteration count, which restarts at 0 in a resumed process.)"""
         self.epoch = epoch
 
     def global_order(self) -> list[int]:

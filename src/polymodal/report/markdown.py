@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from polymodal.report.metrics import Predictions, confusion_matrix, load_predictions, per_class_report
+from polymodal.report.metrics import (
+    Predictions,
+    accuracy,
+    confusion_matrix,
+    load_predictions,
+    per_class_report,
+)
 from polymodal.report.plots import plot_grad_norms, plot_learning_curves, plot_reliability
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "predictions_test.npz", "provenance.json")
@@ -179,7 +185,9 @@ def _class_section(pred: Predictions, run_dir: Path) -> list[str]:
     names = list(pred.class_names) if len(pred.class_names) == num_classes else [str(c) for c in range(num_classes)]
     y_pred = probs.argmax(axis=1)
     cm = confusion_matrix(y, y_pred, num_classes)
-    out = ["## Test predictions (fused)", "", f"{len(y)} test samples, {num_classes} classes.", ""]
+    accs = [f"fused {100 * accuracy(y, probs):.2f} %"]
+    accs += [f"{m} alone {100 * accuracy(y, p):.2f} %" for m, p in pred.per_modality.items()]
+    out = ["## Test predictions (fused)", "", f"{len(y)} test samples, {num_classes} classes; accuracy: {', '.join(accs)}.", ""]
     if num_classes <= MAX_CONFUSION_CLASSES:
         out += ["Confusion matrix (rows: true class, columns: predicted class):", ""]
         out += [_table(["true \\ pred", *names], [[names[i], *map(str, cm[i])] for i in range(num_classes)]), ""]

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from polymodal.report.metrics import expected_calibration_error, reliability_bins
 
@@ -55,6 +57,23 @@ def grad_norm_modalities(records: Sequence[dict[str, Any]]) -> list[str]:
     return [k.split("/", 1)[1] for k in _keys_in_order(records) if k.startswith("grad_norm/")]
 
 
+def _epoch_axis(ax: Axes) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plain_log_labels(ax: Axes) -> None:
+    """Log-axis labels as "0.2", "30", "1e-05" instead of "2 x 10^-1"; fewer minor labels on wide ranges."""
+
+    def minor(v: float, _: object) -> str:
+        lo, hi = ax.get_ylim()
+        span = hi / lo if lo > 0 else math.inf
+        mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9)) if v > 0 else 0
+        return f"{v:g}" if span < 10 or (span < 300 and mantissa in (2, 5)) else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +100,7 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) ->
             ax_acc.plot(x, y, "--", marker=".", label=key)
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy", ylim=(-0.02, 1.02))
     for ax in (ax_loss, ax_acc):
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
@@ -114,6 +134,8 @@ def plot_grad_norms(records: Sequence[dict[str, Any]], path: str | Path) -> Path
         axes[1].axhline(1.0, color="grey", lw=1, ls=":")
         axes[1].set(xlabel="epoch", ylabel="ratio", title=f"Gradient norm relative to {ref}", yscale="log")
     for ax in axes:
+        _epoch_axis(ax)
+        _plain_log_labels(ax)
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -133,10 +155,8 @@ def plot_reliability(y_true: np.ndarray, probs: np.ndarray, path: str | Path, n_
     fig = Figure(figsize=(5, 5.5), layout="constrained")
     ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     ax.bar(edges[:-1][full], bins["accuracy"][full], width=width, align="edge", edgecolor="black", label="accuracy")
-    ax.bar(
-        edges[:-1][full], bins["confidence"][full] - bins["accuracy"][full], bottom=bins["accuracy"][full],
-        width=width, align="edge", color="tab:red", alpha=0.3, label="gap to confidence",
-    )
+    centers = edges[:-1][full] + width / 2
+    ax.plot(centers, bins["confidence"][full], "D", ms=4, color="tab:red", label="mean confidence")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"{title + ': ' if title else ''}ECE = {ece:.4f} ({n_bins} bins)")
     ax.legend(fontsize=8, loc="upper left")

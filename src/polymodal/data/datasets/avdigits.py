@@ -41,10 +41,13 @@ from polymodal.data.schema import Modality
 from polymodal.data.transforms import LogMel, LogMelConfig
 from polymodal.paths import artifacts_dir, cache_dir
 
-if __name__ == "__main__":  # `python -m polymodal.data.datasets.avdigits build`: the package already
-    from polymodal.data.datasets._avdigits_build import main  # imported this module and registered
+# `python -m polymodal.data.datasets.avdigits build|verify` runs this file as __main__ after the
+# package has imported it (and registered its datasets) as a module: hand over to the builder's
+# command line before the datasets would be registered a second time.
+if __name__ == "__main__":
+    from polymodal.data.datasets._avdigits_build import main
 
-    raise SystemExit(main())  # its datasets, so stop before registering them a second time
+    raise SystemExit(main())
 
 ARTIFACT_VERSION = "avdigits-v1"
 BUILD_COMMAND = "python -m polymodal.data.datasets.avdigits build"
@@ -55,7 +58,14 @@ AUDIO_FILE, INDEX_FILE, MANIFEST_FILE = "audio.flac", "audio_index.csv", "manife
 MNIST_IMAGES, MNIST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 RECORDINGS = {"train": range(10, 50), "val": range(5, 10), "test": range(0, 5)}  # FSDD index in file name
 IMAGE_POOLS = {"train": (0, 6000), "val": (6000, 8000), "test": (8000, 10000)}  # MNIST t10k rows [lo, hi)
-SEEDS = {"pairing": 20231117, "image2": 20231118, "sum": 20231119, "audio": 1, "image": 2, "image2_noise": 3}
+SEEDS = {  # numpy default_rng seeds of the recipe
+    "pairing": 20231117,
+    "pairing_image2": 20231118,
+    "pairing_sum": 20231119,
+    "audio_noise": 1,
+    "image_noise": 2,
+    "image2_noise": 3,
+}
 RECIPE_CHECKSUMS = {  # first 16 hex digits of sha256 over the recipe's lines
     "all_rows": "cf76718d3cbcdfba",
     "test_rows": "35122b1d4a4e0eb9",
@@ -120,7 +130,7 @@ def read_idx_gz(path: Path, ndim: int) -> np.ndarray:
 
 def build_recipe(files: tuple[str, ...], digits: np.ndarray, recordings: np.ndarray, image_labels: np.ndarray) -> Recipe:
     """Pair clips with MNIST rows exactly as the benchmark recipe says (``files`` sorted by name)."""
-    rng, rng2, rng3 = (np.random.default_rng(SEEDS[k]) for k in ("pairing", "image2", "sum"))
+    rng, rng2, rng3 = (np.random.default_rng(SEEDS[k]) for k in ("pairing", "pairing_image2", "pairing_sum"))
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("split", "clip", "image_row", "image2_row", "sum_row")}
     for s, name in enumerate(SPLITS):
         lo, hi = IMAGE_POOLS[name]
@@ -183,9 +193,15 @@ def load_artifact(artifact_dir: str | os.PathLike | None = None) -> Artifact:
             f"AV-digits artifact not found: {manifest_path} does not exist; build it with `{BUILD_COMMAND}` "
             "(needs the raw FSDD and MNIST data) or pass artifact_dir= pointing at a built copy"
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("artifact") != ARTIFACT_VERSION:
-        raise ValueError(f"{manifest_path} describes {manifest.get('artifact')!r}; expected {ARTIFACT_VERSION!r}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"artifact manifest {manifest_path} is corrupt ({exc}); rebuild with `{BUILD_COMMAND}`") from None
+    if not isinstance(manifest, dict) or manifest.get("artifact") != ARTIFACT_VERSION or "files" not in manifest:
+        raise ValueError(
+            f"{manifest_path} is not an {ARTIFACT_VERSION} manifest (expected keys 'artifact' = {ARTIFACT_VERSION!r} "
+            f"and 'files'); rebuild with `{BUILD_COMMAND}`"
+        )
     _verify_files(path, manifest)
     with (path / INDEX_FILE).open(newline="", encoding="utf-8") as f:
         index = list(csv.DictReader(f))
@@ -224,7 +240,7 @@ def audio_waveforms(art: Artifact, keep: np.ndarray, snr_db: float | None) -> np
     out = art.clips[clips[keep]].astype(np.float32) / 32768.0
     if snr_db is None:
         return out
-    rng = np.random.default_rng(SEEDS["audio"])
+    rng = np.random.default_rng(SEEDS["audio_noise"])
     pos = np.cumsum(keep) - 1  # row j of the recipe -> row of ``out``
     for j, i in enumerate(clips):
         n = int(art.lengths[i])
@@ -419,7 +435,7 @@ class AVDigits(MultimodalDataset):
         for name in v.views:
             noise = None
             if self.corruption is not None:
-                seed = SEEDS["image"] if name == "image" else SEEDS["image2_noise"]
+                seed = SEEDS["image_noise"] if name == "image" else SEEDS["image2_noise"]
                 noise = (float(self.corruption["sigma"]), int(self.corruption["occlusion"]), seed)
             self._inputs[name] = torch.from_numpy(image_pixels(art, all_rows[name], keep, noise))[:, None]
             schema.append(Modality(name, "image", (1, IMAGE_SIZE, IMAGE_SIZE), representation="pixels"))

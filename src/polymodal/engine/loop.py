@@ -1,0 +1,354 @@
+"""The training loop on Lightning Fabric: ``train(cfg, resume=False) -> TrainResult``.
+
+One run = one folder ``cfg.run_dir`` holding ``config.yaml``, ``provenance.json``, ``metrics.jsonl``,
+``checkpoints/{best,last}``, ``logs/`` (Fabric loggers), ``predictions_{val,test}.npz`` and
+``results.json``. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch).
+
+Conventions: ``data.batch_size`` is per process (the global batch is ``batch_size * devices``);
+strategies see 0-based epoch indices (``ctx.epoch``, ``on_epoch_start``) while the records count
+finished epochs from 1. Every rank is seeded with ``cfg.seed``; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from lightning_fabric import Fabric
+from lightning_fabric.strategies import DDPStrategy
+
+from polymodal.config import RunConfig, dump_config
+from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+from polymodal.engine.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
+from polymodal.engine.data import inverse_frequency_weights, make_loader
+from polymodal.engine.evaluate import EvalOutputs, collect_outputs, compute_metrics, save_predictions
+from polymodal.engine.logging import EpochProgress, MetricsLog, build_loggers, scalars
+from polymodal.engine.optim import build_optimizer, build_scheduler
+from polymodal.engine.results import (
+    TrainingDiverged,
+    TrainResult,
+    provenance,
+    write_provenance,
+    write_results,
+)
+from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
+from polymodal.engine.step import NonFiniteLoss, Stepper
+
+log = logging.getLogger(__name__)
+
+
+def make_fabric(cfg: RunConfig) -> Fabric:
+    """Fabric from ``cfg.trainer``: DDP (``find_unused_parameters=True``, since alternating strategies
+    leave parameters unused) whenever ``strategy`` is ddp/ddp_spawn or ``devices > 1``."""
+    t = cfg.trainer
+    if t.precision == "16-mixed" and t.accelerator == "cpu":
+        warnings.warn("trainer.precision=16-mixed on CPU runs as bf16-mixed (Lightning Fabric's rule)", stacklevel=2)
+    strategy: Any = "auto"
+    if t.strategy != "auto" or t.devices > 1:
+        strategy = DDPStrategy(start_method="spawn" if t.strategy == "ddp_spawn" else "popen",
+                               find_unused_parameters=True)
+    return Fabric(accelerator=t.accelerator, devices=t.devices, strategy=strategy, precision=t.precision,
+                  loggers=build_loggers(cfg.run_dir, t.loggers))
+
+
+def train(cfg: RunConfig, *, resume: bool = False) -> TrainResult:
+    """Train ``cfg`` into ``cfg.run_dir`` and evaluate the best checkpoint on val and test.
+
+    resume: continue from ``checkpoints/last`` (the same final metrics as an uninterrupted run);
+            without it, a run folder that already holds checkpoints is an error.
+    Raises :class:`TrainingDiverged` (with ``.result``) when the training loss becomes NaN/inf.
+    ``trainer.strategy=ddp`` re-launches the current command line per rank (Fabric's rule): use it
+    from a script or the CLI; ``ddp_spawn`` works from anywhere with a picklable config.
+    """
+    ckpt_dir = cfg.run_dir / "checkpoints"
+    if not resume and (checkpoint_exists(ckpt_dir / "last") or checkpoint_exists(ckpt_dir / "best")):
+        raise FileExistsError(
+            f"run folder {cfg.run_dir} already holds checkpoints; use --resume or choose another name "
+            f"(name=...)"
+        )
+    fabric = make_fabric(cfg)
+    if cfg.trainer.strategy == "ddp_spawn":
+        result = fabric.launch(_run, cfg, resume)
+    else:
+        fabric.launch()
+        result = _run(fabric, cfg, resume)
+    if result.stopped_reason == "nan_loss":
+        raise TrainingDiverged(result.message, result)
+    return result
+
+
+class _Run:
+    """State of one training process (one rank)."""
+
+    def __init__(self, fabric: Fabric, cfg: RunConfig) -> None:
+        self.fabric, self.cfg = fabric, cfg
+        self.run_dir: Path = cfg.run_dir
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.rank0 = fabric.is_global_zero
+        t = cfg.trainer
+        seed_everything(cfg.seed, deterministic=t.deterministic, num_threads=t.num_threads)
+        self.datasets = build_datasets(cfg)
+        train_ds = self.datasets["train"]
+        self.schema = train_ds.schema
+        self.modalities = [m.name for m in self.schema]
+        self.strategy = build_strategy(cfg)
+        self.raw_model = build_run_model(cfg, train_ds, self.strategy)
+        self.strategy.setup(self.raw_model, train_ds)
+        self.raw_optimizer = build_optimizer(cfg.optim, self.raw_model.parameters())
+        self.scheduler = build_scheduler(cfg.optim, self.raw_optimizer, t.max_epochs)
+        self.model, self.optimizer = fabric.setup(self.raw_model, self.raw_optimizer)
+        d, rank, world = cfg.data, fabric.global_rank, fabric.world_size
+        train_loader = make_loader(train_ds, batch_size=d.batch_size, seed=cfg.seed, shuffle=True,
+                                   num_workers=d.num_workers, balanced=d.balanced_sampling, rank=rank,
+                                   world_size=world)
+        self.train_sampler = train_loader.sampler
+        self.loaders = {"train": fabric.setup_dataloaders(train_loader, use_distributed_sampler=False)}
+        for split in ("val", "test"):
+            loader = make_loader(self.datasets[split], batch_size=d.eval_batch_size, seed=cfg.seed,
+                                 shuffle=False, num_workers=d.num_workers, rank=rank, world_size=world)
+            self.loaders[split] = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        weights = inverse_frequency_weights(train_ds.labels, train_ds.num_outputs) if d.class_weights else None
+        self.extra = {"class_weights": None if weights is None else weights.to(fabric.device), "fabric": fabric}
+        self.stepper = Stepper(fabric, self.model, self.optimizer, accumulate=cfg.optim.accumulate,
+                               grad_clip=cfg.optim.grad_clip)
+        self.log = MetricsLog(self.run_dir)
+        self.state: dict[str, Any] = {"epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": None,
+                                      "bad_epochs": 0, "stopped_reason": None, "history": []}
+
+    # -- start / resume -------------------------------------------------------------------------
+    def start(self, resume: bool) -> None:
+        last = self.ckpt_dir / "last"
+        if self.rank0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume:
+                self._warn_config_changes()
+            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
+            write_provenance(self.run_dir, provenance(self.datasets, {
+                "seed": self.cfg.seed, "world_size": self.fabric.world_size, "resumed": resume,
+                "precision": self.cfg.trainer.precision, "accelerator": self.cfg.trainer.accelerator,
+            }))
+        if resume and checkpoint_exists(last):
+            ckpt = load_checkpoint(last, map_location=self.fabric.device)
+            self.raw_model.load_state_dict(ckpt.model)
+            if ckpt.optimizer is not None:
+                self.raw_optimizer.load_state_dict(ckpt.optimizer)
+            if self.scheduler is not None and ckpt.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt.scheduler)
+            self.strategy.load_state_dict(ckpt.strategy)
+            rng = ckpt.state.pop("rng")
+            self.state.update(ckpt.state)
+            self.stepper.optimizer_steps = int(self.state["global_step"])
+            set_rng_state(rng)  # last: nothing between here and the next epoch draws random numbers
+            log.info("resuming %s after epoch %d", self.run_dir, self.state["epoch"])
+        elif resume:
+            log.info("no checkpoint to resume in %s; starting from scratch", self.ckpt_dir)
+        if self.rank0:
+            self.log.reset()
+            for record in self.state["history"]:
+                self.log.append(record)
+        self.fabric.barrier()
+
+    def _warn_config_changes(self) -> None:
+        path = self.run_dir / "config.yaml"
+        if not path.is_file():
+            return
+        old, new = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(dump_config(self.cfg))
+        changed = [f"{s}.{k}" for s in new if isinstance(new[s], dict)
+                   for k in new[s] if (old.get(s) or {}).get(k) != new[s][k]]
+        changed += [k for k in new if not isinstance(new[k], dict) and old.get(k) != new[k]]
+        if changed:
+            warnings.warn(f"resuming {self.run_dir} with changed settings: {', '.join(changed)}", stacklevel=3)
+
+    # -- one epoch ------------------------------------------------------------------------------
+    def train_epoch(self, epoch_idx: int) -> dict[str, Any]:
+        cfg, fabric, model = self.cfg, self.fabric, self.model
+        self.train_sampler.select_epoch(epoch_idx)
+        self.strategy.on_epoch_start(model, epoch_idx)
+        model.train()
+        loader = self.loaders["train"]
+        n_batches = len(loader)
+        if cfg.trainer.max_steps_per_epoch is not None:
+            n_batches = min(n_batches, cfg.trainer.max_steps_per_epoch)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        sums: dict[str, list[float]] = {}
+        samples, t0 = 0, time.perf_counter()
+        progress = EpochProgress(cfg.trainer.progress and self.rank0, epoch_idx + 1, cfg.trainer.max_epochs, n_batches)
+        try:
+            for batch_idx, batch in enumerate(loader):
+                if batch_idx >= n_batches:
+                    break
+                batch.validate(self.schema)
+                ctx = self.stepper.context(epoch_idx, batch_idx, n_batches, self.extra)
+                try:
+                    out = self.strategy.training_step(model, batch, ctx)
+                except NonFiniteLoss as e:
+                    e.batch_idx = batch_idx  # type: ignore[attr-defined]
+                    raise
+                for k, v in out.items():
+                    if v is not None:
+                        acc = sums.setdefault(k, [0.0, 0.0])
+                        acc[0] += float(v)
+                        acc[1] += 1.0
+                samples += batch.size
+                loss = sums.get("loss", [0.0, 1.0])
+                progress.update(loss[0] / max(loss[1], 1.0), samples * fabric.world_size / (time.perf_counter() - t0))
+            self.stepper.flush()
+        finally:
+            progress.close()
+        train_time = time.perf_counter() - t0
+        means = self._reduce_means(sums)
+        record: dict[str, Any] = {"type": "epoch", "epoch": epoch_idx + 1}
+        record.update({f"train/{k}": v for k, v in means.items()})
+        record["lr"] = lr
+        record["samples_per_sec"] = samples * fabric.world_size / max(train_time, 1e-9)
+        return record
+
+    def _reduce_means(self, sums: dict[str, list[float]]) -> dict[str, float]:
+        """Per-key mean over the epoch's steps and over ranks (keys united across ranks)."""
+        keys = sorted(sums)
+        if self.fabric.world_size > 1:
+            gathered: list[Any] = [None] * self.fabric.world_size
+            torch.distributed.all_gather_object(gathered, keys)
+            keys = sorted(set().union(*gathered))
+            t = torch.tensor([sums.get(k, [0.0, 0.0]) for k in keys], dtype=torch.float64, device=self.fabric.device)
+            t = self.fabric.all_reduce(t.reshape(-1, 2), reduce_op="sum")
+            return {k: float(s / c) if c > 0 else float("nan") for k, (s, c) in zip(keys, t.tolist(), strict=True)}
+        return {k: sums[k][0] / sums[k][1] for k in keys}
+
+    def evaluate(self, split: str) -> tuple[EvalOutputs, dict[str, Any]]:
+        out = collect_outputs(self.fabric, self.model, self.strategy, self.loaders[split], self.schema)
+        return out, compute_metrics(out, self.modalities)
+
+    def snapshot(self) -> Checkpoint:
+        state = dict(self.state, rng=rng_state())
+        return Checkpoint(
+            model=self.raw_model.state_dict(),
+            optimizer=self.raw_optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            strategy=self.strategy.state_dict(),
+            state=state,
+        )
+
+    # -- the whole run --------------------------------------------------------------------------
+    def fit(self) -> tuple[str, str]:
+        """Epoch loop; returns (stopped_reason, message)."""
+        cfg, st = self.cfg, self.state
+        patience = cfg.trainer.patience
+        if st["stopped_reason"] == "early_stopping" and patience is not None and st["bad_epochs"] >= patience:
+            return "early_stopping", ""
+        for epoch_idx in range(st["epoch"], cfg.trainer.max_epochs):
+            t0 = time.perf_counter()
+            try:
+                record = self.train_epoch(epoch_idx)
+            except NonFiniteLoss as e:
+                return "nan_loss", self._record_nan(epoch_idx, e)
+            _, val = self.evaluate("val")
+            record.update({f"val/{k}": v for k, v in val.items() if k != "n"})
+            improved = st["best_metric"] is None or val["fused_acc"] > st["best_metric"]
+            if improved:
+                st.update(best_metric=val["fused_acc"], best_epoch=epoch_idx + 1, bad_epochs=0)
+            else:
+                st["bad_epochs"] += 1
+            if self.scheduler is not None:
+                self.scheduler.step()
+            stopped = "early_stopping" if patience is not None and st["bad_epochs"] >= patience else None
+            record.update(step=self.stepper.optimizer_steps, best=improved,
+                          sec_per_epoch=time.perf_counter() - t0)
+            st.update(epoch=epoch_idx + 1, global_step=self.stepper.optimizer_steps, stopped_reason=stopped)
+            st["history"] = [*st["history"], record]
+            if self.rank0:
+                ckpt = self.snapshot()
+                if improved:
+                    save_checkpoint(self.ckpt_dir / "best", ckpt)
+                save_checkpoint(self.ckpt_dir / "last", ckpt)
+                self.log.append(record)
+                self.fabric.log_dict(scalars(record), step=epoch_idx + 1)
+            self.fabric.barrier()
+            self._log_epoch(record)
+            if stopped:
+                return stopped, ""
+        return "max_epochs", ""
+
+    def _record_nan(self, epoch_idx: int, e: NonFiniteLoss) -> str:
+        batch_idx = getattr(e, "batch_idx", None)
+        msg = (
+            f"training loss became {e.value} at epoch {epoch_idx + 1} (0-based index {epoch_idx}), batch "
+            f"{batch_idx}, after {self.stepper.optimizer_steps} optimiser steps; nothing was stepped and the "
+            f"checkpoints in {self.ckpt_dir} are those of the last finished epoch. Lower optim.lr (now "
+            f"{self.cfg.optim.lr}) or set optim.grad_clip (e.g. optim.grad_clip=1.0), then retry with --resume "
+            f"or a new name"
+        )
+        if self.rank0:
+            self.log.append({"type": "nan_loss", "stopped_reason": "nan_loss", "epoch": epoch_idx + 1,
+                             "batch": batch_idx, "step": self.stepper.optimizer_steps, "value": e.value,
+                             "message": msg})
+        log.error(msg)
+        return msg
+
+    def _log_epoch(self, r: dict[str, Any]) -> None:
+        per = ", ".join(f"{m} {r.get(f'val/{m}_acc')}" for m in self.modalities)
+        text = (f"epoch {r['epoch']}/{self.cfg.trainer.max_epochs}: train loss {r.get('train/loss', float('nan')):.4f}, "
+                f"val loss {r['val/loss']:.4f}, val acc {r['val/fused_acc']:.4f} ({per}), "
+                f"{r['sec_per_epoch']:.1f} s{' *' if r['best'] else ''}")
+        log.info(text)
+        if self.rank0 and self.cfg.trainer.progress:
+            from rich.console import Console
+
+            console = Console()
+            if console.is_terminal:
+                console.print(text)
+
+    def finish(self, stopped: str, message: str) -> TrainResult:
+        """Evaluate the best checkpoint on val and test, write predictions and results.json."""
+        st, best = self.state, self.ckpt_dir / "best"
+        val_metrics: dict[str, Any] = {}
+        test_metrics: dict[str, Any] = {}
+        if checkpoint_exists(best):
+            ckpt = load_checkpoint(best, map_location=self.fabric.device)
+            self.raw_model.load_state_dict(ckpt.model)
+            self.strategy.load_state_dict(ckpt.strategy)
+            outputs = {}
+            for split in ("val", "test"):
+                outputs[split], metrics = self.evaluate(split)
+                (val_metrics if split == "val" else test_metrics).update(metrics)
+            if self.rank0:
+                for split, out in outputs.items():
+                    save_predictions(self.run_dir / f"predictions_{split}.npz", out, self.datasets[split].class_names)
+        history = list(st["history"])
+        result = TrainResult(run_dir=self.run_dir, best_epoch=st["best_epoch"], epochs_run=st["epoch"],
+                             metrics=test_metrics, history=history, stopped_reason=stopped,  # type: ignore[arg-type]
+                             val_metrics=val_metrics, message=message)
+        if self.rank0:
+            times = [r["sec_per_epoch"] for r in history]
+            write_results(result, sum(times) / len(times) if times else None)
+            self.log.append({"type": "end", "stopped_reason": stopped, "best_epoch": st["best_epoch"],
+                             "epochs_run": st["epoch"]})
+            for logger in self.fabric.loggers:
+                logger.finalize("success" if stopped != "nan_loss" else "failed")
+            _write_report(self.run_dir)
+        self.fabric.barrier()
+        return result
+
+
+def _write_report(run_dir: Path) -> None:
+    """Call ``polymodal.report.write_report(run_dir)`` when the report package provides it."""
+    try:
+        from polymodal.report import write_report  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except Exception as e:  # a report failure must not lose a finished training run
+        log.warning("could not write the report of %s: %s: %s", run_dir, type(e).__name__, e)
+
+
+def _run(fabric: Fabric, cfg: RunConfig, resume: bool) -> TrainResult:
+    run = _Run(fabric, cfg)
+    run.start(resume)
+    stopped, message = run.fit()
+    return run.finish(stopped, message)
