@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             epochs = [float(best_epoch(Path(args.runs_dir) / j.name, mod)) for j in group]
             rows.append(ResultRow("unimodal", "avdigits-hard", "epoch", epochs, variant=f"{group[0].tags[mod]} (best val epoch)"))
     command = "python benchmarks/calibrate_avdigits.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md, js = write_results(
+    js, md = write_results(
         "calibration",
         rows,
         protocol="avdigits-hard corruption search; unimodal strategy; bench profile; accuracy of each branch alone; seeds " + args.seeds,

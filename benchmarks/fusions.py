@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(ResultRow("joint", ds, "sec_per_epoch", [float(r["sec_per_epoch"]) for r in done], fusion=fu))
             rows.append(ResultRow("joint", ds, "epoch", [float(r["best_epoch"]) for r in done], fusion=fu))
     command = "python benchmarks/fusions.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md, js = write_results(
+    js, md = write_results(
         "fusions",
         rows,
         protocol=f"{', '.join(datasets)}; joint strategy; bench profile (configs/avdigits_joint.yaml); "

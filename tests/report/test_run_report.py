@@ -123,3 +123,44 @@ def test_partial_run_and_errors(tmp_path: Path) -> None:
     (run_dir / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match="results.json is not valid JSON"):
         write_report(run_dir)
+
+
+def test_engine_style_records(tmp_path: Path) -> None:
+    """``"type"``-tagged records, ``train/grad_norm/<m>`` keys, "nan" strings, no results.json."""
+    run_dir = tmp_path / "engine"
+    run_dir.mkdir()
+    recs = [
+        {"type": "epoch", "epoch": e, "train/grad_norm/a": 0.5 / e, "train/grad_norm/b": 0.2, "train/loss": 1.0 / e,
+         "val/loss": "nan" if e == 2 else 1.2 / e, "val/fused_acc": 0.2 * e, "val/a_acc": 0.1 * e, "best": True}
+        for e in (1, 2, 3)
+    ]
+    recs += [
+        {"type": "nan_loss", "stopped_reason": "nan_loss", "epoch": 4, "batch": 3, "message": "lower optim.lr"},
+        {"type": "end", "stopped_reason": "nan_loss", "best_epoch": 3, "epochs_run": 3},
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probs = np.full((6, 3), 0.1)
+    probs[np.arange(6), [0, 1, 2, 0, 2, 1]] = 0.8
+    save_predictions(Predictions(y, probs), run_dir / "predictions_val.npz")
+    text = write_report(run_dir).read_text()
+    assert "Best epoch (selected on validation): 3 of 3 run." in text and "Training stopped: nan_loss." in text
+    assert "- epoch 4: nan_loss (stopped_reason=nan_loss, batch=3): lower optim.lr" in text
+    assert "- epoch 3: end" not in text
+    assert "| fused accuracy (%) | 66.67 | n/a |" in text  # val filled from predictions_val.npz
+    assert "val fused_acc, macro_f1, ece computed from `predictions_val.npz`." in text
+    _assert_png(run_dir / "figures" / "grad_norms.png")
+    _assert_png(run_dir / "figures" / "learning_curves.png")
+
+
+def test_many_classes_confusion_goes_to_csv(tmp_path: Path) -> None:
+    run_dir = tmp_path / "food"
+    rng = np.random.default_rng(0)
+    y = np.arange(80) % 40
+    probs = rng.dirichlet(np.ones(40), size=80)
+    save_predictions(Predictions(y, probs), run_dir / "predictions_test.npz")
+    text = write_report(run_dir).read_text()
+    assert "[confusion_test.csv](confusion_test.csv)" in text and "| true \\ pred |" not in text
+    cm = np.loadtxt(run_dir / "confusion_test.csv", delimiter=",", skiprows=1, dtype=int)
+    np.testing.assert_array_equal(cm, confusion_matrix(y, probs.argmax(axis=1), 40))
+    assert "| 39 | " in text  # the per-class report still lists every class

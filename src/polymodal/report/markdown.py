@@ -3,11 +3,14 @@
 A run folder holds (any may be missing; the report says what it could not show):
 
 - ``config.yaml``           resolved run config (``name``, ``seed``, ``data.dataset``, ``strategy.name``, ``model.fusion``)
-- ``metrics.jsonl``         one JSON object per line: epoch records (``"epoch": int`` + scalars) or events (``"event"``)
+- ``metrics.jsonl``         one JSON object per line: epoch records (``"epoch": int`` + scalars, optionally
+                            ``"type": "epoch"``) or events (``"event": name`` or ``"type": name``, e.g. ``nan_loss``;
+                            a ``"type": "end"`` record backs up ``results.json``'s best epoch and stop reason)
 - ``results.json``          ``best_epoch``, ``epochs_run``, ``stopped_reason``, ``sec_per_epoch``, ``val`` and ``test``
                             dicts with ``fused_acc``, ``<modality>_acc`` (null when the fusion cannot run on one
                             modality), ``macro_f1``, ``ece``
 - ``predictions_test.npz``  ``y_true`` (N,), ``probs`` (N, C), ``index``, ``probs_<modality>``, ``class_names``
+                            (``predictions_val.npz`` likewise, optional: it fills val metrics results.json lacks)
 - ``provenance.json``       free-form: package versions, git commit, data checksums
 
 Unknown keys are ignored or listed as they are; nothing here needs a screen or a network.
@@ -30,6 +33,7 @@ from polymodal.report.metrics import (
     confusion_matrix,
     load_predictions,
     per_class_report,
+    summarize,
 )
 from polymodal.report.plots import plot_grad_norms, plot_learning_curves, plot_reliability
 
@@ -50,6 +54,7 @@ class RunFiles:
     results: dict[str, Any] = field(default_factory=dict)
     predictions: Predictions | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    end: dict[str, Any] = field(default_factory=dict)  # the closing "end" record of metrics.jsonl, if any
     notes: list[str] = field(default_factory=list)
 
 
@@ -63,8 +68,37 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_metrics_log(path: Path, run: RunFiles) -> None:
+    """Sort ``metrics.jsonl`` lines into epoch records and events (both spellings: ``"type"`` / ``"event"``)."""
+    bad = 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1  # e.g. the last line of a run killed while writing
+            continue
+        if not isinstance(rec, dict):
+            bad += 1
+            continue
+        kind = rec.get("event", rec.get("type", "epoch"))
+        if kind == "epoch" and isinstance(rec.get("epoch"), int):
+            run.records.append(rec)
+        elif kind == "end":  # the run's closing summary: a fallback when results.json lacks these keys
+            run.end = rec
+        elif kind != "epoch":
+            run.events.append(rec)
+    if bad:
+        run.notes.append(f"{bad} unreadable line(s) in `metrics.jsonl` were skipped.")
+
+
 def load_run(run_dir: str | Path) -> RunFiles:
-    """Read the run files of ``run_dir``; raises FileNotFoundError if it holds none of them."""
+    """Read the run files of ``run_dir``; raises FileNotFoundError if it holds none of them.
+
+    Metrics that ``results.json`` lacks for a split (a key absent, not a null) are computed from
+    ``predictions_<split>.npz`` when that file exists.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist (expected the out_dir/name of a training run)")
@@ -80,27 +114,23 @@ def load_run(run_dir: str | Path) -> RunFiles:
             raise ValueError(f"{p} is not valid YAML: {e}") from None
         run.config = cfg if isinstance(cfg, dict) else {}
     if (p := run_dir / "metrics.jsonl").is_file():
-        bad = 0
-        for line in p.read_text().splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1  # e.g. the last line of a run killed while writing
-                continue
-            if not isinstance(rec, dict):
-                bad += 1
-            elif "event" in rec:
-                run.events.append(rec)
-            elif isinstance(rec.get("epoch"), int):
-                run.records.append(rec)
-        if bad:
-            run.notes.append(f"{bad} unreadable line(s) in `metrics.jsonl` were skipped.")
+        _read_metrics_log(p, run)
     if (p := run_dir / "results.json").is_file():
         run.results = _read_json(p)
-    if (p := run_dir / "predictions_test.npz").is_file():
-        run.predictions = load_predictions(p)
+    for key in ("best_epoch", "epochs_run", "stopped_reason"):
+        if key not in run.results and key in run.end:
+            run.results[key] = run.end[key]
+    for split in ("val", "test"):
+        if (p := run_dir / f"predictions_{split}.npz").is_file():
+            pred = load_predictions(p)
+            if split == "test":
+                run.predictions = pred
+            logged = run.results.setdefault(split, {}) if isinstance(run.results.get(split, {}), dict) else {}
+            summary = summarize(pred)
+            filled = [k for k in summary if k != "n" and k not in logged]
+            logged.update({k: summary[k] for k in filled})
+            if filled:
+                run.notes.append(f"{split} {', '.join(filled)} computed from `predictions_{split}.npz`.")
     if (p := run_dir / "provenance.json").is_file():
         run.provenance = _read_json(p)
     return run
@@ -156,7 +186,8 @@ def _metrics_table(results: dict[str, Any]) -> str:
     known = {"fused_acc", "macro_f1", "ece"} | {f"{m}_acc" for m in _modalities(results)}
     for key in dict.fromkeys([*val, *test]):
         if key not in known and not key.startswith("fused_acc@") and (_is_number(val.get(key)) or _is_number(test.get(key))):
-            rows.append([key, _num(val.get(key), ".4g"), _num(test.get(key), ".4g")])
+            label = {"loss": "loss (fused cross-entropy)", "n": "samples"}.get(key, key)
+            rows.append([label, _num(val.get(key), ".4g"), _num(test.get(key), ".4g")])
     return _table(["metric", "val", "test"], rows)
 
 
@@ -167,6 +198,8 @@ def _training_lines(run: RunFiles) -> list[str]:
         lines.append(f"- Best epoch (selected on validation): {_num(r.get('best_epoch'))} of {_num(r.get('epochs_run'))} run.")
     if r.get("stopped_reason") is not None:
         lines.append(f"- Training stopped: {r['stopped_reason']}.")
+    if r.get("message"):
+        lines.append(f"- Message: {r['message']}")
     sec = r.get("sec_per_epoch")
     if not _is_number(sec):
         logged = [x["sec_per_epoch"] for x in run.records if _is_number(x.get("sec_per_epoch"))]
@@ -257,9 +290,10 @@ def render_report(run: RunFiles, figures: dict[str, Path]) -> str:
     if run.events:
         out += ["Events:", ""]
         for e in run.events:
-            extra = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "epoch"))
+            extra = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "type", "epoch", "message"))
             where = f"epoch {e['epoch']}: " if "epoch" in e else ""
-            out.append(f"- {where}{e['event']}" + (f" ({extra})" if extra else ""))
+            line = f"- {where}{e.get('event', e.get('type'))}" + (f" ({extra})" if extra else "")
+            out.append(line + (f": {e['message']}" if e.get("message") else ""))
         out.append("")
     rel = {k: p.relative_to(run.run_dir).as_posix() for k, p in figures.items()}
     if "curves" in rel:

@@ -2,7 +2,8 @@
 
 Figures are drawn on matplotlib's Agg canvas (no screen, no pyplot global state). ``records`` are
 the epoch records of ``metrics.jsonl``: dicts with an int ``"epoch"`` and scalar keys such as
-``train/loss``, ``val/loss``, ``val/fused_acc``, ``val/<modality>_acc``, ``grad_norm/<modality>``.
+``train/loss``, ``val/loss``, ``val/fused_acc``, ``val/<modality>_acc``, ``grad_norm/<modality>`` (also
+read as ``train/grad_norm/<modality>``, the engine's name for a strategy's per-step scalar).
 Missing keys, ``None`` and non-finite values are skipped, so partial runs still plot.
 """
 
@@ -23,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from polymodal.report.metrics import expected_calibration_error, reliability_bins
 
 _MODALITY_ACC = re.compile(r"^val/(?P<name>[^/@]+)_acc$")
+_GRAD_NORM = re.compile(r"^(?:train/)?grad_norm/(?P<name>[^/]+)$")
 
 
 def _is_number(v: object) -> bool:
@@ -52,9 +54,13 @@ def modality_accuracy_keys(records: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in _keys_in_order(records) if (m := _MODALITY_ACC.match(k)) and m["name"] != "fused"]
 
 
-def grad_norm_modalities(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Modalities with a ``grad_norm/<modality>`` key, in order of first appearance."""
-    return [k.split("/", 1)[1] for k in _keys_in_order(records) if k.startswith("grad_norm/")]
+def grad_norm_keys(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """modality -> its ``grad_norm/<modality>`` (or ``train/grad_norm/<modality>``) key, in order of first appearance."""
+    found: dict[str, str] = {}
+    for k in _keys_in_order(records):
+        if (m := _GRAD_NORM.match(k)) and m["name"] not in found:
+            found[m["name"]] = k
+    return found
 
 
 def _epoch_axis(ax: Axes) -> None:
@@ -116,12 +122,13 @@ def plot_grad_norms(records: Sequence[dict[str, Any]], path: str | Path) -> Path
     (first in order of appearance in the records): a ratio drifting far from 1 flags a lazy
     modality whose encoder barely learns.
     """
-    names = grad_norm_modalities(records)
+    keys = grad_norm_keys(records)
+    names = list(keys)
     if not names:
         return None
     fig = Figure(figsize=(10 if len(names) > 1 else 5, 4), layout="constrained")
     axes = fig.subplots(1, 2 if len(names) > 1 else 1, squeeze=False)[0]
-    series = {m: dict(zip(*_series(records, f"grad_norm/{m}"), strict=True)) for m in names}
+    series = {m: dict(zip(*_series(records, keys[m]), strict=True)) for m in names}
     for m in names:
         epochs = sorted(e for e, v in series[m].items() if v > 0)  # log scale: positive values only
         axes[0].plot(epochs, [series[m][e] for e in epochs], marker="o", ms=3, label=m)
