@@ -68,9 +68,12 @@ class ImageCNN(Encoder):
 
     Each block halves H and W (the first one quarters them when ``stem_stride=2``, for large images).
     low_level(x) -> (B, channels[0] * grid**2): the first block's map average-pooled to grid x grid.
+    sequence(x) -> (B, H'*W', width): the last map's positions as tokens (row-major), each through the
+    same linear + ReLU as the pooled feature, for fusions that attend over parts of an image.
     """
 
     kind = "image"
+    supports_sequence = True
 
     def __init__(
         self,
@@ -106,6 +109,11 @@ class ImageCNN(Encoder):
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
         return self.head(self.feature_map(x).mean(dim=(2, 3)))  # (B, width)
+
+    def sequence(self, x: Tensor) -> Tensor:
+        self._check(x)
+        tokens = self.feature_map(x).flatten(2).transpose(1, 2)  # (B, H'*W', channels[-1])
+        return self.head(tokens)  # (B, H'*W', width)
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
