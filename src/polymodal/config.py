@@ -29,7 +29,7 @@ class DataConfig(_Section):
     root: str | None = None  # raw data folder; default $POLYMODAL_DATA, else ../shared/data
     cache_features: bool = True  # precompute deterministic front-end features (log-mel) once
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1)  # per process: the global batch is batch_size x trainer.devices
     eval_batch_size: int = Field(64, ge=1)  # MLA's entropy-batch rule is defined at 64
     balanced_sampling: bool = False  # sample classes equally often (with replacement)
     class_weights: bool = False  # inverse-frequency weights in the cross-entropy

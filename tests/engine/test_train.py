@@ -119,3 +119,12 @@ def test_unimodal_and_balanced_sampling_train(tmp_path):
     assert {"train/loss/a", "train/loss/b", "train/grad_norm/a"} <= set(result.history[0])
     assert [r["lr"] for r in result.history] == pytest.approx([0.01, 0.01, 0.005, 0.005])
     assert result.metrics["b_acc"] is not None and result.metrics["fused_acc"] > 0.4
+
+
+def test_early_stopping_on_a_flat_validation_accuracy(tmp_path):
+    cfg = tiny_config(tmp_path, "trainer.max_epochs=6", "trainer.patience=2", "optim.lr=1e-9")
+    result = train(cfg)
+    assert result.stopped_reason == "early_stopping"
+    assert result.epochs_run == 3 and result.best_epoch == 1  # ties keep the earlier epoch
+    again = train(cfg, resume=True)  # an early-stopped run does not train further
+    assert again.epochs_run == 3 and again.metrics == result.metrics

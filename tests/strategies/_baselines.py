@@ -13,10 +13,13 @@ from polymodal.strategies.base import StepContext
 
 
 class Ctx:
-    """Builds StepContexts around one optimiser; ``captured`` keeps each step's gradients (pre-step)."""
+    """Builds StepContexts around one optimiser; ``captured`` keeps each step's gradients (pre-step).
 
-    def __init__(self, model: torch.nn.Module, opt: str = "adam", lr: float = 1e-2) -> None:
-        self.model = model
+    ``accumulate`` mirrors the engine: backward of loss / accumulate, a real step every accumulate-th call.
+    """
+
+    def __init__(self, model: torch.nn.Module, opt: str = "adam", lr: float = 1e-2, accumulate: int = 1) -> None:
+        self.model, self.accumulate, self.calls = model, accumulate, 0
         if opt == "adam":
             self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         else:
@@ -25,6 +28,9 @@ class Ctx:
         self.steps = 0
 
     def _step(self) -> None:
+        self.calls += 1
+        if self.calls % self.accumulate:
+            return
         self.captured.append(
             {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
         )
@@ -35,7 +41,7 @@ class Ctx:
     def make(self, epoch: int = 0, batch_idx: int = 0, n: int = 10) -> StepContext:
         return StepContext(
             epoch=epoch, batch_idx=batch_idx, batches_per_epoch=n, optimizer=self.opt,
-            backward=lambda loss: loss.backward(), step=self._step,
+            backward=lambda loss: (loss / self.accumulate).backward(), step=self._step,
             zero_grad=lambda set_to_none: self.opt.zero_grad(set_to_none=set_to_none),
             all_reduce_mean=lambda t: t,
         )

@@ -103,3 +103,22 @@ def test_fusions_without_per_modality_logits_are_refused():
     for strategy in (OGMGE(), GBlending(), QMF(), MMPareto(), UME()):
         with pytest.raises(ValueError, match="model.fusion=late"):
             strategy.setup(concat, ds)
+
+
+@pytest.mark.parametrize("make", [lambda: OGMGE(ge=False), AGM, MMPareto], ids=["ogm", "agm", "mmpareto"])
+def test_gradient_rewriting_composes_with_accumulation(make):
+    """Accumulating two micro-batches gives the mean of their separately modulated gradients."""
+    model, ds = make_setup(None)
+    model.eval()
+    b1, b2 = (ds.collate_fn()([ds[i] for i in range(k * 16, (k + 1) * 16)]) for k in (0, 1))
+    single, ref = make(), Ctx(model, lr=0.0)  # lr 0: the weights stay put between the calls
+    single.setup(model, ds)
+    for b in (b1, b2):
+        single.training_step(model, b, ref.make())
+    accumulated, acc = make(), Ctx(model, lr=0.0, accumulate=2)
+    accumulated.setup(model, ds)
+    for b in (b1, b2):
+        accumulated.training_step(model, b, acc.make())
+    assert len(acc.captured) == 1
+    for name, g in acc.captured[0].items():
+        assert torch.allclose(g, (ref.captured[0][name] + ref.captured[1][name]) / 2, atol=1e-6), name

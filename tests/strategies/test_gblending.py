@@ -87,3 +87,12 @@ def test_setup_needs_the_training_dataset():
     model, _ = make_setup(None)
     with pytest.raises(ValueError, match="training dataset"):
         GBlending().setup(model, None)
+
+
+@pytest.mark.parametrize("opt_cls", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+def test_probe_optimiser_is_rebuilt_from_the_runs_optimiser(opt_cls):
+    strategy = GBlending(probe_epochs=1, holdout=0.25)
+    model, _ = make_setup(strategy)
+    opt = opt_cls(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    weights = strategy.estimate(model, opt, batch_size=16, epoch=0)
+    assert sum(weights.values()) == pytest.approx(1.0)

@@ -34,7 +34,7 @@ class TabularMLP(Encoder):
 
     def low_level(self, x: Tensor) -> Tensor:
         check_input(self.name, x, f"(B, {self.in_features})", 2, (1, self.in_features))
-        return self.norm_in(x.float())
+        return self.norm_in(x.to(self.norm_in.weight.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.low_level(x))

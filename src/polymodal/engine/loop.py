@@ -162,7 +162,10 @@ class _Run:
                    for k in new[s] if (old.get(s) or {}).get(k) != new[s][k]]
         changed += [k for k in new if not isinstance(new[k], dict) and old.get(k) != new[k]]
         if changed:
-            warnings.warn(f"resuming {self.run_dir} with changed settings: {', '.join(changed)}", stacklevel=3)
+            note = ("; the optimiser and scheduler states (learning rate included) come from the checkpoint, so "
+                    "optim.* changes take effect only in a new run" if any(c.startswith("optim.") for c in changed)
+                    else "")
+            warnings.warn(f"resuming {self.run_dir} with changed settings: {', '.join(changed)}{note}", stacklevel=3)
 
     # -- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, epoch_idx: int) -> dict[str, Any]:
@@ -184,11 +187,7 @@ class _Run:
                     break
                 batch.validate(self.schema)
                 ctx = self.stepper.context(epoch_idx, batch_idx, n_batches, self.extra)
-                try:
-                    out = self.strategy.training_step(model, batch, ctx)
-                except NonFiniteLoss as e:
-                    e.batch_idx = batch_idx  # type: ignore[attr-defined]
-                    raise
+                out = self.strategy.training_step(model, batch, ctx)
                 for k, v in out.items():
                     if v is not None:
                         acc = sums.setdefault(k, [0.0, 0.0])
@@ -275,13 +274,13 @@ class _Run:
         return "max_epochs", ""
 
     def _record_nan(self, epoch_idx: int, e: NonFiniteLoss) -> str:
-        batch_idx = getattr(e, "batch_idx", None)
+        batch_idx = e.batch_idx
         msg = (
             f"training loss became {e.value} at epoch {epoch_idx + 1} (0-based index {epoch_idx}), batch "
             f"{batch_idx}, after {self.stepper.optimizer_steps} optimiser steps; nothing was stepped and the "
             f"checkpoints in {self.ckpt_dir} are those of the last finished epoch. Lower optim.lr (now "
-            f"{self.cfg.optim.lr}) or set optim.grad_clip (e.g. optim.grad_clip=1.0), then retry with --resume "
-            f"or a new name"
+            f"{self.cfg.optim.lr}) or set optim.grad_clip (e.g. optim.grad_clip=1.0) and start a new run "
+            f"(name=...)"
         )
         if self.rank0:
             self.log.append({"type": "nan_loss", "stopped_reason": "nan_loss", "epoch": epoch_idx + 1,
@@ -291,7 +290,8 @@ class _Run:
         return msg
 
     def _log_epoch(self, r: dict[str, Any]) -> None:
-        per = ", ".join(f"{m} {r.get(f'val/{m}_acc')}" for m in self.modalities)
+        accs = {m: r.get(f"val/{m}_acc") for m in self.modalities}
+        per = ", ".join(f"{m} {'n/a' if a is None else format(a, '.4f')}" for m, a in accs.items())
         text = (f"epoch {r['epoch']}/{self.cfg.trainer.max_epochs}: train loss {r.get('train/loss', float('nan')):.4f}, "
                 f"val loss {r['val/loss']:.4f}, val acc {r['val/fused_acc']:.4f} ({per}), "
                 f"{r['sec_per_epoch']:.1f} s{' *' if r['best'] else ''}")

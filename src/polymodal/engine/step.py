@@ -9,8 +9,9 @@
   with the same ``params`` really steps: gradient clipping (global L2 norm of ``params``, or of all
   the optimiser's parameters when ``params`` is None), ``optimizer.step()``, then gradients are
   cleared (set to None, or zeroed with ``set_to_none=False``). Returns True when it stepped.
-  A strategy that steps per modality (MLA) passes that step's parameters so that each modality
-  keeps its own accumulation count.
+  A strategy that steps per modality (MLA) may pass that step's parameters so that each modality
+  keeps its own accumulation count and clipping norm; the optimiser still updates every parameter
+  that holds a gradient, so such a strategy clears the others' gradients first.
 - ``ctx.zero_grad(set_to_none)`` clears every gradient now.
 """
 
@@ -29,9 +30,9 @@ from polymodal.strategies.base import StepContext
 class NonFiniteLoss(RuntimeError):
     """Raised by ``ctx.backward`` when the loss is NaN or infinite (on any rank); nothing was stepped."""
 
-    def __init__(self, value: float) -> None:
-        super().__init__(f"training loss is {value}")
-        self.value = value
+    def __init__(self, value: float, epoch: int, batch_idx: int) -> None:
+        super().__init__(f"training loss is {value} at epoch index {epoch}, batch {batch_idx}")
+        self.value, self.epoch, self.batch_idx = value, epoch, batch_idx
 
 
 class Stepper:
@@ -52,6 +53,7 @@ class Stepper:
         self.accumulate, self.grad_clip = accumulate, grad_clip
         self._pending: dict[tuple[int, ...] | None, tuple[list[Tensor] | None, int]] = {}
         self.optimizer_steps = 0  # real optimiser steps taken
+        self._where = (0, 0)  # (epoch index, batch index) of the current context, for error messages
 
     @property
     def world_size(self) -> int:
@@ -68,7 +70,7 @@ class Stepper:
         if self.world_size > 1:
             bad = self.fabric.all_reduce(bad, reduce_op="sum")
         if float(bad) > 0:
-            raise NonFiniteLoss(float(loss.detach().float().flatten()[0]))
+            raise NonFiniteLoss(float(loss.detach().float().flatten()[0]), *self._where)
         self.fabric.backward(loss / self.accumulate if self.accumulate > 1 else loss)
 
     def step(self, params: Iterable[Tensor] | None = None, set_to_none: bool = True) -> bool:
@@ -105,6 +107,8 @@ class Stepper:
         self.optimizer_steps += 1
 
     def context(self, epoch: int, batch_idx: int, batches_per_epoch: int, extra: dict[str, Any]) -> StepContext:
+        """The StepContext of batch ``batch_idx`` of 0-based ``epoch``."""
+        self._where = (epoch, batch_idx)
         return StepContext(
             epoch=epoch,
             batch_idx=batch_idx,

@@ -143,6 +143,7 @@ class AGM(Strategy):
                 rows = batch.present[m]
                 p = torch.softmax(phi[m][rows].float(), dim=1).gather(1, batch.label[rows, None]).squeeze(1)
                 stats.append(torch.stack([-torch.log(p.clamp_min(1e-8)).sum(), rows.sum().float()]))
+        before = {id(p): p.grad.detach().clone() for p in core.encoders.parameters() if p.grad is not None}
         ctx.backward(loss)
         logs: dict[str, Tensor | float] = {"loss": loss.detach()}
         if len(names) >= 2:
@@ -154,10 +155,11 @@ class AGM(Strategy):
             r, eta, k = agm_coefficients(scores, running, self.alpha, self.clip)
             active = self.modulation_starts <= ctx.epoch <= self.modulation_ends
             for m in names:
-                if active:
+                if active:  # scale this step's gradient; earlier micro-batches' (accumulation) are kept
                     for p in core.encoders[m].parameters():
                         if p.grad is not None:
-                            p.grad.mul_(k[m])
+                            prev = before.get(id(p))
+                            p.grad = p.grad * k[m] if prev is None else prev + (p.grad - prev) * k[m]
                 logs.update({f"score/{m}": scores[m], f"ratio/{m}": r[m], f"coeff/{m}": k[m] if active else 1.0})
             for m in names:
                 c = self.counts[m] = self.counts.get(m, 0) + 1

@@ -38,8 +38,9 @@ class StepContext:
     """What the engine gives a strategy for one training batch.
 
     backward(loss):   loss.backward() through Fabric (handles precision, DDP)
-    step(params=None): gradient clipping, optimiser step, then clear gradients; honours gradient
-                      accumulation (only every ``accumulate``-th call per parameter group really steps)
+    step(params=None, set_to_none=True): gradient clipping, optimiser step, then clear gradients;
+                      honours gradient accumulation (only every ``accumulate``-th call with the same
+                      ``params`` really steps); returns True when it stepped
     grad_norm(module): L2 norm of a module's current gradients (for the per-encoder logging)
     """
 
@@ -48,7 +49,7 @@ class StepContext:
     batches_per_epoch: int
     optimizer: torch.optim.Optimizer
     backward: Callable[[Tensor], None]
-    step: Callable[[], None]
+    step: Callable[..., bool]  # step(params=None, set_to_none=True) -> True when it really stepped
     zero_grad: Callable[[bool], None]  # zero_grad(set_to_none)
     all_reduce_mean: Callable[[Tensor], Tensor]  # identity in a single process
     world_size: int = 1

@@ -35,6 +35,7 @@ trains each probe for the super-epoch's length, ``probe_epochs=None``), ``holdou
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -186,7 +187,8 @@ class GBlending(Strategy):
         device = next(core.parameters()).device
         inner = getattr(optimizer, "optimizer", optimizer)  # Fabric wraps the optimiser
         group = inner.param_groups[0]
-        opt_kwargs = {k: v for k, v in group.items() if k != "params" and k in inner.defaults}
+        accepted = inspect.signature(type(inner).__init__).parameters
+        opt_kwargs = {k: v for k, v in group.items() if k != "params" and k in accepted}
         bs = self.probe_batch_size or batch_size
         devices = [device] if device.type == "cuda" else []
         before, after = {}, {}

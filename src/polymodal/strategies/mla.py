@@ -177,9 +177,7 @@ class MLA(Strategy):
             out = model(sub, modalities=[m])
             logits = out.per_modality[m]
             loss = F.cross_entropy(logits, sub.label, weight=weights)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"MLA loss of modality {m!r} is {float(loss)} at epoch {ctx.epoch}, batch {ctx.batch_idx}")
-            ctx.backward(loss)
+            ctx.backward(loss)  # raises (nothing stepped) when the loss is not finite
             if self.hgm:
                 if self.steps > 0:
                     alpha = 0.1 ** (1 + ctx.batch_idx / max(ctx.batches_per_epoch, 1))
@@ -190,7 +188,7 @@ class MLA(Strategy):
             self._ever_had_grad.update(id(p) for p in params if p.grad is not None)
             logs[f"loss/{m}"] = loss.detach()
             logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-            ctx.step()
+            ctx.step(list(core.encoders[m].parameters()) + list(head.parameters()))
             self.steps += 1
             self._after_step(params, end_of_batch=i == len(active) - 1)
         if active:

@@ -115,21 +115,26 @@ class MMPareto(Strategy):
             start += len(params[m])
         g_uni = {m: self._grads(uni[m], params[m], ctx) for m in uni}
         loss = loss_mm + sum(uni.values())
+        before = {id(p): p.grad.detach().clone() for p in all_params if p.grad is not None}
         ctx.backward(loss)
         logs: dict[str, Tensor | float] = {"loss": loss.detach(), "loss/fused": loss_mm.detach()}
         for m in uni:
             a_mm, a_uni = pareto_weights(_flat(g_mm[m]), _flat(g_uni[m]))
-            plain = [p.grad for p in params[m]]
+            # this step's plain gradient t (earlier micro-batches' accumulated gradient is kept apart)
+            plain = [None if p.grad is None else p.grad - before[id(p)] if id(p) in before else p.grad
+                     for p in params[m]]
             raw_norm = float(_flat([a + b for a, b in zip(g_mm[m], g_uni[m], strict=True)]).norm())
             got_norm = float(_flat([g for g in plain if g is not None]).norm())
-            loss_scale = got_norm / raw_norm if raw_norm > 0 else 1.0  # engine's loss scaling (1 in fp32)
-            for p, gm, gu in zip(params[m], g_mm[m], g_uni[m], strict=True):
-                if p.grad is None:
+            # the engine's loss scaling (mixed precision, 1 / accumulate); 1 for a plain fp32 backward
+            loss_scale = got_norm / raw_norm if raw_norm > 0 else 1.0
+            for p, t, gm, gu in zip(params[m], plain, g_mm[m], g_uni[m], strict=True):
+                if t is None:
                     continue
-                d = (2 * (a_mm * gm + a_uni * gu)).to(p.grad.dtype)
-                t_norm, d_norm = float(p.grad.norm()), float(d.norm()) * loss_scale
+                d = (2 * (a_mm * gm + a_uni * gu)).to(t.dtype)
+                t_norm, d_norm = float(t.norm()), float(d.norm()) * loss_scale
                 factor = t_norm / d_norm if d_norm > 0 and t_norm > d_norm else 1.0
-                p.grad = d * (loss_scale * factor * self.scale)
+                new = d * (loss_scale * factor * self.scale)
+                p.grad = before[id(p)] + new if id(p) in before else new
             logs.update({f"loss/{m}": uni[m].detach(), f"weight_mm/{m}": a_mm, f"weight_uni/{m}": a_uni})
         for m in core.modalities:
             logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])

@@ -29,7 +29,7 @@ official code: SGD lr 1e-3, momentum 0.9, weight decay 1e-4, StepLR(70, 0.1), ba
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -65,6 +65,11 @@ def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> tuple[dict[st
 
 
 _MIN_NDIM = {"weights": 2, "conv": 3}  # param_filter -> smallest parameter ndim that is modulated
+
+
+def _grad_snapshot(params: Iterable[Tensor]) -> dict[int, Tensor]:
+    """Copies of the gradients already present (accumulation), keyed by parameter id."""
+    return {id(p): p.grad.detach().clone() for p in params if p.grad is not None}
 
 
 @STRATEGIES.register("ogm_ge", tiny={})
@@ -148,18 +153,20 @@ class OGMGE(Strategy):
                 stats_t = ctx.all_reduce_mean(stats_t)
         return {m: float(s / n) for m, (s, n) in zip(names, stats_t.tolist(), strict=True) if n > 0}
 
-    def _modulate(self, encoder: nn.Module, coeff: float, noise: bool) -> None:
+    def _modulate(self, encoder: nn.Module, coeff: float, noise: bool, before: dict[int, Tensor]) -> None:
+        """Rewrite this step's gradient g of each selected weight as coeff * g (+ N(0, std(g)))."""
         min_dim = _MIN_NDIM[self.param_filter]
         for p in encoder.parameters():
             if p.grad is None or p.grad.ndim < min_dim:
                 continue
-            g = p.grad
+            prev = before.get(id(p))  # gradient accumulated by earlier micro-batches, left untouched
+            g = p.grad if prev is None else p.grad - prev
             new = g * coeff
             if noise and g.numel() > 1:
                 std = float(g.float().std()) + 1e-8
                 gen = self._generator(g.device)
                 new = new + torch.randn(g.shape, generator=gen, device=g.device, dtype=g.dtype) * std
-            p.grad = new
+            p.grad = new if prev is None else prev + new
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = _unwrap(model)
@@ -168,6 +175,7 @@ class OGMGE(Strategy):
             raise ValueError("OGM-GE needs per-modality logits; use model.fusion=late")
         weights = ctx.extra.get("class_weights")
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
+        before = _grad_snapshot(core.encoders.parameters())
         ctx.backward(loss)
         scores = self._scores(out.per_modality, batch, ctx)
         ratios, coeffs = ogm_coefficients(scores, self.alpha) if len(scores) >= 2 else ({}, {})
@@ -177,7 +185,7 @@ class OGMGE(Strategy):
             coeff = coeffs.get(m, 1.0)
             if active:
                 noise = self.ge and (self.ge_scope == "all" or coeff < 1.0)
-                self._modulate(core.encoders[m], coeff, noise)
+                self._modulate(core.encoders[m], coeff, noise, before)
             rows = batch.present[m]
             if bool(rows.any()):
                 with torch.no_grad():
