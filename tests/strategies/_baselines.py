@@ -27,16 +27,17 @@ class Ctx:
         self.captured: list[dict[str, torch.Tensor]] = []
         self.steps = 0
 
-    def _step(self) -> None:
+    def _step(self, params=None, set_to_none: bool = True) -> bool:
         self.calls += 1
         if self.calls % self.accumulate:
-            return
+            return False
         self.captured.append(
             {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
         )
         self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=set_to_none)
         self.steps += 1
+        return True
 
     def make(self, epoch: int = 0, batch_idx: int = 0, n: int = 10) -> StepContext:
         return StepContext(

@@ -60,9 +60,10 @@ class _Ctx:
         self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def make(self, batch_idx=0, n=10):
-        def step():
+        def step(params=None, set_to_none=True):
             self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=set_to_none)
+            return True
 
         return StepContext(
             epoch=0, batch_idx=batch_idx, batches_per_epoch=n, optimizer=self.opt,
@@ -92,9 +93,9 @@ def test_hgm_off_gives_plain_gradient_and_on_projects_it():
     ctx = _Ctx(model).make()
     inner = ctx.step
 
-    def capture_then_step():
+    def capture_then_step(params=None, set_to_none=True):
         captured.setdefault("g", model.fusion.head.weight.grad.clone())
-        inner()
+        return inner(params, set_to_none)
 
     ctx.step = capture_then_step
     mla.training_step(model, batch, ctx)
@@ -108,7 +109,7 @@ def test_hgm_off_gives_plain_gradient_and_on_projects_it():
     grads = []
     ctx3 = _Ctx(model3).make()
     inner3 = ctx3.step
-    ctx3.step = lambda: (grads.append(model3.fusion.head.weight.grad.clone()), inner3())
+    ctx3.step = lambda params=None, set_to_none=True: (grads.append(model3.fusion.head.weight.grad.clone()), inner3())
     mla3.training_step(model3, batch3, ctx3)
     assert not torch.allclose(grads[0], captured["g"])
     assert mla3.steps == 3
