@@ -50,10 +50,10 @@ class StrategyConfig(_Section):
 
 class OptimConfig(_Section):
     name: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(2e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
     weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["none", "step", "cosine"] = "none"
+    scheduler: Literal["none", "step", "cosine"] = "cosine"  # cosine: T_max = trainer.max_epochs
     step_size: int = Field(70, ge=1)  # StepLR period in epochs (MLA's recipe: 70)
     gamma: float = Field(0.1, gt=0)  # StepLR factor
     grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None = no clipping

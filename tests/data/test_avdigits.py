@@ -11,7 +11,13 @@ import torch
 
 from polymodal.data.base import DATASETS, build_dataset
 from polymodal.data.datasets import avdigits as av
-from polymodal.data.datasets.avdigits import AVDigits, corrupted_test_sha256, load_artifact, recipe_checksums
+from polymodal.data.datasets.avdigits import (
+    AVDIGITS_LOGMEL,
+    AVDigits,
+    corrupted_test_sha256,
+    load_artifact,
+    recipe_checksums,
+)
 from polymodal.data.transforms import LogMel, LogMelConfig
 from polymodal.paths import default_data_root
 
@@ -157,11 +163,12 @@ def test_logmel_cache_matches_on_the_fly():
     first = AVDigits("avdigits-hard", "val", **HARD)  # computes and writes the cache
     again = AVDigits("avdigits-hard", "val", **HARD)  # loads it
     with torch.no_grad():
-        expected = LogMel()(waves.tensor("audio"))
+        expected = LogMel(AVDIGITS_LOGMEL)(waves.tensor("audio"))
     torch.testing.assert_close(first.tensor("audio"), expected, atol=1e-4, rtol=1e-5)
     assert torch.equal(first.tensor("audio"), again.tensor("audio"))
     spec = first.schema[0]
-    assert spec.representation == "logmel" and spec.shape == (40, 101) and spec.sample_rate == 8000
+    assert spec.representation == "logmel" and spec.shape == (40, 51) and spec.sample_rate == 8000
+    assert waves.schema[0].extra["logmel"] == spec.extra["logmel"]  # encoders fed waveforms match the cache
     small = AVDigits("avdigits", "test", logmel={"n_mels": 20}, persist_features=False)
     assert small.schema[0].shape == (20, 101) and small[0]["inputs"]["audio"].shape == (20, 101)
     with pytest.raises(ValueError, match="valid keys"):

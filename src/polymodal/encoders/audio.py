@@ -32,6 +32,8 @@ WAVEFORM_REPRESENTATIONS = ("waveform", "raw")
 
 
 def _logmel_config(modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None, encoder: str) -> LogMelConfig:
+    if logmel is None:  # the dataset's own front end, when it declares one
+        logmel = modality.extra.get("logmel")
     given = asdict(logmel) if isinstance(logmel, LogMelConfig) else dict(logmel or {})
     sr = given.setdefault("sample_rate", modality.sample_rate)
     if sr != modality.sample_rate:

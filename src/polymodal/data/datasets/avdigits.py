@@ -53,6 +53,9 @@ ARTIFACT_VERSION = "avdigits-v1"
 BUILD_COMMAND = "python -m polymodal.data.datasets.avdigits build"
 SAMPLE_RATE = 8000  # Hz
 CLIP_SAMPLES = 8000  # 1 s: only the first 8000 samples of each recording are used
+# front end of the bench profile: 32 ms windows, 20 ms hop, 40 mel bands -> (40, 51) per clip;
+# the modality carries it in ``extra["logmel"]`` so encoders fed waveforms compute the same features
+AVDIGITS_LOGMEL = LogMelConfig(sample_rate=SAMPLE_RATE, n_fft=256, hop_length=160, n_mels=40)
 IMAGE_SIZE = 28
 AUDIO_FILE, INDEX_FILE, MANIFEST_FILE = "audio.flac", "audio_index.csv", "manifest.json"
 MNIST_IMAGES, MNIST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
@@ -375,7 +378,7 @@ class AVDigits(MultimodalDataset):
         sigma: float | None = None,  # std of the pixel noise, pixels in [0, 1] (hard, 3-view)
         occlusion: int | None = None,  # side k of the zeroed square, pixels (hard, 3-view)
         cache_features: bool = True,  # serve audio as log-mel computed once for the split
-        logmel: LogMelConfig | dict[str, Any] | None = None,  # log-mel settings (default LogMelConfig())
+        logmel: LogMelConfig | dict[str, Any] | None = None,  # log-mel settings (default AVDIGITS_LOGMEL)
         persist_features: bool = True,  # keep computed log-mels in polymodal.paths.cache_dir()
         missing_rate: float = 0.0,  # fraction of (sample, modality) slots marked absent
         missing_seed: int = 0,
@@ -406,7 +409,7 @@ class AVDigits(MultimodalDataset):
                 logmel = LogMelConfig(**logmel)
             except TypeError as exc:
                 raise ValueError(f"AV-digits option logmel={logmel!r}: {exc}; valid keys: {list(asdict(LogMelConfig()))}") from None
-        cfg = logmel or LogMelConfig()
+        cfg = logmel or AVDIGITS_LOGMEL
         if cfg.sample_rate != SAMPLE_RATE:
             raise ValueError(f"AV-digits audio is {SAMPLE_RATE} Hz; logmel.sample_rate is {cfg.sample_rate}: set it to {SAMPLE_RATE}")
 
@@ -429,7 +432,7 @@ class AVDigits(MultimodalDataset):
             audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "logmel", extra={"logmel": asdict(cfg)})
         else:
             audio = torch.from_numpy(audio_waveforms(art, keep, snr))
-            audio_mod = Modality("audio", "audio", (CLIP_SAMPLES,), SAMPLE_RATE, "waveform")
+            audio_mod = Modality("audio", "audio", (CLIP_SAMPLES,), SAMPLE_RATE, "waveform", extra={"logmel": asdict(cfg)})
         self._inputs: dict[str, torch.Tensor] = {"audio": audio}
         schema = [audio_mod]
         for name in v.views:
