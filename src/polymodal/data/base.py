@@ -7,6 +7,7 @@ Options common to all builders: ``root`` (raw data folder, see ``polymodal.paths
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from polymodal.registry import Registry
 SPLITS = ("train", "val", "test")
 
 
-class MultimodalDataset(Dataset):
+class MultimodalDataset(Dataset, ABC):
     """Base for every polymodal dataset.
 
     Subclasses set the attributes below in ``__init__`` and implement ``__len__``
@@ -36,11 +37,13 @@ class MultimodalDataset(Dataset):
     labels: np.ndarray  # (N,) labels of every sample, for class weights / balanced sampling
     provenance: dict[str, Any]  # checksums, versions, sources: written into a run's provenance
 
-    def __len__(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of samples."""
 
-    def __getitem__(self, i: int) -> Sample:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def __getitem__(self, i: int) -> Sample:
+        """The i-th sample; ``inputs[m]`` is None where modality m is missing."""
 
     @property
     def modalities(self) -> list[str]:

@@ -13,13 +13,15 @@ and every entry carries a ``tiny`` kwargs dict (width 8 or so) for tests.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from torch import Tensor, nn
 
 from polymodal.data.schema import Modality
 from polymodal.registry import Registry
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, ABC):
     out_dim: int
     low_level_dim: int
     supports_sequence: bool = False
@@ -31,8 +33,9 @@ class Encoder(nn.Module):
             f"for fusions that attend over time"
         )
 
-    def low_level(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def low_level(self, x: Tensor) -> Tensor:
+        """(B, ...) -> (B, low_level_dim) shallow features."""
 
 
 ENCODERS: Registry[Encoder] = Registry("encoder")

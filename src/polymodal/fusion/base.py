@@ -14,6 +14,7 @@ present gets finite logits (the fusion's bias) rather than NaN.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,12 +29,13 @@ class FusionOutput:
     per_modality: dict[str, Tensor] | None = None  # name -> (B, C) unimodal logits, if the fusion has them
 
 
-class Fusion(nn.Module):
+class Fusion(nn.Module, ABC):
     input_level: Literal["pooled", "sequence", "low_level"] = "pooled"
     yields_per_modality: bool = False
 
-    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
+        """Fused (and where available per-modality) logits (B, C)."""
 
 
 FUSIONS: Registry[Fusion] = Registry("fusion")

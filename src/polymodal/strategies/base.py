@@ -19,6 +19,7 @@ and the training dataset before the optimiser exists (to add parameters or read 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,21 +65,22 @@ def grad_norm(module: torch.nn.Module) -> float:
     return sq**0.5
 
 
-class Strategy:
+class Strategy(ABC):
     """Base class; subclasses override ``training_step`` and optionally the hooks."""
 
     name: str = ""
     default_fusion: str = "late"  # fusion used when the config does not name one
     fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
 
-    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
+    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:  # noqa: B027 - optional hook
         """Called once before the optimiser is built."""
 
-    def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:
+    def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:  # noqa: B027 - optional hook
         """Called at the start of every training epoch."""
 
+    @abstractmethod
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        raise NotImplementedError(f"strategy {type(self).__name__} does not define training_step")
+        """Compute the losses of one batch, take the optimiser step(s), return named scalars."""
 
     def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
         """Evaluation forward pass; the returned logits are this strategy's fused prediction."""
@@ -88,8 +90,8 @@ class Strategy:
         """Strategy state saved with checkpoints (tensors allowed; JSON-able otherwise)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - stateless by default
+        """Restore what ``state_dict`` returned."""
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
