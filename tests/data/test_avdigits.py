@@ -242,3 +242,14 @@ def test_rebuild_reproduces_the_shipped_artifact(tmp_path):
         if name != "audio.flac" or same_encoder:  # FLAC bytes depend on the encoder version
             assert rebuilt["files"][name] == entry, name
     assert load_artifact(tmp_path).recipe.clip.shape == (3000,)
+
+
+def test_calibrated_hard_variant_is_pinned():
+    """avdigits-hard's corruption is fixed once (docs/benchmarks.md); its test arrays must never change."""
+    assert av.HARD_DEFAULTS == {"snr_db": 0.0, "sigma": 0.5, "occlusion": 10}
+    sha = corrupted_test_sha256("avdigits-3view")
+    assert sha == {
+        "audio": "a02df8e0f61385c1e2d8949b67910a004079fcbe5d76ac3b390d5dff3671eb2a",
+        "image": "68b5bc73c6e426737a5ab69b88e0b1e264a68e639c8f818faa6f04f43bfa196b",
+        "image2": "47bf68699bf841775a7f9585a5cf9c5ef696f96ce10255479ec72d0a74edd369",
+    }

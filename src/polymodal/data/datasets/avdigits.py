@@ -75,7 +75,7 @@ RECIPE_CHECKSUMS = {  # first 16 hex digits of sha256 over the recipe's lines
     "image2": "159dce8114ad5ba6",
     "sum": "dfff13ee1d26de8c",
 }
-HARD_DEFAULTS: dict[str, float | int] = {"snr_db": 0.0, "sigma": 0.4, "occlusion": 10}  # provisional
+HARD_DEFAULTS: dict[str, float | int] = {"snr_db": 0.0, "sigma": 0.5, "occlusion": 10}  # calibrated: docs/benchmarks.md
 
 
 # ------------------------------------------------------------------------------------- artifact
