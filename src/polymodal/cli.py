@@ -3,6 +3,7 @@
     polymodal list {datasets,encoders,fusions,strategies}
     polymodal train [CONFIG] [key=value ...] [--resume]
     polymodal eval RUN_DIR [--split test]
+    polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
 """
 
 from __future__ import annotations
@@ -33,7 +34,35 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a finished run's best checkpoint")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    bn = sub.add_parser("bench", help="strategies x datasets x seeds, parallel and resumable, with tables")
+    bn.add_argument("--strategies", required=True, help="comma-separated strategy names")
+    bn.add_argument("--dataset", required=True, help="comma-separated dataset names")
+    bn.add_argument("--seeds", default="0,1,2")
+    bn.add_argument("--out", required=True, type=Path, help="output path without extension (NAME.md/.json/.csv/.png)")
+    bn.add_argument("--config", default=None, help="base YAML config (default: the built-in bench profile)")
+    bn.add_argument("--processes", type=int, default=None, help="parallel runs (default: CPU cores)")
+    bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: OUT's folder/runs/NAME)")
+    bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
     return p
+
+
+def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
+    from polymodal.bench.command import run_bench
+
+    bad = [o for o in ns.overrides if "=" not in o]
+    if bad:
+        raise ValueError(f"unexpected argument(s) {bad}: only key=value overrides may follow the options")
+    try:
+        seeds = [int(s) for s in ns.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds {ns.seeds!r}: expected comma-separated integers such as 0,1,2") from None
+    paths = run_bench(
+        ns.strategies.split(","), ns.dataset.split(","), seeds, ns.out, config=ns.config, overrides=ns.overrides,
+        processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv),
+    )
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
 
 
 def _cmd_list(kind: str) -> int:
@@ -117,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(ns.args, ns.resume)
         if ns.command == "eval":
             return _cmd_eval(ns.run_dir, ns.split)
+        if ns.command == "bench":
+            return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
     except (ConfigError, KeyError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

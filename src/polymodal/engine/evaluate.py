@@ -25,7 +25,7 @@ from polymodal.engine.build import build_datasets, build_run_model, build_strate
 from polymodal.engine.checkpoint import load_checkpoint
 from polymodal.engine.data import make_loader
 from polymodal.models import MultimodalModel
-from polymodal.report.metrics import Predictions
+from polymodal.report.metrics import Predictions, expected_calibration_error, macro_f1
 from polymodal.strategies.base import Strategy
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,16 @@ def collect_outputs(
 
 
 def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
-    """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a), ``n``."""
+    """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a),
+    ``macro_f1`` and ``ece`` (15 bins) of the fused prediction, ``n``."""
     logits, label = torch.from_numpy(out.logits), torch.from_numpy(out.label)
     metrics: dict[str, float | None] = {
         "loss": float(F.cross_entropy(logits, label)),
         "fused_acc": float((logits.argmax(1) == label).float().mean()),
     }
+    num_classes = out.logits.shape[1]
+    metrics["macro_f1"] = macro_f1(out.label, out.logits.argmax(1), num_classes)
+    metrics["ece"] = expected_calibration_error(out.label, _softmax(out.logits))
     for m in modalities:
         per, rows = out.per_modality.get(m), out.present[m]
         ok = per is not None and bool(rows.any())

@@ -1,0 +1,148 @@
+"""`polymodal bench`: strategies x datasets x seeds, in parallel processes, resumable, with tables.
+
+Writes ``OUT.md`` / ``OUT.json`` (BENCHMARKS.md's results format), ``OUT.csv`` (one line per run) and
+``OUT.png`` (bar chart of fused and per-modality test accuracy, mean +- std), and in the Markdown the
+difference of every method to ``joint`` with a paired bootstrap 95 % interval over test samples and
+seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.bench.compare import paired_bootstrap
+from polymodal.bench.results import ResultRow, write_results
+from polymodal.bench.runner import Job, run_jobs
+from polymodal.report.metrics import load_predictions
+
+
+def _run_name(strategy: str, dataset: str, seed: int) -> str:
+    return f"{dataset}-{strategy}-seed{seed}"
+
+
+def _correct(run_dir: Path) -> np.ndarray | None:
+    path = run_dir / "predictions_test.npz"
+    if not path.is_file():
+        return None
+    p = load_predictions(path)
+    order = np.argsort(p.index) if p.index is not None else np.arange(len(p.y_true))
+    return (p.probs.argmax(axis=1) == p.y_true)[order]
+
+
+def run_bench(
+    strategies: Sequence[str],
+    datasets: Sequence[str],
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
+    processes: int | None = None,
+    runs_dir: str | Path | None = None,
+    command: str = "",
+    baseline: str = "joint",
+    log=print,
+) -> dict[str, Path]:
+    """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths."""
+    from polymodal.config import load_config
+
+    out = Path(out)
+    if out.suffix:
+        raise ValueError(f"--out {out} must be a path without extension (NAME.md, NAME.json, ... are written)")
+    # validate the configuration of every combination before starting any run
+    for s in strategies:
+        for d in datasets:
+            load_config(config, [*overrides, f"strategy.name={s}", f"data.dataset={d}"])
+    runs = Path(runs_dir) if runs_dir is not None else out.parent / "runs" / out.name
+    jobs = [
+        Job(_run_name(s, d, seed), (*overrides, f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"), {"strategy": s, "dataset": d, "seed": seed})
+        for d in datasets
+        for s in strategies
+        for seed in seeds
+    ]
+    results = run_jobs(jobs, runs, config=config, processes=processes, log=log)
+    rows: list[ResultRow] = []
+    csv_rows: list[dict[str, Any]] = []
+    diffs: list[dict[str, Any]] = []
+    for d in datasets:
+        for s in strategies:
+            done = [(j, results[j.name]) for j in jobs if j.tags["dataset"] == d and j.tags["strategy"] == s and j.name in results]
+            if not done:
+                continue
+            metrics = ["fused_acc", *sorted(k for k in done[0][1]["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
+            for metric in metrics:
+                vals = [r["test"].get(metric) for _, r in done]
+                if vals and all(v is not None for v in vals):
+                    rows.append(ResultRow(s, d, metric, [float(v) for v in vals]))
+            rows.append(ResultRow(s, d, "sec_per_epoch", [float(r["sec_per_epoch"]) for _, r in done if r.get("sec_per_epoch") is not None]))
+            rows.append(ResultRow(s, d, "epoch", [float(r["best_epoch"]) for _, r in done]))
+            for j, r in done:
+                csv_rows.append({"strategy": s, "dataset": d, "seed": j.tags["seed"], "best_epoch": r["best_epoch"],
+                                 **{f"test_{k}": v for k, v in r["test"].items()}, "sec_per_epoch": r.get("sec_per_epoch")})
+            if s != baseline and baseline in strategies:
+                pairs = [(_correct(runs / _run_name(s, d, seed)), _correct(runs / _run_name(baseline, d, seed))) for seed in seeds]
+                pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+                if pairs:
+                    diff = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+                    diffs.append({"method": s, "baseline": baseline, "dataset": d, "metric": "fused_acc", "mean": diff.mean,
+                                  "ci95": [diff.low, diff.high], "n_seeds": diff.n_seeds, "n_samples": diff.n_samples})
+    if not rows:
+        raise RuntimeError(f"no run finished; see the run folders under {runs}")
+    notes = ""
+    if diffs:
+        lines = [f"Difference to `{baseline}` in fused test accuracy (points), paired bootstrap 95 % interval over test samples and seeds:", "",
+                 "| method | dataset | difference | 95 % interval |", "|---|---|---:|---|"]
+        lines += [f"| {x['method']} | {x['dataset']} | {100 * x['mean']:+.2f} | [{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] |" for x in diffs]
+        notes = "\n".join(lines)
+    protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}; "
+                f"{'config ' + str(config) if config else 'default config (bench profile)'}"
+                f"{'; overrides ' + ' '.join(overrides) if overrides else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}")
+    json_path, md_path = write_results(out.name, rows, protocol=protocol, command=command or "polymodal bench", out_dir=out.parent,
+                                       title=f"Benchmark {out.name}", notes=notes)
+    doc = json.loads(json_path.read_text())
+    doc["differences"] = diffs
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    csv_path = out.parent / f"{out.name}.csv"
+    with open(csv_path, "w", newline="") as f:
+        keys = sorted({k for r in csv_rows for k in r}, key=lambda k: (k not in ("strategy", "dataset", "seed"), k))
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(csv_rows)
+    png_path = _bar_chart(rows, out.parent / f"{out.name}.png")
+    return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
+
+
+def _bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = [r for r in rows if r.metric.endswith("_acc")]
+    groups = list(dict.fromkeys(f"{r.method}\n{r.dataset}" for r in acc))
+    metrics = list(dict.fromkeys(r.metric for r in acc))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
+    width = 0.8 / max(1, len(metrics))
+    for i, metric in enumerate(metrics):
+        xs, ys, es = [], [], []
+        for g, group in enumerate(groups):
+            r = next((r for r in acc if f"{r.method}\n{r.dataset}" == group and r.metric == metric), None)
+            if r is not None:
+                xs.append(g + i * width)
+                ys.append(100 * r.mean)
+                es.append(100 * r.std)
+        ax.bar(xs, ys, width, yerr=es, capsize=3, label=metric)
+    ax.set_xticks([g + width * (len(metrics) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,34 @@
+import csv
+import json
+
+from polymodal.cli import main
+
+
+def test_bench_runs_writes_tables_and_resumes(tmp_path, capsys):
+    out = tmp_path / "results" / "smoke"
+    args = ["bench", "--strategies", "joint,mla", "--dataset", "synthetic", "--seeds", "0,1", "--out", str(out),
+            "--processes", "2", "trainer.max_epochs=2", "model.width=8"]
+    assert main(args) == 0, capsys.readouterr().err
+    for ext in ("md", "json", "csv", "png"):
+        assert (out.parent / f"smoke.{ext}").is_file(), ext
+    doc = json.loads((out.parent / "smoke.json").read_text())
+    fused = {r["method"]: r for r in doc["rows"] if r["metric"] == "fused_acc"}
+    assert set(fused) == {"joint", "mla"} and all(r["n"] == 2 for r in fused.values())
+    assert {r["metric"] for r in doc["rows"]} >= {"fused_acc", "a_acc", "b_acc", "macro_f1", "sec_per_epoch", "epoch"}
+    (diff,) = doc["differences"]
+    assert diff["method"] == "mla" and diff["baseline"] == "joint" and diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+    md = (out.parent / "smoke.md").read_text()
+    assert "Difference to `joint`" in md and "| mla | synthetic |" in md
+    with open(out.parent / "smoke.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    capsys.readouterr()
+    assert main(args) == 0  # finished runs are kept and skipped
+    assert "4 of 4 runs already finished" in capsys.readouterr().out
+
+
+def test_bench_rejects_bad_input_before_running(tmp_path, capsys):
+    assert main(["bench", "--strategies", "jointt", "--dataset", "synthetic", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown strategy 'jointt'" in capsys.readouterr().err
+    assert main(["bench", "--strategies", "joint", "--dataset", "synthetic", "--seeds", "a", "--out", str(tmp_path / "x")]) == 1
+    assert "--seeds" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
