@@ -42,11 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 
 
 def shapley_values(values: Mapping[frozenset[str], Tensor], names: Sequence[str]) -> dict[str, Tensor]:
@@ -112,7 +108,7 @@ class AGM(Strategy):
         self.counts: dict[str, int] = {}  # modality -> steps that entered its running mean
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if len(core.modalities) < 2:
             raise ValueError(f"strategy 'agm' needs >= 2 modalities; the model has {core.modalities}")
         if len(core.modalities) > 6:
@@ -131,7 +127,7 @@ class AGM(Strategy):
         return values
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)

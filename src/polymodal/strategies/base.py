@@ -57,6 +57,24 @@ class StepContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The MultimodalModel inside Fabric's / DDP's wrappers (for attribute access, not for forward)."""
+    return getattr(model, "_original_module", getattr(model, "module", model))
+
+
+def backward_and_step(core: torch.nn.Module, loss: Tensor, ctx: StepContext, logs: dict[str, Tensor | float]) -> dict[str, Tensor | float]:
+    """The common end of a single-step strategy: backward, log each encoder's gradient norm, step.
+
+    Returns ``logs`` with ``loss`` and ``grad_norm/<modality>`` added.
+    """
+    ctx.backward(loss)
+    for m in core.modalities:
+        logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
+    ctx.step()
+    logs["loss"] = loss.detach()
+    return logs
+
+
 def grad_norm(module: torch.nn.Module) -> float:
     sq = 0.0
     for p in module.parameters():

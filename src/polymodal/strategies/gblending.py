@@ -46,13 +46,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 
 FUSED = "fused"  # branch key of the multimodal (fused) loss
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
 
 
 def blending_weights(
@@ -128,7 +125,7 @@ class GBlending(Strategy):
         self._due = False
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(
                 "strategy 'gblending' needs >= 2 modalities and a fusion with per-modality logits "
@@ -183,7 +180,7 @@ class GBlending(Strategy):
         """Train a copy per branch for ``probe_epochs`` epochs from the current weights; return w_k."""
         if self._dataset is None:
             raise RuntimeError("GBlending.estimate() called before setup(model, train_dataset)")
-        core = _unwrap(model)
+        core = unwrap(model)
         device = next(core.parameters()).device
         inner = getattr(optimizer, "optimizer", optimizer)  # Fabric wraps the optimiser
         group = inner.param_groups[0]
@@ -219,7 +216,7 @@ class GBlending(Strategy):
         return blending_weights(before, after)
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         if self._is_holdout is None:
             raise RuntimeError("strategy 'gblending' was not set up: call setup(model, train_dataset) first")
         weights_ce = ctx.extra.get("class_weights")
@@ -244,12 +241,7 @@ class GBlending(Strategy):
                 loss_m = F.cross_entropy(out.per_modality[m][rows], sub.label[rows], weight=weights_ce)
                 loss = loss + self.weights[m] * loss_m
                 logs[f"loss/{m}"] = loss_m.detach()
-        ctx.backward(loss)
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-        ctx.step()
-        logs["loss"] = loss.detach()
-        return logs
+        return backward_and_step(core, loss, ctx, logs)
 
     def state_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.weights) if self.weights is not None else None,

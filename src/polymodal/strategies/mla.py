@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import RULES, fuse
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 
 
 class HGMProjector:
@@ -61,9 +61,6 @@ class HGMProjector:
     def project(self, grad: Tensor) -> Tensor:
         return grad @ self.P.to(grad).T
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
 
 
 @STRATEGIES.register("mla", tiny={})
@@ -116,7 +113,7 @@ class MLA(Strategy):
         self._ever_had_grad: set[int] = set()  # ids of parameters that ever received a gradient
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         head = getattr(core.fusion, "head", None)
         if not isinstance(head, nn.Linear):
             raise ValueError(
@@ -164,7 +161,7 @@ class MLA(Strategy):
                 p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         head: nn.Linear = core.fusion.head
         if self.projector is None:
             self.setup(model, None)

@@ -36,11 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 
 
 def min_norm_weight(g1: Tensor, g2: Tensor) -> float:
@@ -79,7 +75,7 @@ class MMPareto(Strategy):
         self.scale = float(scale)
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(
                 "strategy 'mmpareto' needs >= 2 modalities and a fusion with per-modality logits "
@@ -95,7 +91,7 @@ class MMPareto(Strategy):
         return out
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
         if out.per_modality is None:

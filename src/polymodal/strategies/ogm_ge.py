@@ -37,11 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 
 
 def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> tuple[dict[str, float], dict[str, float]]:
@@ -123,7 +119,7 @@ class OGMGE(Strategy):
         self._pending_rng: Tensor | None = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(
                 "strategy 'ogm_ge' needs >= 2 modalities and a fusion with per-modality logits "
@@ -169,7 +165,7 @@ class OGMGE(Strategy):
             p.grad = new if prev is None else prev + new
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         out = model(batch)
         if out.per_modality is None:
             raise ValueError("OGM-GE needs per-modality logits; use model.fusion=late")

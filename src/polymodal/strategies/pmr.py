@@ -47,11 +47,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 
 
 def prototype_logits(features: Tensor, prototypes: Tensor, distance: str = "euclidean") -> Tensor:
@@ -130,7 +126,7 @@ class PMR(Strategy):
         self._dataset: Any = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if core.fusion.input_level != "pooled" or len(core.modalities) < 2:
             raise ValueError(
                 "strategy 'pmr' needs >= 2 modalities and a fusion over pooled (B, D) encoder features "
@@ -143,7 +139,7 @@ class PMR(Strategy):
     @torch.no_grad()
     def compute_prototypes(self, model: nn.Module, epoch: int) -> dict[str, Tensor]:
         """Class-mean features per modality over (a fraction of) the training set: name -> (C, D)."""
-        core = _unwrap(model)
+        core = unwrap(model)
         device = next(core.parameters()).device
         n = len(self._dataset)
         idx = np.arange(n)
@@ -182,7 +178,7 @@ class PMR(Strategy):
         self.prototypes = self.compute_prototypes(model, epoch)
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
@@ -214,12 +210,7 @@ class PMR(Strategy):
                         loss = loss - self.mu * gamma[m] * ent[m]
                     logs.update({f"rho/{m}": rho[m], f"beta/{m}": beta[m], f"gamma/{m}": gamma[m],
                                  f"pce/{m}": pce[m].detach()})
-        ctx.backward(loss)
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-        ctx.step()
-        logs["loss"] = loss.detach()
-        return logs
+        return backward_and_step(core, loss, ctx, logs)
 
     def state_dict(self) -> dict[str, Any]:
         return {f"prototype/{m}": p.detach().cpu().clone() for m, p in self.prototypes.items()}

@@ -38,11 +38,7 @@ from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 
 
 def energy_confidence(logits: Tensor, temperature: float = 10.0) -> Tensor:
@@ -93,7 +89,7 @@ class QMF(Strategy):
         self.history: dict[str, Tensor] = {}  # modality -> (N,) float64 cumulative per-sample CE
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(
                 "strategy 'qmf' needs >= 2 modalities and a fusion with per-modality logits "
@@ -112,7 +108,7 @@ class QMF(Strategy):
         return h
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
         if out.per_modality is None:

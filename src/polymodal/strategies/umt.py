@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 
 TEACHER_STRATEGIES = ("unimodal", "ume")  # runs whose encoders were trained on one modality each
 _HOW_TO = (
@@ -49,9 +49,6 @@ _HOW_TO = (
     "strategy.args.teachers='{<modality>: runs/teachers, ...}'"
 )
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_original_module", getattr(model, "module", model))
 
 
 def encoder_state(state: Mapping[str, Tensor], modality: str) -> dict[str, Tensor]:
@@ -124,7 +121,7 @@ class UMT(Strategy):
         self.teachers: dict[str, nn.Module] = {}
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         unknown = sorted(set(self.teacher_dirs) - set(core.modalities))
         if unknown:
             raise ValueError(
@@ -144,7 +141,7 @@ class UMT(Strategy):
             return fn[core.fusion.input_level](x)
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not self.teachers:
             self.setup(model, None)
         out = model(batch)
@@ -159,12 +156,7 @@ class UMT(Strategy):
             distill = F.mse_loss(out.features[m][rows], target.to(out.features[m].dtype))
             loss = loss + self.distill_weight * distill
             logs[f"distill/{m}"] = distill.detach()
-        ctx.backward(loss)
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-        ctx.step()
-        logs["loss"] = loss.detach()
-        return logs
+        return backward_and_step(core, loss, ctx, logs)
 
 
 @STRATEGIES.register("ume", tiny={})
@@ -189,7 +181,7 @@ class UME(Strategy):
         self.weights = dict(weights) if weights is not None else None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = _unwrap(model)
+        core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False):
             raise ValueError(
                 f"strategy 'ume' needs a fusion with per-modality logits (model.fusion=late); got {type(core.fusion).__name__}"
@@ -200,7 +192,7 @@ class UME(Strategy):
             )
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
-        core = _unwrap(model)
+        core = unwrap(model)
         out = model(batch)
         if out.per_modality is None:
             raise ValueError("UME needs per-modality logits; use model.fusion=late")
@@ -215,12 +207,7 @@ class UME(Strategy):
                 logs[f"loss/{m}"] = loss_m.detach()
         if loss is None:  # no modality present in any row: nothing to learn from this batch
             return {"loss": 0.0}
-        ctx.backward(loss)
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-        ctx.step()
-        logs["loss"] = loss.detach()
-        return logs
+        return backward_and_step(core, loss, ctx, logs)
 
     def predict(self, model: nn.Module, batch: Batch) -> ModelOutput:
         out = model(batch)
