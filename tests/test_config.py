@@ -47,3 +47,10 @@ def test_bad_files_and_overrides(tmp_path):
         load_config(None, ["optim.lr"])
     with pytest.raises(ConfigError, match="plain folder name"):
         load_config(None, ["name=a/b"])
+
+
+def test_split_options_only_name_splits():
+    cfg = load_config(None, ["data.split_options.test.missing_rate=0.3"])
+    assert cfg.data.split_options == {"test": {"missing_rate": 0.3}}
+    with pytest.raises(ConfigError, match=r"data\.split_options: .*unknown split\(s\) \['dev'\]; allowed: train, val, test"):
+        load_config(None, ["data.split_options.dev.missing_rate=0.3"])

@@ -42,12 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--config", default=None, help="base YAML config (default: the built-in bench profile)")
     bn.add_argument("--processes", type=int, default=None, help="parallel runs (default: CPU cores)")
     bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: OUT's folder/runs/NAME)")
+    bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
+    bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
     return p
 
 
 def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
-    from polymodal.bench.command import run_bench
+    from polymodal.bench.command import missing_settings, run_bench
 
     bad = [o for o in ns.overrides if "=" not in o]
     if bad:
@@ -56,9 +58,16 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
         seeds = [int(s) for s in ns.seeds.split(",")]
     except ValueError:
         raise ValueError(f"--seeds {ns.seeds!r}: expected comma-separated integers such as 0,1,2") from None
+    settings = None
+    if ns.missing_rate is not None:
+        try:
+            rates = [float(r) for r in ns.missing_rate.split(",")]
+        except ValueError:
+            raise ValueError(f"--missing-rate {ns.missing_rate!r}: expected comma-separated fractions such as 0.1,0.3,0.5") from None
+        settings = missing_settings(rates, ns.missing_at.split(","))
     paths = run_bench(
         ns.strategies.split(","), ns.dataset.split(","), seeds, ns.out, config=ns.config, overrides=ns.overrides,
-        processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv),
+        processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv), settings=settings,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -34,6 +34,16 @@ class DataConfig(_Section):
     balanced_sampling: bool = False  # sample classes equally often (with replacement)
     class_weights: bool = False  # inverse-frequency weights in the cross-entropy
     options: dict[str, Any] = Field(default_factory=dict)  # extra keyword args of the dataset builder
+    # per-split keyword args over `options`, e.g. {"test": {"missing_rate": 0.3}} (missing at test only)
+    split_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("split_options")
+    @classmethod
+    def _known_splits(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(v) - {"train", "val", "test"})
+        if unknown:
+            raise ValueError(f"unknown split(s) {unknown}; allowed: train, val, test")
+        return v
 
 
 class ModelConfig(_Section):

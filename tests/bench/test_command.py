@@ -32,3 +32,24 @@ def test_bench_rejects_bad_input_before_running(tmp_path, capsys):
     assert main(["bench", "--strategies", "joint", "--dataset", "synthetic", "--seeds", "a", "--out", str(tmp_path / "x")]) == 1
     assert "--seeds" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_bench_missing_protocol_reports_realised_rates(tmp_path, capsys):
+    out = tmp_path / "results" / "missing"
+    args = ["bench", "--strategies", "joint,unimodal", "--dataset", "synthetic", "--seeds", "0", "--out", str(out),
+            "--processes", "2", "--missing-rate", "0.3", "--missing-at", "test,both", "trainer.max_epochs=1", "model.width=8"]
+    # the synthetic dataset names its option `missing`; map the protocol's keys onto it
+    from polymodal.bench import command
+
+    assert command.missing_settings([0.3], ["train"])[0].overrides == (
+        "data.split_options.train.missing_rate=0.3", "data.split_options.train.missing_seed=0")
+    assert main(args) == 0, capsys.readouterr().err
+    doc = json.loads((out.parent / "missing.json").read_text())
+    conds = {(r["missing_rate"], r["missing_at"]) for r in doc["rows"]}
+    assert conds == {(0.3, "test"), (0.3, "both")}
+    realised = {(x["method"], x["missing_at"]): x for x in doc["realised_missing_rates"]}
+    assert realised[("joint", "test")]["train"] == 0 and realised[("joint", "test")]["val"] == 0
+    assert abs(realised[("joint", "test")]["test"] - 0.3) < 0.1
+    assert abs(realised[("joint", "both")]["train"] - 0.3) < 0.1
+    assert "Realised missing rates" in (out.parent / "missing.md").read_text()
+    assert main([*args[:-4], "--missing-at", "never"]) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,44 @@ from polymodal.bench.results import ResultRow, write_results
 from polymodal.bench.runner import Job, run_jobs
 from polymodal.report.metrics import load_predictions
 
+MISSING_AT = ("train", "test", "both")
 
-def _run_name(strategy: str, dataset: str, seed: int) -> str:
-    return f"{dataset}-{strategy}-seed{seed}"
+
+@dataclass(frozen=True)
+class Setting:
+    """One experimental condition shared by every strategy (e.g. a missing rate at test time)."""
+
+    label: str  # "" for the default condition; part of run names
+    overrides: tuple[str, ...] = ()
+    missing_rate: float | None = None
+    missing_at: str | None = None
+
+
+def missing_settings(rates: Sequence[float], where: Sequence[str], seed: int = 0) -> list[Setting]:
+    """BENCHMARKS.md's missing-modality protocol: rate r of (sample, modality) slots missing, masks from a
+    fixed seed, at train (train split only; selection on a complete val), at test (test split only) or
+    both (train, val and test)."""
+    out = []
+    for at in where:
+        if at not in MISSING_AT:
+            raise ValueError(f"--missing-at {at!r}; expected some of {', '.join(MISSING_AT)}")
+        splits = {"train": ("train",), "test": ("test",), "both": ("train", "val", "test")}[at]
+        for r in rates:
+            if not 0 < r < 1:
+                raise ValueError(f"--missing-rate {r}: expected a fraction in (0, 1)")
+            ov = tuple(f"data.split_options.{sp}.{k}={v}" for sp in splits for k, v in (("missing_rate", r), ("missing_seed", seed)))
+            out.append(Setting(f"miss{r:g}-{at}", ov, r, at))
+    return out
+
+
+def _run_name(strategy: str, dataset: str, seed: int, setting: Setting | None = None) -> str:
+    tail = f"-{setting.label}" if setting is not None and setting.label else ""
+    return f"{dataset}-{strategy}{tail}-seed{seed}"
+
+
+def _realised(run_dir: Path) -> dict[str, float]:
+    prov = json.loads((run_dir / "provenance.json").read_text()).get("datasets", {})
+    return {split: float(d["realised_missing_rate"]) for split, d in prov.items() if isinstance(d, dict) and "realised_missing_rate" in d}
 
 
 def _correct(run_dir: Path) -> np.ndarray | None:
@@ -47,6 +83,7 @@ def run_bench(
     runs_dir: str | Path | None = None,
     command: str = "",
     baseline: str = "joint",
+    settings: Sequence[Setting] | None = None,
     log=print,
 ) -> dict[str, Path]:
     """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths."""
@@ -60,9 +97,15 @@ def run_bench(
         for d in datasets:
             load_config(config, [*overrides, f"strategy.name={s}", f"data.dataset={d}"])
     runs = Path(runs_dir) if runs_dir is not None else out.parent / "runs" / out.name
+    settings = list(settings) if settings else [Setting("")]
     jobs = [
-        Job(_run_name(s, d, seed), (*overrides, f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"), {"strategy": s, "dataset": d, "seed": seed})
+        Job(
+            _run_name(s, d, seed, st),
+            (*overrides, *st.overrides, f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
+            {"strategy": s, "dataset": d, "seed": seed, "setting": st},
+        )
         for d in datasets
+        for st in settings
         for s in strategies
         for seed in seeds
     ]
@@ -70,36 +113,49 @@ def run_bench(
     rows: list[ResultRow] = []
     csv_rows: list[dict[str, Any]] = []
     diffs: list[dict[str, Any]] = []
-    for d in datasets:
-        for s in strategies:
-            done = [(j, results[j.name]) for j in jobs if j.tags["dataset"] == d and j.tags["strategy"] == s and j.name in results]
-            if not done:
-                continue
-            metrics = ["fused_acc", *sorted(k for k in done[0][1]["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
-            for metric in metrics:
-                vals = [r["test"].get(metric) for _, r in done]
-                if vals and all(v is not None for v in vals):
-                    rows.append(ResultRow(s, d, metric, [float(v) for v in vals]))
-            rows.append(ResultRow(s, d, "sec_per_epoch", [float(r["sec_per_epoch"]) for _, r in done if r.get("sec_per_epoch") is not None]))
-            rows.append(ResultRow(s, d, "epoch", [float(r["best_epoch"]) for _, r in done]))
-            for j, r in done:
-                csv_rows.append({"strategy": s, "dataset": d, "seed": j.tags["seed"], "best_epoch": r["best_epoch"],
-                                 **{f"test_{k}": v for k, v in r["test"].items()}, "sec_per_epoch": r.get("sec_per_epoch")})
-            if s != baseline and baseline in strategies:
-                pairs = [(_correct(runs / _run_name(s, d, seed)), _correct(runs / _run_name(baseline, d, seed))) for seed in seeds]
-                pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-                if pairs:
-                    diff = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
-                    diffs.append({"method": s, "baseline": baseline, "dataset": d, "metric": "fused_acc", "mean": diff.mean,
-                                  "ci95": [diff.low, diff.high], "n_seeds": diff.n_seeds, "n_samples": diff.n_samples})
+    realised: list[dict[str, Any]] = []
+    for d, st, s in ((d, st, s) for d in datasets for st in settings for s in strategies):
+        keys = {"missing_rate": st.missing_rate, "missing_at": st.missing_at}
+        done = [(j, results[j.name]) for j in jobs
+                if j.tags["dataset"] == d and j.tags["strategy"] == s and j.tags["setting"] == st and j.name in results]
+        if not done:
+            continue
+        if st.missing_rate is not None:
+            per_run = [_realised(runs / j.name) for j, _ in done]
+            realised.append({"method": s, "dataset": d, **keys,
+                             **{split: float(np.mean([r[split] for r in per_run if split in r])) for split in ("train", "val", "test")}})
+        metrics = ["fused_acc", *sorted(k for k in done[0][1]["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
+        for metric in metrics:
+            vals = [r["test"].get(metric) for _, r in done]
+            if vals and all(v is not None for v in vals):
+                rows.append(ResultRow(s, d, metric, [float(v) for v in vals], **keys))
+        rows.append(ResultRow(s, d, "sec_per_epoch", [float(r["sec_per_epoch"]) for _, r in done if r.get("sec_per_epoch") is not None], **keys))
+        rows.append(ResultRow(s, d, "epoch", [float(r["best_epoch"]) for _, r in done], **keys))
+        for j, r in done:
+            csv_rows.append({"strategy": s, "dataset": d, "seed": j.tags["seed"], **keys, "best_epoch": r["best_epoch"],
+                             **{f"test_{k}": v for k, v in r["test"].items()}, "sec_per_epoch": r.get("sec_per_epoch")})
+        if s != baseline and baseline in strategies:
+            pairs = [(_correct(runs / _run_name(s, d, seed, st)), _correct(runs / _run_name(baseline, d, seed, st))) for seed in seeds]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            if pairs:
+                diff = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+                diffs.append({"method": s, "baseline": baseline, "dataset": d, **{k: v for k, v in keys.items() if v is not None},
+                              "metric": "fused_acc", "mean": diff.mean, "ci95": [diff.low, diff.high],
+                              "n_seeds": diff.n_seeds, "n_samples": diff.n_samples})
     if not rows:
         raise RuntimeError(f"no run finished; see the run folders under {runs}")
     notes = ""
     if diffs:
         lines = [f"Difference to `{baseline}` in fused test accuracy (points), paired bootstrap 95 % interval over test samples and seeds:", "",
-                 "| method | dataset | difference | 95 % interval |", "|---|---|---:|---|"]
-        lines += [f"| {x['method']} | {x['dataset']} | {100 * x['mean']:+.2f} | [{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] |" for x in diffs]
+                 "| method | dataset | condition | difference | 95 % interval |", "|---|---|---|---:|---|"]
+        lines += [f"| {x['method']} | {x['dataset']} | {_condition(x)} | {100 * x['mean']:+.2f} | "
+                  f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] |" for x in diffs]
         notes = "\n".join(lines)
+    if realised:
+        lines = ["", "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):", "",
+                 "| method | dataset | condition | train | val | test |", "|---|---|---|---:|---:|---:|"]
+        lines += [f"| {x['method']} | {x['dataset']} | {_condition(x)} | {x['train']:.3f} | {x['val']:.3f} | {x['test']:.3f} |" for x in realised]
+        notes += "\n".join(lines)
     protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}; "
                 f"{'config ' + str(config) if config else 'default config (bench profile)'}"
                 f"{'; overrides ' + ' '.join(overrides) if overrides else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}")
@@ -107,6 +163,8 @@ def run_bench(
                                        title=f"Benchmark {out.name}", notes=notes)
     doc = json.loads(json_path.read_text())
     doc["differences"] = diffs
+    if realised:
+        doc["realised_missing_rates"] = realised
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     csv_path = out.parent / f"{out.name}.csv"
     with open(csv_path, "w", newline="") as f:
@@ -116,6 +174,10 @@ def run_bench(
         w.writerows(csv_rows)
     png_path = _bar_chart(rows, out.parent / f"{out.name}.png")
     return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
+
+
+def _condition(x: dict[str, Any]) -> str:
+    return f"missing {x['missing_rate']:g} at {x['missing_at']}" if x.get("missing_rate") is not None else "-"
 
 
 def _bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:

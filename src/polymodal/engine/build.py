@@ -16,7 +16,8 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, 
     data = cfg.data
     out = {
         split: build_dataset(
-            data.dataset, split, root=data.root, cache_features=data.cache_features, **data.options
+            data.dataset, split, root=data.root, cache_features=data.cache_features,
+            **{**data.options, **data.split_options.get(split, {})},
         )
         for split in splits
     }

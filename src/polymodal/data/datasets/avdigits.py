@@ -37,6 +37,7 @@ import torch
 
 from polymodal.data.base import DATASETS, SPLITS, MultimodalDataset
 from polymodal.data.batch import Sample
+from polymodal.data.missing import missing_mask
 from polymodal.data.schema import Modality
 from polymodal.data.transforms import LogMel, LogMelConfig
 from polymodal.paths import artifacts_dir, cache_dir
@@ -274,24 +275,6 @@ def image_pixels(art: Artifact, rows: np.ndarray, keep: np.ndarray, noise: tuple
             x[r : r + k, c : c + k] = 0.0
             out.append(x.astype(np.float32))
     return np.stack(out)
-
-
-def missing_mask(n: int, m: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """bool (n, m) presence mask with round(rate * n * m) missing slots, at least one present per row.
-
-    CPM-Net style: each row keeps one modality drawn uniformly; the missing slots are drawn
-    uniformly among the other n * (m - 1) slots, so ``rate`` <= (m - 1) / m.
-    """
-    if not 0.0 <= rate <= (m - 1) / m + 1e-12:
-        raise ValueError(
-            f"missing_rate={rate} is out of range: with {m} modalities at most (M-1)/M = {(m - 1) / m:.3f} of "
-            "the (sample, modality) slots can be missing (every sample keeps one); choose a rate in that range"
-        )
-    present = np.ones((n, m), dtype=bool)
-    anchor = rng.integers(0, m, size=n)
-    others = np.flatnonzero(np.arange(m)[None, :] != anchor[:, None])  # flat slot ids, (n * (m - 1),)
-    present.flat[rng.choice(others, size=min(round(rate * n * m), len(others)), replace=False)] = False
-    return present
 
 
 def _logmel_fingerprint(front: LogMel) -> str:

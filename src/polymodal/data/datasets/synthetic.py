@@ -1,8 +1,9 @@
 """A tiny deterministic two-modality dataset for smoke tests and examples.
 
 Each class has a random prototype in each modality; a sample is its class prototype plus noise.
-``noise`` sets how hard each modality is; ``missing`` marks a fraction of (sample, modality) slots
-absent (every sample keeps at least one modality).
+``noise`` sets how hard each modality is; ``missing`` drops each (sample, modality) slot with that
+probability (every sample keeps at least one modality); ``missing_rate`` / ``missing_seed`` apply the
+benchmark protocol's exact-rate mask (``polymodal.data.missing.missing_mask``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
+from polymodal.data.missing import missing_mask
 from polymodal.data.schema import Modality
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
@@ -27,6 +29,8 @@ class SyntheticDataset(MultimodalDataset):
         noise: tuple[float, float] = (1.0, 1.5),
         missing: float = 0.0,
         seed: int = 0,
+        missing_rate: float = 0.0,
+        missing_seed: int = 0,
         **_: object,
     ) -> None:
         self.name, self.split = "synthetic", split
@@ -45,6 +49,9 @@ class SyntheticDataset(MultimodalDataset):
             drop = rng.random((n, 2)) < missing
             drop[drop.all(axis=1), rng.integers(0, 2)] = False
             self.present &= ~drop
+        if missing_rate > 0:  # the benchmark protocol's mask (exact rate, every sample keeps one modality)
+            mask_rng = np.random.default_rng((missing_seed, _SPLIT_OFFSET[split]))
+            self.present &= missing_mask(n, 2, missing_rate, mask_rng)
         self.schema = (
             Modality("a", "tabular", (dims[0],), representation="features"),
             Modality("b", "tabular", (dims[1],), representation="features"),
@@ -52,7 +59,10 @@ class SyntheticDataset(MultimodalDataset):
         self.num_outputs = num_classes
         self.class_names = tuple(str(c) for c in range(num_classes))
         self.task = "classification"
-        self.provenance = {"dataset": "synthetic", "seed": seed, "size": n}
+        self.provenance = {
+            "dataset": "synthetic", "seed": seed, "size": n, "missing_rate": missing_rate,
+            "realised_missing_rate": float(1.0 - self.present.mean()),
+        }
 
     def __len__(self) -> int:
         return len(self.labels)
