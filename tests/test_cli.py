@@ -35,9 +35,9 @@ def test_train_then_eval(tmp_path, capsys):
 def test_default_name_increments_and_resume_picks_latest(tmp_path, capsys):
     assert main(["train", *SMOKE, f"out_dir={tmp_path}"]) == 0
     assert main(["train", *SMOKE, f"out_dir={tmp_path}"]) == 0
-    assert (tmp_path / "synthetic-joint-seed0").is_dir() and (tmp_path / "synthetic-joint-seed0-2").is_dir()
-    assert default_run_name(tmp_path, "synthetic-joint-seed0", resume=True) == "synthetic-joint-seed0-2"
-    assert default_run_name(tmp_path, "synthetic-joint-seed0", resume=False) == "synthetic-joint-seed0-3"
+    assert (tmp_path / "synthetic-mla-seed0").is_dir() and (tmp_path / "synthetic-mla-seed0-2").is_dir()
+    assert default_run_name(tmp_path, "synthetic-mla-seed0", resume=True) == "synthetic-mla-seed0-2"
+    assert default_run_name(tmp_path, "synthetic-mla-seed0", resume=False) == "synthetic-mla-seed0-3"
 
 
 def test_bad_config_exits_2_with_key_path(tmp_path, capsys):

@@ -54,7 +54,7 @@ class ModelConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    name: str = "joint"  # `polymodal list strategies`
+    name: str = "mla"  # `polymodal list strategies`; the main job trains MLA
     args: dict[str, Any] = Field(default_factory=dict)  # keyword args of the strategy class
 
 

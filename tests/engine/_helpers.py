@@ -15,6 +15,7 @@ from polymodal.strategies.joint import Joint
 
 TINY = [
     "data.dataset=synthetic",
+    "strategy.name=joint",
     "trainer.progress=false",
     "trainer.num_threads=1",
     "trainer.patience=null",
