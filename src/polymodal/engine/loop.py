@@ -97,6 +97,9 @@ class _Run:
         self.schema = train_ds.schema
         self.modalities = [m.name for m in self.schema]
         self.strategy = build_strategy(cfg)
+        if cfg.model.fusion is None:  # record the strategy's choice in the run's resolved config
+            self.cfg = cfg = cfg.model_copy(deep=True)
+            cfg.model.fusion = self.strategy.default_fusion
         self.raw_model = build_run_model(cfg, train_ds, self.strategy)
         self.strategy.setup(self.raw_model, train_ds)
         self.raw_optimizer = build_optimizer(cfg.optim, self.raw_model.parameters())
