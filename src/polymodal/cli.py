@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", required=True, type=Path, help="output path without extension (NAME.md/.json/.csv/.png)")
     bn.add_argument("--config", default=None, help="base YAML config (default: the built-in bench profile)")
     bn.add_argument("--processes", type=int, default=None, help="parallel runs (default: CPU cores)")
-    bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: OUT's folder/runs/NAME)")
+    bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: runs/bench/NAME)")
+    bn.add_argument("--strategy-args", action="append", default=[], metavar="NAME.KEY=VALUE",
+                    help="hyper-parameter for one strategy's runs only, e.g. gblending.probe_epochs=2 (repeatable)")
     bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
@@ -68,6 +70,7 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     paths = run_bench(
         ns.strategies.split(","), ns.dataset.split(","), seeds, ns.out, config=ns.config, overrides=ns.overrides,
         processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv), settings=settings,
+        strategy_args=ns.strategy_args,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")

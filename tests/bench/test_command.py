@@ -7,7 +7,8 @@ from polymodal.cli import main
 def test_bench_runs_writes_tables_and_resumes(tmp_path, capsys):
     out = tmp_path / "results" / "smoke"
     args = ["bench", "--strategies", "joint,mla", "--dataset", "synthetic", "--seeds", "0,1", "--out", str(out),
-            "--processes", "2", "trainer.max_epochs=2", "model.width=8"]
+            "--processes", "2", "--runs-dir", str(tmp_path / "runs"), "--strategy-args", "mla.hgm_mean=running",
+            "trainer.max_epochs=2", "model.width=8"]
     assert main(args) == 0, capsys.readouterr().err
     for ext in ("md", "json", "csv", "png"):
         assert (out.parent / f"smoke.{ext}").is_file(), ext
@@ -19,6 +20,9 @@ def test_bench_runs_writes_tables_and_resumes(tmp_path, capsys):
     assert diff["method"] == "mla" and diff["baseline"] == "joint" and diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
     md = (out.parent / "smoke.md").read_text()
     assert "Difference to `joint`" in md and "| mla | synthetic |" in md
+    assert "strategy args mla.hgm_mean=running" in doc["protocol"]
+    cfg = (tmp_path / "runs" / "synthetic-mla-seed0" / "config.yaml").read_text()
+    assert "hgm_mean: running" in cfg
     with open(out.parent / "smoke.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
     capsys.readouterr()
@@ -31,13 +35,15 @@ def test_bench_rejects_bad_input_before_running(tmp_path, capsys):
     assert "unknown strategy 'jointt'" in capsys.readouterr().err
     assert main(["bench", "--strategies", "joint", "--dataset", "synthetic", "--seeds", "a", "--out", str(tmp_path / "x")]) == 1
     assert "--seeds" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists()
+    assert main(["bench", "--strategies", "joint", "--dataset", "synthetic", "--strategy-args", "mla.hgm=false",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "NAME.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_bench_missing_protocol_reports_realised_rates(tmp_path, capsys):
     out = tmp_path / "results" / "missing"
     args = ["bench", "--strategies", "joint,unimodal", "--dataset", "synthetic", "--seeds", "0", "--out", str(out),
-            "--processes", "2", "--missing-rate", "0.3", "--missing-at", "test,both", "trainer.max_epochs=1", "model.width=8"]
+            "--processes", "2", "--runs-dir", str(tmp_path / "runs"), "--missing-rate", "0.3", "--missing-at", "test,both", "trainer.max_epochs=1", "model.width=8"]
     # the synthetic dataset names its option `missing`; map the protocol's keys onto it
     from polymodal.bench import command
 

@@ -84,10 +84,25 @@ def run_bench(
     command: str = "",
     baseline: str = "joint",
     settings: Sequence[Setting] | None = None,
+    strategy_args: Sequence[str] = (),
     log=print,
 ) -> dict[str, Path]:
-    """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths."""
+    """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths.
+
+    strategy_args: ``NAME.KEY=VALUE`` items that set ``strategy.args.KEY`` for strategy NAME's runs only
+    (e.g. ``gblending.probe_epochs=2``); they are stated in the protocol line.
+    """
     from polymodal.config import load_config
+
+    per_strategy: dict[str, list[str]] = {s: [] for s in strategies}
+    for item in strategy_args:
+        name, sep, rest = item.partition(".")
+        if not sep or "=" not in rest or name not in per_strategy:
+            raise ValueError(
+                f"--strategy-args {item!r}: expected NAME.KEY=VALUE with NAME one of the benchmarked strategies "
+                f"({', '.join(strategies)}), e.g. gblending.probe_epochs=2"
+            )
+        per_strategy[name].append(f"strategy.args.{rest}")
 
     out = Path(out)
     if out.suffix:
@@ -95,13 +110,13 @@ def run_bench(
     # validate the configuration of every combination before starting any run
     for s in strategies:
         for d in datasets:
-            load_config(config, [*overrides, f"strategy.name={s}", f"data.dataset={d}"])
-    runs = Path(runs_dir) if runs_dir is not None else out.parent / "runs" / out.name
+            load_config(config, [*overrides, *per_strategy[s], f"strategy.name={s}", f"data.dataset={d}"])
+    runs = Path(runs_dir) if runs_dir is not None else Path("runs") / "bench" / out.name
     settings = list(settings) if settings else [Setting("")]
     jobs = [
         Job(
             _run_name(s, d, seed, st),
-            (*overrides, *st.overrides, f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
+            (*overrides, *st.overrides, *per_strategy[s], f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
             {"strategy": s, "dataset": d, "seed": seed, "setting": st},
         )
         for d in datasets
@@ -158,7 +173,8 @@ def run_bench(
         notes += "\n".join(lines)
     protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}; "
                 f"{'config ' + str(config) if config else 'default config (bench profile)'}"
-                f"{'; overrides ' + ' '.join(overrides) if overrides else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}")
+                f"{'; overrides ' + ' '.join(overrides) if overrides else ''}"
+                f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}")
     json_path, md_path = write_results(out.name, rows, protocol=protocol, command=command or "polymodal bench", out_dir=out.parent,
                                        title=f"Benchmark {out.name}", notes=notes)
     doc = json.loads(json_path.read_text())
