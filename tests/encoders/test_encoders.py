@@ -267,3 +267,14 @@ def test_audio_cnn_overfits_twenty_spoken_digits():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("kind", ["audio", "image", "text", "tabular", "timeseries", "video"])
+def test_default_encoders_follow_the_weights_dtype(kind):
+    """Fabric's 64-true / bf16-true precision converts the weights; inputs arrive as float32."""
+    name = DEFAULT_ENCODER[kind]
+    for _, modality in MODALITIES[kind]:
+        enc = build_encoder(name, modality, **ENCODERS.get(name).tiny).double().eval()
+        with torch.no_grad():
+            out = enc(_input(modality, torch.Generator().manual_seed(0)))
+        assert out.dtype == torch.float64

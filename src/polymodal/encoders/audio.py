@@ -125,7 +125,7 @@ class AudioCNN(Encoder):
         self.low_level_dim = channels[0] * low_level_grid**2
 
     def sequence(self, x: Tensor) -> Tensor:
-        h = self.front(x)
+        h = self.front(x).to(self.param_dtype())
         for block in self.blocks:
             h = block(h)  # (B, C, F', T')
         return self.head(h.mean(dim=2).transpose(1, 2))  # (B, T', width)
@@ -134,7 +134,7 @@ class AudioCNN(Encoder):
         return self.sequence(x).mean(dim=1)  # (B, width)
 
     def low_level(self, x: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(self.blocks[0](self.front(x)), self.grid).flatten(1)
+        return F.adaptive_avg_pool2d(self.blocks[0](self.front(x).to(self.param_dtype())), self.grid).flatten(1)
 
 
 class AudioResNet18(Encoder):
@@ -156,13 +156,13 @@ class AudioResNet18(Encoder):
         self.low_level_dim = self.backbone.stem_channels * low_level_grid**2
 
     def sequence(self, x: Tensor) -> Tensor:
-        return self.backbone.features(self.front(x)).mean(dim=2).transpose(1, 2)  # (B, T', width)
+        return self.backbone.features(self.front(x).to(self.param_dtype())).mean(dim=2).transpose(1, 2)  # (B, T', width)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.sequence(x).mean(dim=1)
 
     def low_level(self, x: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(self.backbone.stem(self.front(x)), self.grid).flatten(1)
+        return F.adaptive_avg_pool2d(self.backbone.stem(self.front(x).to(self.param_dtype())), self.grid).flatten(1)
 
 
 @ENCODERS.register("audio_cnn", tiny={"width": 8, "channels": (4, 8)})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import torch
 from torch import Tensor, nn
 
 from polymodal.data.schema import Modality
@@ -26,6 +27,13 @@ class Encoder(nn.Module, ABC):
     low_level_dim: int
     supports_sequence: bool = False
     kind: str = ""  # modality kind this encoder accepts
+
+    def param_dtype(self) -> torch.dtype:
+        """Floating dtype of the encoder's weights (float32, or float64 / bfloat16 under Fabric's *-true precision)."""
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
 
     def sequence(self, x: Tensor) -> Tensor:
         raise TypeError(

@@ -101,7 +101,7 @@ class ImageCNN(Encoder):
 
     def feature_map(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> last block's map (B, channels[-1], H', W')."""
-        h = x.float()
+        h = x.to(self.param_dtype())
         for block in self.blocks:
             h = block(h)
         return h
@@ -117,7 +117,7 @@ class ImageCNN(Encoder):
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
-        h = self.blocks[0](x.float())
+        h = self.blocks[0](x.to(self.param_dtype()))
         return F.adaptive_avg_pool2d(h, self.grid).flatten(1)  # (B, channels[0] * grid**2)
 
 
@@ -144,11 +144,11 @@ class ImageResNet18(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        return self.backbone(x.float())  # (B, width)
+        return self.backbone(x.to(self.param_dtype()))  # (B, width)
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
-        return F.adaptive_avg_pool2d(self.backbone.stem(x.float()), self.grid).flatten(1)
+        return F.adaptive_avg_pool2d(self.backbone.stem(x.to(self.param_dtype())), self.grid).flatten(1)
 
 
 @ENCODERS.register("image_cnn", tiny={"width": 8, "channels": (4, 8)})

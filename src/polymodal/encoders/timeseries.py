@@ -66,7 +66,7 @@ class TimeseriesCNN(Encoder):
 
     def _front(self, x: Tensor) -> Tensor:
         check_input(self.name, x, f"(B, T, {self.in_channels})", 3, (2, self.in_channels))
-        return self.norm_in(x.float().transpose(1, 2))  # (B, C, T)
+        return self.norm_in(x.to(self.norm_in.weight.dtype).transpose(1, 2))  # (B, C, T)
 
     def sequence(self, x: Tensor) -> Tensor:
         h = self._front(x)
@@ -110,7 +110,7 @@ class TimeseriesGRU(Encoder):
 
     def _front(self, x: Tensor) -> Tensor:
         check_input(self.name, x, f"(B, T, {self.in_channels})", 3, (2, self.in_channels))
-        return self.norm_in(x.float().transpose(1, 2))  # (B, C, T)
+        return self.norm_in(x.to(self.norm_in.weight.dtype).transpose(1, 2))  # (B, C, T)
 
     def sequence(self, x: Tensor) -> Tensor:
         out, _ = self.gru(self._front(x).transpose(1, 2))  # (B, T, hidden * directions)
