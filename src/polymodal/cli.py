@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: runs/bench/NAME)")
     bn.add_argument("--strategy-args", action="append", default=[], metavar="NAME.KEY=VALUE",
                     help="hyper-parameter for one strategy's runs only, e.g. gblending.probe_epochs=2 (repeatable)")
+    bn.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...",
+                    help="ablation variant applied to every strategy, e.g. no-hgm:strategy.args.hgm=false (repeatable)")
     bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
@@ -51,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
-    from polymodal.bench.command import missing_settings, run_bench
+    from polymodal.bench.command import missing_settings, run_bench, variant_settings
 
     bad = [o for o in ns.overrides if "=" not in o]
     if bad:
@@ -60,8 +62,10 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
         seeds = [int(s) for s in ns.seeds.split(",")]
     except ValueError:
         raise ValueError(f"--seeds {ns.seeds!r}: expected comma-separated integers such as 0,1,2") from None
-    settings = None
+    settings = variant_settings(ns.variant) if ns.variant else None
     if ns.missing_rate is not None:
+        if settings:
+            raise ValueError("--variant and --missing-rate cannot be combined; run them as two benchmarks")
         try:
             rates = [float(r) for r in ns.missing_rate.split(",")]
         except ValueError:

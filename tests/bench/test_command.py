@@ -59,3 +59,18 @@ def test_bench_missing_protocol_reports_realised_rates(tmp_path, capsys):
     assert abs(realised[("joint", "both")]["train"] - 0.3) < 0.1
     assert "Realised missing rates" in (out.parent / "missing.md").read_text()
     assert main([*args[:-4], "--missing-at", "never"]) == 1
+
+
+def test_bench_variants_are_rows_with_a_variant_key(tmp_path, capsys):
+    out = tmp_path / "results" / "ablation"
+    args = ["bench", "--strategies", "mla", "--dataset", "synthetic", "--seeds", "0", "--out", str(out),
+            "--processes", "2", "--runs-dir", str(tmp_path / "runs"), "--variant", "hgm:",
+            "--variant", "no-hgm:strategy.args.hgm=false,strategy.args.fusion_rule=fixed",
+            "trainer.max_epochs=1", "model.width=8"]
+    assert main(args) == 0, capsys.readouterr().err
+    doc = json.loads((out.parent / "ablation.json").read_text())
+    assert {r["variant"] for r in doc["rows"]} == {"hgm", "no-hgm"}
+    cfg = (tmp_path / "runs" / "synthetic-mla-v-no-hgm-seed0" / "config.yaml").read_text()
+    assert "hgm: false" in cfg and "fusion_rule: fixed" in cfg
+    assert main([*args[:-2], "--variant", "bad name:x=1"]) == 1
+    assert "plain NAME" in capsys.readouterr().err

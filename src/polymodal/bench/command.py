@@ -33,6 +33,27 @@ class Setting:
     overrides: tuple[str, ...] = ()
     missing_rate: float | None = None
     missing_at: str | None = None
+    variant: str | None = None  # ablation name (the row's ``variant`` key)
+
+
+def variant_settings(specs: Sequence[str]) -> list[Setting]:
+    """``NAME:key=value,key=value`` -> one Setting per ablation variant (overrides for every strategy).
+
+    ``NAME:`` with no overrides is the default configuration under a name (e.g. ``hgm+entropy:``).
+    """
+    out = []
+    for spec in specs:
+        name, sep, rest = spec.partition(":")
+        if not sep or not name or not name.replace("-", "").replace("+", "").replace("_", "").isalnum():
+            raise ValueError(f"--variant {spec!r}: expected NAME:key=value[,key=value...] with a plain NAME, e.g. no-hgm:strategy.args.hgm=false")
+        ov = tuple(x for x in rest.split(",") if x)
+        bad = [x for x in ov if "=" not in x]
+        if bad:
+            raise ValueError(f"--variant {spec!r}: {bad} are not key=value overrides")
+        out.append(Setting(f"v-{name}", ov, variant=name))
+    if len({s.variant for s in out}) != len(out):
+        raise ValueError("--variant names must be unique")
+    return out
 
 
 def missing_settings(rates: Sequence[float], where: Sequence[str], seed: int = 0) -> list[Setting]:
@@ -130,7 +151,7 @@ def run_bench(
     diffs: list[dict[str, Any]] = []
     realised: list[dict[str, Any]] = []
     for d, st, s in ((d, st, s) for d in datasets for st in settings for s in strategies):
-        keys = {"missing_rate": st.missing_rate, "missing_at": st.missing_at}
+        keys = {"missing_rate": st.missing_rate, "missing_at": st.missing_at, "variant": st.variant}
         done = [(j, results[j.name]) for j in jobs
                 if j.tags["dataset"] == d and j.tags["strategy"] == s and j.tags["setting"] == st and j.name in results]
         if not done:
@@ -193,7 +214,9 @@ def run_bench(
 
 
 def _condition(x: dict[str, Any]) -> str:
-    return f"missing {x['missing_rate']:g} at {x['missing_at']}" if x.get("missing_rate") is not None else "-"
+    if x.get("missing_rate") is not None:
+        return f"missing {x['missing_rate']:g} at {x['missing_at']}"
+    return str(x["variant"]) if x.get("variant") else "-"
 
 
 def _bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
