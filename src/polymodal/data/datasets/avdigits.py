@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
+import contextlib
 import hashlib
 import inspect
 import json
@@ -295,12 +296,10 @@ def _cached_logmel(art: Artifact, keep: np.ndarray, tag: str, snr_db: float | No
         key = "|".join([ARTIFACT_VERSION, art.manifest["audio"]["pcm_sha256"], tag, cfg.key(), _logmel_fingerprint(front)])
         path = cache_dir() / "avdigits" / f"logmel-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
         if path.is_file():
-            try:
+            with contextlib.suppress(OSError, ValueError):  # an unreadable cache file is recomputed and overwritten
                 feats = np.load(path, allow_pickle=False)
                 if feats.shape == shape and feats.dtype == np.float32:
                     return feats
-            except (OSError, ValueError):
-                pass  # unreadable cache file: recompute and overwrite it
     wav = torch.from_numpy(audio_waveforms(art, keep, snr_db))
     with torch.no_grad():
         feats = torch.cat([front(chunk) for chunk in wav.split(512)]).numpy()
