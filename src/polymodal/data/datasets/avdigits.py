@@ -18,10 +18,10 @@ Tensors per sample: audio (8000,) float32 waveform at 8 kHz, or (n_mels, frames)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import gzip
-import contextlib
 import hashlib
 import inspect
 import json
