@@ -58,6 +58,21 @@ def test_bench_missing_protocol_reports_realised_rates(tmp_path, capsys):
     assert abs(realised[("joint", "test")]["test"] - 0.3) < 0.1
     assert abs(realised[("joint", "both")]["train"] - 0.3) < 0.1
     assert "Realised missing rates" in (out.parent / "missing.md").read_text()
+    # missing at test only: the model trained on complete data is evaluated, not trained again
+    runs = tmp_path / "runs"
+    derived = json.loads((runs / "synthetic-joint-miss0.3-test-seed0" / "results.json").read_text())
+    base = json.loads((runs / "synthetic-joint-seed0" / "results.json").read_text())
+    assert derived["derived_from"] == "synthetic-joint-seed0" and derived["val"] == base["val"]
+    assert derived["best_epoch"] == base["best_epoch"]
+    assert "missing_rate: 0.3" in (runs / "synthetic-joint-miss0.3-test-seed0" / "config.yaml").read_text()
+    import numpy as np
+
+    with np.load(runs / "synthetic-joint-miss0.3-test-seed0" / "predictions_test.npz") as z:
+        absent = 1 - np.mean([z[k].mean() for k in z.files if k.startswith("present_")])
+    assert abs(absent - 0.3) < 0.1
+    with np.load(runs / "synthetic-joint-seed0" / "predictions_test.npz") as z:
+        assert all(z[k].all() for k in z.files if k.startswith("present_"))
+    assert not (runs / "synthetic-joint-miss0.3-test-seed0.partial").exists()
     assert main([*args[:-4], "--missing-at", "never"]) == 1
 
 

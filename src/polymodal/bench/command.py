@@ -83,6 +83,12 @@ def _realised(run_dir: Path) -> dict[str, float]:
     return {split: float(d["realised_missing_rate"]) for split, d in prov.items() if isinstance(d, dict) and "realised_missing_rate" in d}
 
 
+def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
+    from polymodal.engine import reevaluate_run
+
+    return reevaluate_run(base, out, overrides, "test")
+
+
 def _correct(run_dir: Path) -> np.ndarray | None:
     path = run_dir / "predictions_test.npz"
     if not path.is_file():
@@ -145,7 +151,27 @@ def run_bench(
         for s in strategies
         for seed in seeds
     ]
-    results = run_jobs(jobs, runs, config=config, processes=processes, log=log)
+    # a condition that changes only the test data (missing at test) needs no training of its own: the
+    # model trained without it (the "base" run, same name as a plain run) is evaluated under it
+    derived = [j for j in jobs if j.tags["setting"].missing_at == "test"]
+    trained = [j for j in jobs if j not in derived]
+    bases = {}
+    for j in derived:
+        name = _run_name(j.tags["strategy"], j.tags["dataset"], j.tags["seed"])
+        if name not in bases and name not in {t.name for t in trained}:
+            bases[name] = Job(name, tuple(o for o in j.overrides if o not in j.tags["setting"].overrides),
+                              {**j.tags, "setting": Setting("")})
+    results = run_jobs([*trained, *bases.values()], runs, config=config, processes=processes, log=log)
+    for j in derived:
+        base = _run_name(j.tags["strategy"], j.tags["dataset"], j.tags["seed"])
+        if (runs / j.name / "results.json").is_file():
+            results[j.name] = json.loads((runs / j.name / "results.json").read_text())
+        elif base in results:
+            try:
+                results[j.name] = _derive(runs / base, runs / j.name, list(j.tags["setting"].overrides))
+                log(f"{j.name}: evaluated {base} under {j.tags['setting'].label}")
+            except Exception as e:  # noqa: BLE001 - report and go on with the other runs
+                log(f"{j.name} FAILED: {type(e).__name__}: {e}")
     rows: list[ResultRow] = []
     csv_rows: list[dict[str, Any]] = []
     diffs: list[dict[str, Any]] = []

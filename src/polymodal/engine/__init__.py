@@ -6,7 +6,7 @@
 """
 
 from polymodal.engine.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
-from polymodal.engine.evaluate import evaluate_run, load_predictions
+from polymodal.engine.evaluate import evaluate_run, load_predictions, reevaluate_run
 from polymodal.engine.loop import make_fabric, train
 from polymodal.engine.results import TrainingDiverged, TrainResult
 from polymodal.engine.seeding import seed_everything
@@ -20,6 +20,7 @@ __all__ = [
     "load_checkpoint",
     "load_predictions",
     "make_fabric",
+    "reevaluate_run",
     "save_checkpoint",
     "seed_everything",
     "train",

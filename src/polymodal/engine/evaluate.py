@@ -169,20 +169,8 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         )
 
 
-def evaluate_run(
-    run_dir: str | os.PathLike,
-    split: str = "test",
-    *,
-    checkpoint: str = "best",
-    accelerator: str | None = None,
-) -> Predictions:
-    """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
-    and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path} does not exist; is {run_dir} a run folder written by train()?")
-    cfg = load_config(cfg_path)
+def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: str | None):
+    """Rebuild ``cfg``'s model, load ``run_dir``'s checkpoint and collect outputs on ``split``."""
     ckpt = load_checkpoint(run_dir / "checkpoints" / checkpoint)
     datasets = build_datasets(cfg, ["train", split]) if split != "train" else build_datasets(cfg, ["train"])
     strategy = build_strategy(cfg)
@@ -198,5 +186,72 @@ def evaluate_run(
                     num_workers=cfg.data.num_workers),
         use_distributed_sampler=False,
     )
-    out = collect_outputs(fabric, model, strategy, loader, ds.schema)
+    return collect_outputs(fabric, model, strategy, loader, ds.schema), ds
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    *,
+    checkpoint: str = "best",
+    accelerator: str | None = None,
+) -> Predictions:
+    """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
+    and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} does not exist; is {run_dir} a run folder written by train()?")
+    out, ds = _outputs_for(load_config(cfg_path), run_dir, split, checkpoint, accelerator)
     return to_predictions(out, ds.class_names)
+
+
+def reevaluate_run(
+    base_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    overrides: list[str],
+    split: str = "test",
+    *,
+    accelerator: str | None = None,
+) -> dict:
+    """Evaluate a finished run's best checkpoint on ``split`` under changed data options, as a new run folder.
+
+    For conditions that change only the evaluation data (e.g. modalities missing at test time) the trained
+    model is the same, so there is no need to train again. ``out_dir`` gets a copy of ``base_dir`` whose
+    ``config.yaml`` carries ``overrides``, new ``predictions_<split>.npz``, the split's provenance and a
+    ``results.json`` whose ``split`` metrics are replaced (``derived_from`` names the base run). The folder
+    is written under a temporary name and renamed at the end, so an interrupted call leaves nothing behind.
+    Returns the new results.json content.
+    """
+    import json
+    import shutil
+
+    from polymodal.config import dump_config
+
+    base, out = Path(base_dir), Path(out_dir)
+    for f in ("config.yaml", "results.json", "provenance.json"):
+        if not (base / f).is_file():
+            raise FileNotFoundError(f"{base / f} does not exist; {base} is not a finished run folder")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; remove it or choose another folder")
+    cfg = load_config(base / "config.yaml", [*overrides, f"name={out.name}", f"out_dir={out.parent}"])
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(f"predictions_{split}.npz", "report*", "figures", "logs"))
+    (tmp / "config.yaml").write_text(dump_config(cfg))
+    outputs, ds = _outputs_for(cfg, tmp, split, "best", accelerator)
+    save_predictions(tmp / f"predictions_{split}.npz", outputs, ds.class_names)
+    results = json.loads((base / "results.json").read_text())
+    results[split] = compute_metrics(outputs, [m.name for m in ds.schema])
+    results["derived_from"] = base.name
+    results["derived_overrides"] = list(overrides)
+    (tmp / "results.json").write_text(json.dumps(results, indent=1))
+    prov = json.loads((base / "provenance.json").read_text())
+    prov.setdefault("datasets", {})[split] = dict(getattr(ds, "provenance", {}) or {})
+    prov["derived_from"] = base.name
+    (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    tmp.rename(out)
+    from polymodal.report import write_report
+
+    write_report(out)
+    return results
