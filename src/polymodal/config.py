@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -36,6 +36,32 @@ class DataConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)  # extra keyword args of the dataset builder
     # per-split keyword args over `options`, e.g. {"test": {"missing_rate": 0.3}} (missing at test only)
     split_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # your own data: a CSV / Parquet / JSON Lines table or a dataset folder, and its label column;
+    # setting it selects the `manifest` dataset (manifest options such as split.group go in `options`)
+    manifest: str | None = None
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _manifest(self) -> DataConfig:
+        if self.manifest is None:
+            if self.dataset in ("manifest",) and "manifest" not in self.options:
+                raise ValueError("data.dataset=manifest needs data.manifest=<table file or dataset folder> and data.label=<column>")
+            return self
+        if self.dataset not in ("manifest", "avdigits-hard") or ("dataset" in self.model_fields_set and self.dataset != "manifest"):
+            raise ValueError(f"data.manifest is set but data.dataset is {self.dataset!r}; drop data.dataset (or set it to manifest)")
+        path = Path(self.manifest).expanduser()
+        manifest = str(path.resolve()) if path.exists() else self.manifest  # runs evaluated from elsewhere find it
+        for key, value in (("manifest", manifest), ("label", self.label)):
+            given = self.options.get(key)
+            if value is not None and given is not None and given != value and key == "label":
+                raise ValueError(f"data.label={value!r} but data.options.label={given!r}; give the label once")
+        opts = {**self.options, "manifest": manifest}
+        if self.label is not None:
+            opts["label"] = self.label
+        object.__setattr__(self, "manifest", manifest)
+        object.__setattr__(self, "dataset", "manifest")
+        object.__setattr__(self, "options", opts)
+        return self
 
     @field_validator("split_options")
     @classmethod

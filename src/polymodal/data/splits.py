@@ -1,0 +1,121 @@
+"""Seeded train/val/test splits: stratified by label, grouped (a patient, speaker or session stays in one
+split), and k-fold cross-validation over the non-test rows.
+
+Stratification uses the class for classification and five quantile bins of the target for regression.
+When a class is too small to appear in every split the split falls back to an unstratified one and
+says so (``SplitResult.notes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SplitResult:
+    split: np.ndarray  # (N,) "train" | "val" | "test"
+    notes: list[str] = field(default_factory=list)  # what the splitter had to give up (stratification)
+
+
+def _strata(y: np.ndarray, task: str) -> np.ndarray:
+    if task == "regression":
+        y = y.astype(np.float64)
+        edges = np.unique(np.quantile(y, [0.2, 0.4, 0.6, 0.8]))
+        return np.searchsorted(edges, y, side="right")
+    return np.unique(y.astype(str), return_inverse=True)[1]
+
+
+def _holdout(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray | None, frac: float, seed: int,
+             notes: list[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (rest, held-out) with about ``frac`` of the rows (or groups) held out."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
+
+    if frac <= 0 or len(idx) < 2:
+        return idx, idx[:0]
+    s = strata[idx]
+    if groups is None:
+        counts = np.bincount(s)
+        n_hold = max(1, int(round(frac * len(idx))))
+        n_classes = len(np.unique(s))
+        if n_hold < n_classes <= len(idx) // 3:  # room for one row of every class: stratify with that many
+            n_hold = n_classes
+        stratify = s if counts[counts > 0].min() >= 2 and n_hold >= len(np.unique(s)) else None
+        if stratify is None:
+            notes.append(f"{what}: not stratified (a class has fewer than 2 rows, or the split is smaller than the number of classes)")
+        rest, hold = train_test_split(idx, test_size=n_hold, random_state=seed, stratify=stratify)
+        return np.sort(rest), np.sort(hold)
+    g = groups[idx]
+    n_groups = len(np.unique(g))
+    if n_groups < 2:
+        raise ValueError(f"{what}: the group column has a single value; a grouped split needs at least 2 groups")
+    k = max(2, int(round(1 / frac)))
+    if k <= n_groups:
+        try:
+            folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            rest, hold = next(folds.split(idx, s, g))
+            return np.sort(idx[rest]), np.sort(idx[hold])
+        except ValueError:
+            pass
+    notes.append(f"{what}: grouped split not stratified (too few groups per class)")
+    rest, hold = next(GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed).split(idx, s, g))
+    return np.sort(idx[rest]), np.sort(idx[hold])
+
+
+def assign_splits(
+    y: np.ndarray,
+    *,
+    task: str = "classification",
+    groups: np.ndarray | None = None,
+    given: np.ndarray | None = None,
+    val: float = 0.15,
+    test: float = 0.15,
+    seed: int = 0,
+    folds: int | None = None,
+    fold: int = 0,
+) -> SplitResult:
+    """One of train/val/test per row.
+
+    given: an existing split per row ("train"/"val"/"test"; "" = unassigned). Rows with a given split
+           keep it, unless ``folds`` re-partitions the non-test rows.
+    folds, fold: k-fold cross-validation: the non-test rows are cut into ``folds`` parts (stratified and
+           grouped like the hold-out) and part ``fold`` is the validation split.
+    """
+    n = len(y)
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ValueError(f"split fractions val={val}, test={test}: each must be in [0, 1) with val + test < 1")
+    if folds is not None and not (folds >= 2 and 0 <= fold < folds):
+        raise ValueError(f"k-fold: folds={folds}, fold={fold}; need folds >= 2 and 0 <= fold < folds")
+    notes: list[str] = []
+    strata = _strata(y, task)
+    out = np.array([""] * n, dtype=object) if given is None else np.asarray(given, dtype=object).copy()
+    free = np.flatnonzero(out == "")
+    if len(free):
+        # without a given test split, hold one out first; rows already split keep theirs
+        has_test = bool((out == "test").any())
+        rest, hold = (free, free[:0]) if has_test else _holdout(free, strata, groups, test, seed, notes, "test split")
+        out[hold] = "test"
+        if folds is None:
+            frac = val / (1 - (0 if has_test else test)) if val else 0.0
+            tr, va = _holdout(rest, strata, groups, frac, seed + 1, notes, "val split")
+            out[tr], out[va] = "train", "val"
+        else:
+            out[rest] = "train"
+    if folds is not None:
+        from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+
+        pool = np.flatnonzero(out != "test")
+        s = strata[pool]
+        if groups is not None:
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+            parts = list(splitter.split(pool, s, groups[pool]))
+        elif np.bincount(s)[np.bincount(s) > 0].min() >= folds:
+            parts = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(pool, s))
+        else:
+            notes.append(f"{folds}-fold split not stratified (a class has fewer rows than folds)")
+            parts = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(pool))
+        _, va = parts[fold]
+        out[pool] = "train"
+        out[pool[va]] = "val"
+    return SplitResult(out.astype(str), notes)

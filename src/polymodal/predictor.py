@@ -1,0 +1,259 @@
+"""Train, evaluate and use a multimodal model on your own table in a few lines.
+
+    import polymodal
+    predictor = polymodal.Predictor(label="diagnosis").fit(train_df, strategy="mla")
+    predictor.evaluate(test_df)          # fused and per-modality metrics
+    predictor.predict(new_df)            # a data frame: prediction, class probabilities, modalities present
+    predictor.save("models/diagnosis"); polymodal.Predictor.load("models/diagnosis")
+
+A predictor is a run folder (``config.yaml``, checkpoints, ``data_state.json``, report): ``load`` reads
+any run trained on a manifest, including one trained with ``polymodal train data.manifest=...``. The
+table is a CSV / Parquet / JSON Lines path or a pandas DataFrame; file paths in it resolve against
+``root`` (default: the table's folder, or the working directory for a data frame). The training table is
+split into train / val / test as :mod:`polymodal.data.datasets.manifest` describes; the model is
+selected on val and ``fit`` reports its test metrics (:attr:`Predictor.test_metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATE_FILE = "data_state.json"
+
+
+class Predictor:
+    """A multimodal classifier or regressor for a table of samples (see the module docstring).
+
+    label:   the label column
+    path:    run folder to train into (default: ``runs/predictor-<label>-<time>``)
+    root:    folder that relative file paths resolve against
+    schema:  column -> kind overrides (or a YAML file of them)
+    options: further manifest options (``split={"group": "patient"}``, ``image={"size": [64, 64]}``,
+             ``bad_files="skip"``, ``task="regression"``, ...)
+    """
+
+    def __init__(self, label: str | None = None, *, path: str | os.PathLike | None = None,
+                 root: str | os.PathLike | None = None, schema: Mapping[str, str] | str | None = None,
+                 **options: Any) -> None:
+        self.label = label
+        self.path = Path(path) if path is not None else None
+        self.root = root
+        self.schema = schema
+        self.options = options
+        self.run_dir: Path | None = None
+        self.test_metrics: dict[str, Any] = {}
+        self._state: dict[str, Any] | None = None
+        self._model = None
+
+    # ---- training
+
+    def fit(self, data: Any, *, strategy: str = "mla", strategy_args: Mapping[str, Any] | None = None,
+            seed: int = 0, max_epochs: int | None = None, config: str | os.PathLike | None = None,
+            overrides: Sequence[str] = ()) -> Predictor:
+        """Train on ``data`` (table path or DataFrame); the run's settings start from ``config`` (a YAML
+        run config; default: the package defaults) and ``overrides`` (``key=value`` items)."""
+        import pandas as pd
+        import yaml
+
+        from polymodal.config import dump_config, load_config, validate_config
+        from polymodal.engine import train
+
+        if self.label is None:
+            raise ValueError("Predictor(label=...) names the label column; it is needed to fit")
+        run_dir = self.path or Path("runs") / f"predictor-{_slug(self.label)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (run_dir / "results.json").exists():
+            raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        options = dict(self.options)
+        if isinstance(data, pd.DataFrame):
+            table = run_dir / "train_table.parquet"
+            data.to_parquet(table, index=False)
+            root = Path(self.root) if self.root is not None else Path.cwd()
+        else:
+            table = Path(data).expanduser().resolve()
+            root = Path(self.root) if self.root is not None else (table if table.is_dir() else table.parent)
+        options["root"] = str(root.expanduser().resolve())
+        if self.schema is not None:
+            from polymodal.data.datasets.manifest import _schema_mapping
+
+            options["schema"] = _schema_mapping(self.schema)
+        tree = yaml.safe_load(dump_config(load_config(config, list(overrides))))
+        tree["name"], tree["out_dir"], tree["seed"] = run_dir.name, str(run_dir.parent), seed
+        tree["data"].update({"dataset": "manifest", "manifest": str(table.resolve()), "label": self.label,
+                             "options": {**tree["data"].get("options", {}), **options}})
+        tree["strategy"] = {"name": strategy, "args": dict(strategy_args or {})}
+        if max_epochs is not None:
+            tree["trainer"]["max_epochs"] = max_epochs
+        cfg = validate_config(tree, "Predictor.fit")
+        result = train(cfg)
+        self.run_dir = Path(result.run_dir)
+        self.test_metrics = dict(result.metrics)
+        self._state = None
+        self._model = None
+        return self
+
+    # ---- loading
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Predictor:
+        """A predictor from a run folder trained on a manifest (``Predictor.save`` or ``polymodal train``)."""
+        run = Path(path)
+        for f in ("config.yaml", STATE_FILE):
+            if not (run / f).is_file():
+                raise FileNotFoundError(
+                    f"{run / f} does not exist; {run} is not a run trained on a manifest (train one with "
+                    "Predictor.fit or `polymodal train data.manifest=... data.label=...`)"
+                )
+        state = json.loads((run / STATE_FILE).read_text())
+        p = cls(label=state["label"])
+        p.run_dir = run
+        p._state = state
+        results = run / "results.json"
+        if results.is_file():
+            p.test_metrics = dict(json.loads(results.read_text()).get("test") or {})
+        return p
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Copy the run folder to ``path`` (a new folder) and return it; ``Predictor.load(path)`` reads it."""
+        src = self._require_run()
+        dst = Path(path)
+        if dst.resolve() == src.resolve():
+            return dst
+        if dst.exists():
+            raise FileExistsError(f"{dst} exists; save into a new folder")
+        shutil.copytree(src, dst)
+        return dst
+
+    def _require_run(self) -> Path:
+        if self.run_dir is None:
+            raise RuntimeError("this predictor is not trained: call fit() or Predictor.load(path) first")
+        return self.run_dir
+
+    @property
+    def state(self) -> dict[str, Any]:
+        if self._state is None:
+            self._state = json.loads((self._require_run() / STATE_FILE).read_text())
+        return self._state
+
+    @property
+    def task(self) -> str:
+        return self.state["task"]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.state["class_names"])
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m["name"] for m in self.state["modalities"]]
+
+    # ---- inference
+
+    def _manifest(self, data: Any, root: str | os.PathLike | None):
+        from polymodal.data.datasets.manifest import Manifest
+
+        options = dict(self.state["options"])
+        options.pop("split", None)
+        import pandas as pd
+
+        if root is not None:
+            options["root"] = str(root)
+        elif isinstance(data, pd.DataFrame):
+            options["root"] = options.get("root") or str(Path.cwd())
+        else:
+            options["root"] = str(Path(data).expanduser().resolve().parent)
+        return Manifest(data, options, state=self.state)
+
+    def _load_model(self):
+        """(config, best checkpoint) of the run, read once."""
+        if self._model is None:
+            from polymodal.config import load_config
+            from polymodal.engine.checkpoint import load_checkpoint
+
+            run = self._require_run()
+            self._model = (load_config(run / "config.yaml"), load_checkpoint(run / "checkpoints" / "best"))
+        return self._model
+
+    def _outputs(self, data: Any, root: str | os.PathLike | None):
+        import torch
+        from lightning_fabric import Fabric
+
+        from polymodal.engine.build import build_run_model, build_strategy
+        from polymodal.engine.data import make_loader
+        from polymodal.engine.evaluate import collect_outputs
+
+        cfg, ckpt = self._load_model()
+        manifest = self._manifest(data, root)
+        ds = manifest.dataset("predict")
+        strategy = build_strategy(cfg)
+        model = build_run_model(cfg, ds, strategy)
+        strategy.setup(model, ds)
+        model.load_state_dict(ckpt.model)
+        strategy.load_state_dict(ckpt.strategy)
+        fabric = Fabric(accelerator="cpu", devices=1)
+        model = fabric.setup_module(model)
+        loader = fabric.setup_dataloaders(
+            make_loader(ds, batch_size=cfg.data.eval_batch_size, seed=cfg.seed, shuffle=False, num_workers=0),
+            use_distributed_sampler=False,
+        )
+        with torch.no_grad():
+            out = collect_outputs(fabric, model, strategy, loader, ds.schema)
+        return out, ds, manifest
+
+    def predict(self, data: Any, *, root: str | os.PathLike | None = None):
+        """A data frame with one row per input row: ``id``, ``prediction`` (class name or value), for
+        classification ``prob_<class>`` per class, and ``present_<modality>`` (whether the row had it)."""
+        import pandas as pd
+
+        out, ds, _ = self._outputs(data, root)
+        order = np.argsort(out.index)
+        frame: dict[str, Any] = {"id": ds.row_ids()}
+        if self.task == "classification":
+            logits = out.logits[order]
+            probs = _softmax(logits)
+            frame["prediction"] = [self.class_names[i] for i in probs.argmax(1)]
+            for c, name in enumerate(self.class_names):
+                frame[f"prob_{name}"] = probs[:, c]
+        else:
+            pred = out.logits[order]
+            frame["prediction"] = pred[:, 0] if pred.ndim == 2 and pred.shape[1] == 1 else list(pred)
+        for m in self.modalities:
+            frame[f"present_{m}"] = out.present[m][order]
+        return pd.DataFrame(frame)
+
+    def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
+        """(N, classes) class probabilities, rows in table order (classification only)."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification; this predictor is a regressor (use predict)")
+        df = self.predict(data, root=root)
+        return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
+
+    def evaluate(self, data: Any, *, root: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Fused and per-modality metrics on the labelled rows of ``data`` (as in a run's results.json)."""
+        from polymodal.engine.evaluate import EvalOutputs, compute_metrics
+
+        out, ds, manifest = self._outputs(data, root)
+        keep = ds.has_label[out.index]
+        if not keep.any():
+            raise ValueError(f"no row of {manifest.source} has a known label in column {self.label!r}; nothing to score")
+        sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
+                          per_modality={m: v[keep] for m, v in out.per_modality.items()},
+                          present={m: v[keep] for m, v in out.present.items()})
+        return compute_metrics(sub, self.modalities)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in s).strip("-") or "label"
