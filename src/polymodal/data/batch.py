@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -115,10 +116,24 @@ def collate(samples: Sequence[Sample], schema: Sequence[Modality]) -> Batch:
         zero = torch.zeros_like(ref)
         inputs[mod.name] = torch.stack([zero if x is None else x for x in xs])
         present[mod.name] = torch.tensor([x is not None for x in xs], dtype=torch.bool)
-    labels = [s["label"] for s in samples]
-    label = torch.as_tensor(labels)
+    label = collate_labels([s["label"] for s in samples])
     index = torch.as_tensor([s["index"] for s in samples], dtype=torch.long)
     return Batch(inputs, present, label, index)
+
+
+def collate_labels(labels: Sequence[Any]) -> Tensor:
+    """Stack per-sample labels: int class ids -> (B,) int64; float targets (a number, or a sequence /
+    array of K numbers each) -> (B,) / (B, K) float32."""
+    first = labels[0]
+    if isinstance(first, Tensor):
+        label = torch.stack([torch.as_tensor(y) for y in labels])
+    elif isinstance(first, np.ndarray):
+        label = torch.from_numpy(np.stack([np.asarray(y) for y in labels]))
+    else:
+        label = torch.as_tensor(labels)
+    if label.is_floating_point():
+        label = label.to(torch.float32)
+    return label
 
 
 class Collate:

@@ -2,7 +2,7 @@
 
     from polymodal.engine import train, evaluate_run, TrainResult
     result = train(cfg, resume=False)          # -> TrainResult; raises TrainingDiverged on NaN loss
-    preds = evaluate_run(result.run_dir, "test")  # -> polymodal.report.metrics.Predictions
+    preds = evaluate_run(result.run_dir, "test")  # -> polymodal.report.metrics.Predictions (RegressionPredictions)
 """
 
 from polymodal.engine.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint

@@ -8,11 +8,14 @@ from polymodal import registries
 from polymodal.config import RunConfig
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
-from polymodal.strategies.base import Strategy
+from polymodal.strategies.base import Strategy, require_classification
+
+TASKS = ("classification", "regression")
 
 
 def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, MultimodalDataset]:
-    """``split -> dataset`` from ``cfg.data``; checks that every split has the first split's modalities."""
+    """``split -> dataset`` from ``cfg.data``; checks that every split has the first split's modalities
+    and task (classification or regression)."""
     data = cfg.data
     out = {
         split: build_dataset(
@@ -23,10 +26,12 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, 
     }
     first_split, first = next(iter(out.items()))
     for split, ds in out.items():
-        if ds.task != "classification":
+        if ds.task not in TASKS:
+            raise ValueError(f"dataset {data.dataset!r} ({split}) declares task {ds.task!r}; expected one of {TASKS}")
+        if ds.task != first.task:
             raise ValueError(
-                f"dataset {data.dataset!r} ({split}) is a {ds.task} task; the training engine and its "
-                f"strategies (cross-entropy, accuracy) handle classification datasets only"
+                f"dataset {data.dataset!r}: split {split!r} is a {ds.task} task but split {first_split!r} is a "
+                f"{first.task} task; every split must share one task"
             )
         if [m.name for m in ds.schema] != [m.name for m in first.schema] or ds.num_outputs != first.num_outputs:
             raise ValueError(
@@ -37,6 +42,21 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, 
         if len(ds) == 0:
             raise ValueError(f"dataset {data.dataset!r}: split {split!r} is empty (check data.options)")
     return out
+
+
+def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strategy) -> None:
+    """Raise a ValueError for settings that do not fit the dataset's task: class weights, balanced
+    sampling, or a classification-only strategy on a regression dataset."""
+    if train_dataset.task != "regression":
+        return
+    for key, on in (("class_weights", cfg.data.class_weights), ("balanced_sampling", cfg.data.balanced_sampling)):
+        if on:
+            raise ValueError(
+                f"data.{key}=true needs classes, but dataset {cfg.data.dataset!r} is a regression task; "
+                f"set data.{key}=false"
+            )
+    if not strategy.supports_regression:
+        require_classification(cfg.strategy.name, train_dataset)
 
 
 def build_strategy(cfg: RunConfig) -> Strategy:

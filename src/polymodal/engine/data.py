@@ -107,6 +107,9 @@ def make_loader(
     world_size: int = 1,
 ) -> DataLoader:
     """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``)."""
+    if balanced and getattr(dataset, "task", "classification") == "regression":
+        raise ValueError("data.balanced_sampling=true needs classes, but the dataset is a regression task; "
+                         "set data.balanced_sampling=false")
     weights = balanced_sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
     sampler = EpochSampler(
         len(dataset), seed=seed, shuffle=shuffle, sample_weights=weights, rank=rank, world_size=world_size

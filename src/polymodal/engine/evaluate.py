@@ -3,7 +3,7 @@
 Per-modality ("unimodal") predictions follow BENCHMARKS.md: the model is evaluated with every other
 modality marked absent (``strategy.predict(model, batch.with_absent(others))``). When the fusion
 cannot run that way (it raises), the modality is reported as unavailable (None / left out).
-A modality's accuracy is taken over the samples in which that modality is present.
+A modality's accuracy (regression: RMSE and R^2) is taken over the samples in which that modality is present.
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from polymodal.engine.build import build_datasets, build_run_model, build_strate
 from polymodal.engine.checkpoint import load_checkpoint
 from polymodal.engine.data import make_loader
 from polymodal.models import MultimodalModel
-from polymodal.report.metrics import Predictions, expected_calibration_error, macro_f1
+from polymodal.report.metrics import (
+    Predictions,
+    RegressionPredictions,
+    expected_calibration_error,
+    macro_f1,
+    summarize_regression,
+)
+from polymodal.report.metrics import load_predictions as _load_report_predictions
 from polymodal.strategies.base import Strategy
 
 log = logging.getLogger(__name__)
@@ -36,10 +43,11 @@ class EvalOutputs:
     """One row per dataset sample, sorted by dataset index.
 
     index:        (N,) int64 dataset positions
-    label:        (N,) int64 class ids
-    logits:       (N, C) float32 fused logits (the strategy's rule)
+    label:        (N,) int64 class ids; regression: (N,) or (N, K) float32 targets
+    logits:       (N, C) float32 fused logits (the strategy's rule); regression: (N, K) outputs
     per_modality: name -> (N, C) logits with every other modality absent; missing when unavailable
     present:      name -> (N,) bool, whether the modality was present in the sample
+    task:         "classification" or "regression"; by default what ``label`` says (float -> regression)
     """
 
     index: np.ndarray
@@ -47,6 +55,23 @@ class EvalOutputs:
     logits: np.ndarray
     per_modality: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
+    task: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is None:
+            self.task = "regression" if np.issubdtype(np.asarray(self.label).dtype, np.floating) else "classification"
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task {self.task!r}; expected 'classification' or 'regression'")
+
+    def regression_pred(self, values: np.ndarray | None = None) -> np.ndarray:
+        """Regression outputs (the fused ones by default) in the shape of ``label``: (N,) or (N, K)."""
+        v = self.logits if values is None else values
+        if v.size != self.label.size:
+            raise ValueError(
+                f"the model gives {v.shape[-1]} outputs per sample but the targets have shape "
+                f"{self.label.shape[1:] or '()'}; the dataset's num_outputs must equal the number of targets"
+            )
+        return v.reshape(self.label.shape)
 
 
 @torch.no_grad()
@@ -56,8 +81,12 @@ def collect_outputs(
     strategy: Strategy,
     loader: DataLoader,
     schema: tuple[Modality, ...],
+    task: str | None = None,
 ) -> EvalOutputs:
-    """Run the model over ``loader`` on every rank and gather the de-duplicated outputs on all ranks."""
+    """Run the model over ``loader`` on every rank and gather the de-duplicated outputs on all ranks.
+
+    ``task`` ("classification" / "regression") defaults to what the labels say (float -> regression).
+    """
     names = [m.name for m in schema]
     was_training = model.training
     model.eval()
@@ -95,18 +124,26 @@ def collect_outputs(
     arrays = {k: v.cpu().numpy() for k, v in local.items()}
     index, first = np.unique(arrays["index"], return_index=True)
     pick = {k: v[first] for k, v in arrays.items()}
+    if task is None:
+        task = "regression" if np.issubdtype(pick["label"].dtype, np.floating) else "classification"
     return EvalOutputs(
         index=index.astype(np.int64),
-        label=pick["label"].astype(np.int64),
+        label=pick["label"].astype(np.float32 if task == "regression" else np.int64),
         logits=pick["logits"].astype(np.float32),
         per_modality={m: pick[f"per/{m}"].astype(np.float32) for m in names if f"per/{m}" in pick},
         present={m: pick[f"present/{m}"].astype(bool) for m in names},
+        task=task,
     )
 
 
 def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
     """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a),
-    ``macro_f1`` and ``ece`` (15 bins) of the fused prediction, ``n``."""
+    ``macro_f1`` and ``ece`` (15 bins) of the fused prediction, ``n``.
+
+    Regression (``out.task``): see :func:`compute_regression_metrics`.
+    """
+    if out.task == "regression":
+        return compute_regression_metrics(out, modalities)
     logits, label = torch.from_numpy(out.logits), torch.from_numpy(out.label)
     metrics: dict[str, float | None] = {
         "loss": float(F.cross_entropy(logits, label)),
@@ -123,12 +160,44 @@ def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float 
     return metrics
 
 
+def compute_regression_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
+    """``loss`` (fused mean squared error over samples and targets), ``rmse``, ``mae``, ``r2`` of the fused
+    prediction; per modality ``<m>_rmse`` and ``<m>_r2`` over the samples where m is present (None if
+    n/a, or for R^2 with fewer than two such samples); ``n``. RMSE and R^2 average over targets as
+    scikit-learn's defaults do."""
+    summary = summarize_regression(to_predictions(out))
+    metrics: dict[str, float | None] = {
+        "loss": summary["mse"],
+        "rmse": summary["rmse"],
+        "mae": summary["mae"],
+        "r2": _finite_or_none(summary["r2"]),
+    }
+    for m in modalities:
+        metrics[f"{m}_rmse"] = summary.get(f"{m}_rmse")
+        metrics[f"{m}_r2"] = _finite_or_none(summary.get(f"{m}_r2"))
+    metrics["n"] = int(len(out.label))
+    return metrics
+
+
+def _finite_or_none(x: float | int | None) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.from_numpy(x), dim=1).numpy()
 
 
-def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predictions:
-    """Class probabilities (softmax of the logits) in the report's :class:`Predictions` form."""
+def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predictions | RegressionPredictions:
+    """Class probabilities (softmax of the logits) in the report's :class:`Predictions` form; for
+    regression the outputs in the shape of the targets as :class:`RegressionPredictions`."""
+    if out.task == "regression":
+        return RegressionPredictions(
+            y_true=out.label,
+            pred=out.regression_pred(),
+            per_modality={m: out.regression_pred(v) for m, v in out.per_modality.items()},
+            present=dict(out.present),
+            index=out.index,
+        )
     return Predictions(
         y_true=out.label,
         probs=_softmax(out.logits),
@@ -140,8 +209,25 @@ def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predi
 
 def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tuple[str, ...] = ()) -> None:
     """npz with ``y_true`` (N,), ``probs`` (N, C), ``index`` (N,), ``modalities``, ``class_names``,
-    ``probs_<m>`` (N, C) per available modality and ``present_<m>`` (N,) bool per modality."""
+    ``probs_<m>`` (N, C) per available modality and ``present_<m>`` (N,) bool per modality.
+
+    Regression: ``y_true`` and ``pred`` (N,) or (N, K), ``pred_<m>`` per available modality,
+    ``present_<m>``, ``index``, ``modalities``, ``class_names`` (empty) and ``task`` ("regression").
+    """
     preds = to_predictions(out, class_names)
+    if isinstance(preds, RegressionPredictions):
+        reg: dict[str, np.ndarray] = {
+            "y_true": preds.y_true,
+            "pred": preds.pred,
+            "index": out.index,
+            "modalities": np.array(list(out.present), dtype=str),
+            "class_names": np.array([], dtype=str),
+            "task": np.array("regression"),
+        }
+        reg.update({f"pred_{m}": p for m, p in preds.per_modality.items()})
+        reg.update({f"present_{m}": p for m, p in out.present.items()})
+        np.savez_compressed(path, **reg)
+        return
     arrays: dict[str, np.ndarray] = {
         "y_true": preds.y_true,
         "probs": preds.probs,
@@ -156,9 +242,11 @@ def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tup
     np.savez_compressed(path, **arrays)
 
 
-def load_predictions(path: str | os.PathLike) -> Predictions:
-    """Read an npz written by :func:`save_predictions`."""
+def load_predictions(path: str | os.PathLike) -> Predictions | RegressionPredictions:
+    """Read an npz written by :func:`save_predictions` (:class:`RegressionPredictions` for a regression run)."""
     with np.load(path, allow_pickle=False) as z:
+        if "pred" in z.files and "probs" not in z.files:
+            return _load_report_predictions(path)
         modalities = [str(m) for m in z["modalities"]]
         return Predictions(
             y_true=z["y_true"],
@@ -186,7 +274,7 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
                     num_workers=cfg.data.num_workers),
         use_distributed_sampler=False,
     )
-    return collect_outputs(fabric, model, strategy, loader, ds.schema), ds
+    return collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task), ds
 
 
 def evaluate_run(
@@ -195,7 +283,7 @@ def evaluate_run(
     *,
     checkpoint: str = "best",
     accelerator: str | None = None,
-) -> Predictions:
+) -> Predictions | RegressionPredictions:
     """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
     and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
     run_dir = Path(run_dir)

@@ -2,7 +2,9 @@
 
 One run = one folder ``cfg.run_dir`` holding ``config.yaml``, ``provenance.json``, ``metrics.jsonl``,
 ``checkpoints/{best,last}``, ``logs/`` (Fabric loggers), ``predictions_{val,test}.npz`` and
-``results.json``. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch).
+``results.json``. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch), or for a
+regression dataset on the LOWEST validation RMSE (ties keep the earlier epoch); early stopping counts the
+epochs without such an improvement. ``results.json`` names the criterion (``"selection"``).
 
 Conventions: ``data.batch_size`` is per process (the global batch is ``batch_size * devices``);
 strategies see 0-based epoch indices (``ctx.epoch``, ``on_epoch_start``) while the records count
@@ -23,7 +25,7 @@ from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 
 from polymodal.config import RunConfig, dump_config
-from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+from polymodal.engine.build import build_datasets, build_run_model, build_strategy, check_task
 from polymodal.engine.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
 from polymodal.engine.data import inverse_frequency_weights, make_loader
 from polymodal.engine.evaluate import EvalOutputs, collect_outputs, compute_metrics, save_predictions
@@ -40,6 +42,23 @@ from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
 
 log = logging.getLogger(__name__)
+
+SELECTION = {"classification": ("fused_acc", "max"), "regression": ("rmse", "min")}
+"""task -> (validation metric that selects the best epoch, whether higher or lower is better)"""
+
+
+def selection_name(task: str) -> str:
+    """What results.json records as ``"selection"``: ``"val fused_acc"`` or ``"val rmse"``."""
+    return f"val {SELECTION[task][0]}"
+
+
+def is_improvement(task: str, value: float | None, best: float | None) -> bool:
+    """Whether ``value`` beats ``best`` (None: nothing yet) under ``task``'s criterion; ties do not."""
+    if best is None:
+        return True
+    if value is None:
+        return False
+    return value > best if SELECTION[task][1] == "max" else value < best
 
 
 def make_fabric(cfg: RunConfig) -> Fabric:
@@ -96,7 +115,9 @@ class _Run:
         train_ds = self.datasets["train"]
         self.schema = train_ds.schema
         self.modalities = [m.name for m in self.schema]
+        self.task = train_ds.task
         self.strategy = build_strategy(cfg)
+        check_task(cfg, train_ds, self.strategy)
         if cfg.model.fusion is None:  # record the strategy's choice in the run's resolved config
             self.cfg = cfg = cfg.model_copy(deep=True)
             cfg.model.fusion = self.strategy.default_fusion
@@ -223,7 +244,8 @@ class _Run:
         return {k: sums[k][0] / sums[k][1] for k in keys}
 
     def evaluate(self, split: str) -> tuple[EvalOutputs, dict[str, Any]]:
-        out = collect_outputs(self.fabric, self.model, self.strategy, self.loaders[split], self.schema)
+        out = collect_outputs(self.fabric, self.model, self.strategy, self.loaders[split], self.schema,
+                              task=self.task)
         return out, compute_metrics(out, self.modalities)
 
     def snapshot(self) -> Checkpoint:
@@ -251,9 +273,10 @@ class _Run:
                 return "nan_loss", self._record_nan(epoch_idx, e)
             _, val = self.evaluate("val")
             record.update({f"val/{k}": v for k, v in val.items() if k != "n"})
-            improved = st["best_metric"] is None or val["fused_acc"] > st["best_metric"]
+            key = SELECTION[self.task][0]
+            improved = is_improvement(self.task, val[key], st["best_metric"])
             if improved:
-                st.update(best_metric=val["fused_acc"], best_epoch=epoch_idx + 1, bad_epochs=0)
+                st.update(best_metric=val[key], best_epoch=epoch_idx + 1, bad_epochs=0)
             else:
                 st["bad_epochs"] += 1
             if self.scheduler is not None:
@@ -293,10 +316,11 @@ class _Run:
         return msg
 
     def _log_epoch(self, r: dict[str, Any]) -> None:
-        accs = {m: r.get(f"val/{m}_acc") for m in self.modalities}
+        what, fused_key = ("rmse", "val/rmse") if self.task == "regression" else ("acc", "val/fused_acc")
+        accs = {m: r.get(f"val/{m}_{what}") for m in self.modalities}
         per = ", ".join(f"{m} {'n/a' if a is None else format(a, '.4f')}" for m, a in accs.items())
         text = (f"epoch {r['epoch']}/{self.cfg.trainer.max_epochs}: train loss {r.get('train/loss', float('nan')):.4f}, "
-                f"val loss {r['val/loss']:.4f}, val acc {r['val/fused_acc']:.4f} ({per}), "
+                f"val loss {r['val/loss']:.4f}, val {what} {r[fused_key]:.4f} ({per}), "
                 f"{r['sec_per_epoch']:.1f} s{' *' if r['best'] else ''}")
         log.info(text)
         if self.rank0 and self.cfg.trainer.progress:
@@ -325,7 +349,8 @@ class _Run:
         history = list(st["history"])
         result = TrainResult(run_dir=self.run_dir, best_epoch=st["best_epoch"], epochs_run=st["epoch"],
                              metrics=test_metrics, history=history, stopped_reason=stopped,  # type: ignore[arg-type]
-                             val_metrics=val_metrics, message=message)
+                             val_metrics=val_metrics, message=message, task=self.task,
+                             selection=selection_name(self.task))
         if self.rank0:
             times = [r["sec_per_epoch"] for r in history]
             write_results(result, sum(times) / len(times) if times else None)

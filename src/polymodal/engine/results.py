@@ -22,10 +22,14 @@ class TrainResult:
 
     metrics:     final TEST metrics of the best checkpoint: ``loss``, ``fused_acc``, ``<modality>_acc``
                  (None when the fusion cannot run with that modality alone), ``n``; empty when no
-                 epoch finished (NaN loss in the first epoch)
+                 epoch finished (NaN loss in the first epoch). Regression: ``loss`` (MSE), ``rmse``,
+                 ``mae``, ``r2``, ``<modality>_rmse``, ``<modality>_r2``, ``n``
     val_metrics: the same on the validation split
     history:     one dict per finished epoch (the ``"epoch"`` records of metrics.jsonl)
-    best_epoch:  epoch (counted from 1) with the highest validation fused accuracy, ties -> earlier
+    best_epoch:  epoch (counted from 1) with the highest validation fused accuracy (regression: the
+                 lowest validation RMSE), ties -> earlier
+    task:        the dataset's task, "classification" or "regression"
+    selection:   the criterion that chose ``best_epoch``: "val fused_acc" or "val rmse"
     """
 
     run_dir: Path
@@ -36,6 +40,8 @@ class TrainResult:
     stopped_reason: StoppedReason
     val_metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    task: str = "classification"
+    selection: str = "val fused_acc"
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,12 +56,15 @@ class TrainingDiverged(RuntimeError):
 
 
 def write_results(result: TrainResult, sec_per_epoch: float | None) -> Path:
-    """``run_dir/results.json``: val and test metrics, best epoch, epochs run, stopped reason, timing."""
+    """``run_dir/results.json``: val and test metrics, best epoch and the criterion that selected it
+    (``selection``), task, epochs run, stopped reason, timing."""
     path = Path(result.run_dir) / RESULTS_FILE
     payload = {
         "val": result.val_metrics,
         "test": result.metrics,
         "best_epoch": result.best_epoch,
+        "selection": result.selection,
+        "task": result.task,
         "epochs_run": result.epochs_run,
         "stopped_reason": result.stopped_reason,
         "sec_per_epoch": sec_per_epoch,

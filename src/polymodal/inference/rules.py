@@ -8,6 +8,9 @@ entropy-batch  the MLA reference code's rule: softmax over the BATCH dimension, 
 
 Every rule returns sum_m w_m o_m with w_m = 0 for an absent modality; a row with nothing present
 gets zeros.
+
+Regression: ``fixed`` is a weighted mean of the per-modality real-valued outputs (B, K), renormalised
+over the present modalities; the entropy rules read the outputs as class logits and are not defined there.
 """
 
 from __future__ import annotations

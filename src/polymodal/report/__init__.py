@@ -11,16 +11,22 @@ from typing import Any
 
 from polymodal.report.metrics import (
     Predictions,
+    RegressionPredictions,
     accuracy,
     confusion_matrix,
     expected_calibration_error,
     load_predictions,
     macro_f1,
+    mean_absolute_error,
+    mean_squared_error,
     mean_std,
     per_class_report,
+    r2_score,
     reliability_bins,
+    root_mean_squared_error,
     save_predictions,
     summarize,
+    summarize_regression,
 )
 
 _LAZY = {
@@ -29,6 +35,7 @@ _LAZY = {
     "write_report": "polymodal.report.markdown",
     "plot_grad_norms": "polymodal.report.plots",
     "plot_learning_curves": "polymodal.report.plots",
+    "plot_regression_scatter": "polymodal.report.plots",
     "plot_reliability": "polymodal.report.plots",
 }
 
@@ -41,20 +48,27 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Predictions",
+    "RegressionPredictions",
     "accuracy",
     "confusion_matrix",
     "expected_calibration_error",
     "load_predictions",
     "load_run",
     "macro_f1",
+    "mean_absolute_error",
+    "mean_squared_error",
     "mean_std",
     "per_class_report",
     "plot_grad_norms",
     "plot_learning_curves",
+    "plot_regression_scatter",
     "plot_reliability",
+    "r2_score",
     "reliability_bins",
     "render_report",
+    "root_mean_squared_error",
     "save_predictions",
     "summarize",
+    "summarize_regression",
     "write_report",
 ]

@@ -13,6 +13,10 @@ A run folder holds (any may be missing; the report says what it could not show):
                             (``predictions_val.npz`` likewise, optional: it fills val metrics results.json lacks)
 - ``provenance.json``       free-form: package versions, git commit, data checksums
 
+A regression run (``results.json``'s ``task``, or predictions holding ``pred`` instead of ``probs``) reports
+``rmse``, ``mae``, ``r2`` fused and ``<modality>_rmse`` / ``<modality>_r2``, and draws a predicted-vs-true
+scatter plot instead of the confusion matrix and the reliability diagram.
+
 Unknown keys are ignored or listed as they are; nothing here needs a screen or a network.
 """
 
@@ -29,16 +33,24 @@ import yaml
 
 from polymodal.report.metrics import (
     Predictions,
+    RegressionPredictions,
     accuracy,
     confusion_matrix,
     load_predictions,
     per_class_report,
     summarize,
+    summarize_regression,
 )
-from polymodal.report.plots import plot_grad_norms, plot_learning_curves, plot_reliability
+from polymodal.report.plots import (
+    plot_grad_norms,
+    plot_learning_curves,
+    plot_regression_scatter,
+    plot_reliability,
+)
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "predictions_test.npz", "provenance.json")
-FIGURES = {"curves": "learning_curves.png", "grad": "grad_norms.png", "reliability": "reliability_test.png"}
+FIGURES = {"curves": "learning_curves.png", "grad": "grad_norms.png", "reliability": "reliability_test.png",
+           "scatter": "scatter_test.png"}
 MAX_CONFUSION_CLASSES = 30  # larger confusion matrices go to a CSV file instead of a Markdown table
 MAX_PROVENANCE_LINES = 25
 
@@ -52,10 +64,24 @@ class RunFiles:
     records: list[dict[str, Any]] = field(default_factory=list)  # epoch records, in file order
     events: list[dict[str, Any]] = field(default_factory=list)  # records with an "event" key
     results: dict[str, Any] = field(default_factory=dict)
-    predictions: Predictions | None = None
+    predictions: Predictions | RegressionPredictions | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)  # the closing "end" record of metrics.jsonl, if any
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        """"regression" when results.json says so, the test predictions are regression predictions, or
+        the logged metrics are regression metrics (``rmse`` / ``r2`` without ``fused_acc``); else
+        "classification"."""
+        if self.results.get("task") in ("classification", "regression"):
+            return str(self.results["task"])
+        if self.predictions is not None:
+            return self.predictions.task
+        splits = [d for d in (self.results.get("val"), self.results.get("test")) if isinstance(d, dict)]
+        if any("rmse" in d or "r2" in d for d in splits) and not any("fused_acc" in d for d in splits):
+            return "regression"
+        return "classification"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -127,7 +153,8 @@ def load_run(run_dir: str | Path) -> RunFiles:
                 run.predictions = pred
             logged = run.results.setdefault(split, {}) if isinstance(run.results.get(split, {}), dict) else {}
             summary = summarize(pred)
-            filled = [k for k in summary if k != "n" and k not in logged]
+            # regression: the engine logs the fused MSE as "loss"; do not repeat it as "mse"
+            filled = [k for k in summary if k != "n" and k not in logged and not (k == "mse" and "loss" in logged)]
             logged.update({k: summary[k] for k in filled})
             if filled:
                 run.notes.append(f"{split} {', '.join(filled)} computed from `predictions_{split}.npz`.")
@@ -164,13 +191,31 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _modalities(results: dict[str, Any]) -> list[str]:
+def _modalities(results: dict[str, Any], suffixes: tuple[str, ...] = ("_acc",)) -> list[str]:
+    """Modality names of the per-modality keys ``<m><suffix>`` in results.json (fused keys left out)."""
     names: dict[str, None] = {}
     for split in ("val", "test"):
         for key in results.get(split) or {}:
-            if key.endswith("_acc") and "@" not in key and key != "fused_acc":
-                names[key[: -len("_acc")]] = None
+            for suffix in suffixes:
+                if key.endswith(suffix) and "@" not in key and key != f"fused{suffix}" and len(key) > len(suffix):
+                    names[key[: -len(suffix)]] = None
     return list(names)
+
+
+def _regression_table(results: dict[str, Any]) -> str:
+    val, test = results.get("val") or {}, results.get("test") or {}
+    rows = [[label, _num(val.get(key), ".4g"), _num(test.get(key), ".4g")]
+            for key, label in (("rmse", "fused RMSE"), ("mae", "fused MAE"), ("r2", "fused R^2"))]
+    modalities = _modalities(results, ("_rmse", "_r2"))
+    for m in modalities:
+        rows.append([f"{m} RMSE", _num(val.get(f"{m}_rmse"), ".4g"), _num(test.get(f"{m}_rmse"), ".4g")])
+        rows.append([f"{m} R^2", _num(val.get(f"{m}_r2"), ".4g"), _num(test.get(f"{m}_r2"), ".4g")])
+    known = {"rmse", "mae", "r2"} | {f"{m}_{k}" for m in modalities for k in ("rmse", "r2")}
+    for key in dict.fromkeys([*val, *test]):
+        if key not in known and (_is_number(val.get(key)) or _is_number(test.get(key))):
+            label = {"loss": "loss (fused MSE)", "mse": "fused MSE", "n": "samples"}.get(key, key)
+            rows.append([label, _num(val.get(key), ".4g"), _num(test.get(key), ".4g")])
+    return _table(["metric", "val", "test"], rows)
 
 
 def _metrics_table(results: dict[str, Any]) -> str:
@@ -195,7 +240,9 @@ def _training_lines(run: RunFiles) -> list[str]:
     r = run.results
     lines = []
     if "best_epoch" in r or "epochs_run" in r:
-        lines.append(f"- Best epoch (selected on validation): {_num(r.get('best_epoch'))} of {_num(r.get('epochs_run'))} run.")
+        sel = r.get("selection")
+        how = "validation" if not isinstance(sel, str) else f"the {'lowest' if sel.endswith('rmse') else 'highest'} {sel}"
+        lines.append(f"- Best epoch (selected on {how}): {_num(r.get('best_epoch'))} of {_num(r.get('epochs_run'))} run.")
     if r.get("stopped_reason") is not None:
         lines.append(f"- Training stopped: {r['stopped_reason']}.")
     if r.get("message"):
@@ -234,6 +281,20 @@ def _class_section(pred: Predictions, run_dir: Path) -> list[str]:
         for c in range(num_classes)
     ]
     out += ["Per-class report:", "", _table(["class", "precision", "recall", "F1", "support"], rows), ""]
+    return out
+
+
+def _regression_section(pred: RegressionPredictions) -> list[str]:
+    y = np.asarray(pred.y_true)
+    k = 1 if y.ndim == 1 else y.shape[1]
+    summary = summarize_regression(pred)
+    parts = [f"fused RMSE {_num(summary['rmse'], '.4g')}, MAE {_num(summary['mae'], '.4g')}, R^2 {_num(summary['r2'])}"]
+    parts += [f"{m} alone RMSE {_num(summary.get(f'{m}_rmse'), '.4g')}, R^2 {_num(summary.get(f'{m}_r2'))}"
+              for m in pred.per_modality]
+    noun = "target" if k == 1 else "targets"
+    out = ["## Test predictions (fused)", "", f"{len(y)} test samples, {k} regression {noun}; " + "; ".join(parts) + ".", ""]
+    if pred.per_modality:
+        out += ["Per-modality metrics are taken over the samples where the modality is present.", ""]
     return out
 
 
@@ -278,7 +339,17 @@ def render_report(run: RunFiles, figures: dict[str, Path]) -> str:
     if run.notes:
         out += ["Notes: " + " ".join(run.notes), ""]
     out += ["## Results", ""]
-    if run.results:
+    regression = run.task == "regression"
+    if run.results and regression:
+        out += [
+            "RMSE and MAE in target units, R^2 as a fraction (1 = perfect, 0 = predicting the mean); "
+            "per-modality metrics over the samples where the modality is present; "
+            "n/a: not logged, or the fusion cannot run on that modality alone.",
+            "",
+            _regression_table(run.results),
+            "",
+        ]
+    elif run.results:
         out += [
             "Accuracies and macro F1 in %, ECE as a fraction (0 = calibrated); "
             "n/a: not logged, or the fusion cannot run on that modality alone.",
@@ -308,8 +379,12 @@ def render_report(run: RunFiles, figures: dict[str, Path]) -> str:
         ]
     if run.records:
         out += [f"Last epoch record (epoch {run.records[-1]['epoch']}):", "", _last_epoch_table(run.records), ""]
-    if run.predictions is not None:
+    if isinstance(run.predictions, RegressionPredictions):
+        out += _regression_section(run.predictions)
+    elif run.predictions is not None:
         out += _class_section(run.predictions, run.run_dir)
+    if "scatter" in rel:
+        out += [f"![Predicted vs true, test]({rel['scatter']})", ""]
     if "reliability" in rel:
         out += [f"![Reliability diagram, test]({rel['reliability']})", ""]
     if run.provenance:
@@ -329,7 +404,10 @@ def write_report(run_dir: str | Path) -> Path:
         grad = plot_grad_norms(run.records, fig_dir / FIGURES["grad"])
         if grad is not None:
             figures["grad"] = grad
-    if run.predictions is not None:
+    if isinstance(run.predictions, RegressionPredictions):
+        p = run.predictions
+        figures["scatter"] = plot_regression_scatter(p.y_true, p.pred, fig_dir / FIGURES["scatter"], title="test, fused")
+    elif run.predictions is not None:
         p = run.predictions
         figures["reliability"] = plot_reliability(p.y_true, p.probs, fig_dir / FIGURES["reliability"], title="test, fused")
     path = run.run_dir / "report.md"

@@ -1,7 +1,9 @@
-"""Classification metrics on collected predictions (accuracy, macro F1, confusion, ECE).
+"""Metrics on collected predictions: classification (accuracy, macro F1, confusion, ECE) and
+regression (MSE, RMSE, MAE, R^2, as scikit-learn defines them).
 
-numpy only. Class ids are ints in ``[0, C)``; probabilities are rows that sum to 1. Every metric
-returns plain Python floats (fractions in [0, 1], not percentages).
+numpy only. Class ids are ints in ``[0, C)``; probabilities are rows that sum to 1. Regression targets
+are floats, (N,) for one target or (N, K). Every metric returns plain Python floats (fractions in
+[0, 1], not percentages).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -30,6 +33,28 @@ class Predictions:
     per_modality: dict[str, np.ndarray] = field(default_factory=dict)
     index: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
+    task: ClassVar[str] = "classification"
+
+
+@dataclass
+class RegressionPredictions:
+    """A regression run's predictions on one split, one row per dataset sample.
+
+    y_true:       (N,) or (N, K) float targets
+    pred:         fused predictions, the shape of ``y_true``
+    per_modality: name -> predictions with every other modality marked absent (the shape of ``y_true``;
+                  absent from the dict when the fusion cannot run with a modality alone)
+    present:      name -> (N,) bool, whether the modality was present (per-modality metrics use these
+                  rows; all rows when a modality has no entry)
+    index:        (N,) dataset positions, sorted
+    """
+
+    y_true: np.ndarray
+    pred: np.ndarray
+    per_modality: dict[str, np.ndarray] = field(default_factory=dict)
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    index: np.ndarray | None = None
+    task: ClassVar[str] = "regression"
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -162,22 +187,107 @@ def expected_calibration_error(y_true: np.ndarray | Sequence[int], probs: np.nda
     return float(np.sum(bins["count"][full] * gap) / bins["count"].sum())
 
 
-def summarize(pred: Predictions, n_bins: int = 15) -> dict[str, float | int]:
-    """Headline metrics of one split: ``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n``.
+def summarize(pred: Predictions | RegressionPredictions, n_bins: int = 15) -> dict[str, float | int | None]:
+    """Headline metrics of one split: ``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n``
+    (:func:`summarize_regression`'s keys for :class:`RegressionPredictions`).
 
     ``<modality>_acc`` appears only for the modalities in ``pred.per_modality`` (a fusion that cannot
     run with a modality alone has no entry; callers that need a ``None`` for it add it themselves).
     """
+    if isinstance(pred, RegressionPredictions):
+        return summarize_regression(pred)
     y = _labels(pred.y_true, "Predictions.y_true")
     probs = _probs(pred.probs, len(y), "Predictions.probs")
     num_classes = probs.shape[1]
-    out: dict[str, float | int] = {
+    out: dict[str, float | int | None] = {
         "fused_acc": accuracy(y, probs),
         "macro_f1": macro_f1(y, probs.argmax(axis=1), num_classes),
         "ece": expected_calibration_error(y, probs, n_bins),
     }
     for name, p in pred.per_modality.items():
         out[f"{name}_acc"] = accuracy(y, _probs(p, len(y), f"Predictions.per_modality[{name!r}]"))
+    out["n"] = len(y)
+    return out
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+def _targets(y: np.ndarray | Sequence[float], what: str, finite: bool = True) -> np.ndarray:
+    arr = np.asarray(y, dtype=np.float64)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{what} must have shape (N,) or (N, K); got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{what} is empty; a metric needs at least one sample")
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds NaN or inf")
+    return arr
+
+
+def _reg_pair(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) float64 views of targets and predictions of the same shape (non-finite predictions give
+    non-finite metrics; non-finite targets are an error)."""
+    t, p = _targets(y_true, "y_true"), _targets(y_pred, "y_pred", finite=False)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}; expected the same shape")
+    return t.reshape(len(t), -1), p.reshape(len(p), -1)
+
+
+def mean_squared_error(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> float:
+    """Mean of squared errors over samples and targets (scikit-learn's ``mean_squared_error``)."""
+    t, p = _reg_pair(y_true, y_pred)
+    return float(np.mean((t - p) ** 2))
+
+
+def root_mean_squared_error(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> float:
+    """RMSE; with K targets the mean of the K per-target RMSEs (scikit-learn's ``root_mean_squared_error``)."""
+    t, p = _reg_pair(y_true, y_pred)
+    return float(np.mean(np.sqrt(np.mean((t - p) ** 2, axis=0))))
+
+
+def mean_absolute_error(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> float:
+    """Mean of absolute errors over samples and targets (scikit-learn's ``mean_absolute_error``)."""
+    t, p = _reg_pair(y_true, y_pred)
+    return float(np.mean(np.abs(t - p)))
+
+
+def r2_score(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot, averaged over targets (scikit-learn's ``r2_score``).
+
+    A target with constant truth scores 1.0 when predicted exactly, else 0.0 (scikit-learn's
+    ``force_finite``); with fewer than two samples R^2 is undefined and the result is NaN.
+    """
+    t, p = _reg_pair(y_true, y_pred)
+    if len(t) < 2:
+        return float("nan")
+    ss_res = np.sum((t - p) ** 2, axis=0)
+    ss_tot = np.sum((t - t.mean(axis=0)) ** 2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.where(ss_res > 0, 0.0, 1.0))
+    return float(np.mean(r2))
+
+
+def summarize_regression(pred: RegressionPredictions) -> dict[str, float | int | None]:
+    """Headline metrics of one split: fused ``mse``, ``rmse``, ``mae``, ``r2``; per modality ``<m>_rmse``
+    and ``<m>_r2`` over the rows where the modality is present (None with no such row; ``<m>_r2`` None
+    with fewer than two); ``n``. Modalities without predictions get no entry."""
+    y = _targets(pred.y_true, "RegressionPredictions.y_true")
+    fused = np.asarray(pred.pred)
+    out: dict[str, float | int | None] = {
+        "mse": mean_squared_error(y, fused),
+        "rmse": root_mean_squared_error(y, fused),
+        "mae": mean_absolute_error(y, fused),
+        "r2": r2_score(y, fused),
+    }
+    for name, p in pred.per_modality.items():
+        rows = np.asarray(pred.present[name], dtype=bool) if name in pred.present else np.ones(len(y), dtype=bool)
+        if rows.shape != (len(y),):
+            raise ValueError(f"present[{name!r}] has shape {rows.shape}; expected ({len(y)},)")
+        p = np.asarray(p)
+        if p.shape != y.shape:
+            raise ValueError(f"per_modality[{name!r}] has shape {p.shape}; y_true has {y.shape}")
+        out[f"{name}_rmse"] = root_mean_squared_error(y[rows], p[rows]) if rows.any() else None
+        out[f"{name}_r2"] = r2_score(y[rows], p[rows]) if rows.sum() >= 2 else None
     out["n"] = len(y)
     return out
 
@@ -197,14 +307,24 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
 # ----------------------------------------------------------------------------- file format
 
 
-def save_predictions(pred: Predictions, path: str | Path) -> Path:
-    """Write ``pred`` as ``.npz``: ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``class_names``."""
-    arrays: dict[str, np.ndarray] = {"y_true": np.asarray(pred.y_true), "probs": np.asarray(pred.probs)}
+def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path) -> Path:
+    """Write ``pred`` as ``.npz``: ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``class_names``;
+    for regression ``y_true``, ``pred``, ``index``, ``pred_<modality>``, ``present_<modality>``, ``task``."""
+    arrays: dict[str, np.ndarray] = {"y_true": np.asarray(pred.y_true)}
+    if isinstance(pred, RegressionPredictions):
+        arrays["pred"] = np.asarray(pred.pred)
+        arrays["task"] = np.asarray("regression")
+        for name, p in pred.per_modality.items():
+            arrays[f"pred_{name}"] = np.asarray(p)
+        for name, rows in pred.present.items():
+            arrays[f"present_{name}"] = np.asarray(rows, dtype=bool)
+    else:
+        arrays["probs"] = np.asarray(pred.probs)
+        for name, p in pred.per_modality.items():
+            arrays[f"probs_{name}"] = np.asarray(p)
+        if pred.class_names:
+            arrays["class_names"] = np.asarray(pred.class_names, dtype=str)
     arrays["index"] = np.asarray(pred.index) if pred.index is not None else np.arange(len(arrays["y_true"]))
-    for name, p in pred.per_modality.items():
-        arrays[f"probs_{name}"] = np.asarray(p)
-    if pred.class_names:
-        arrays["class_names"] = np.asarray(pred.class_names, dtype=str)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:  # a file object keeps numpy from appending a second ".npz"
@@ -212,12 +332,15 @@ def save_predictions(pred: Predictions, path: str | Path) -> Path:
     return path
 
 
-def load_predictions(path: str | Path) -> Predictions:
-    """Read a predictions ``.npz`` written by :func:`save_predictions` (or the training engine)."""
+def load_predictions(path: str | Path) -> Predictions | RegressionPredictions:
+    """Read a predictions ``.npz`` written by :func:`save_predictions` (or the training engine):
+    :class:`RegressionPredictions` when it holds ``pred``, else :class:`Predictions`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {path} does not exist")
     with np.load(path, allow_pickle=False) as z:
+        if "pred" in z.files and "probs" not in z.files:
+            return _load_regression(path, z)
         missing = [k for k in ("y_true", "probs") if k not in z.files]
         if missing:
             raise ValueError(f"predictions file {path} lacks arrays {missing}; it holds {sorted(z.files)}")
@@ -229,3 +352,13 @@ def load_predictions(path: str | Path) -> Predictions:
         names = tuple(str(c) for c in z["class_names"]) if "class_names" in z.files else ()
     return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names)
 
+
+
+def _load_regression(path: Path, z: np.lib.npyio.NpzFile) -> RegressionPredictions:
+    y, pred = z["y_true"], z["pred"]
+    if y.ndim not in (1, 2) or pred.shape != y.shape:
+        raise ValueError(f"predictions file {path}: y_true {y.shape} and pred {pred.shape}; expected the same (N,) or (N, K)")
+    per = {k[len("pred_"):]: z[k] for k in z.files if k.startswith("pred_")}
+    present = {k[len("present_"):]: z[k].astype(bool) for k in z.files if k.startswith("present_")}
+    index = z["index"] if "index" in z.files else None
+    return RegressionPredictions(y_true=y, pred=pred, per_modality=per, present=present, index=index)

@@ -1,9 +1,11 @@
-"""PNG figures of a run: learning curves, per-modality gradient norms, reliability diagram.
+"""PNG figures of a run: learning curves, per-modality gradient norms, reliability diagram, and for
+regression a predicted-vs-true scatter plot.
 
 Figures are drawn on matplotlib's Agg canvas (no screen, no pyplot global state). ``records`` are
 the epoch records of ``metrics.jsonl``: dicts with an int ``"epoch"`` and scalar keys such as
 ``train/loss``, ``val/loss``, ``val/fused_acc``, ``val/<modality>_acc``, ``grad_norm/<modality>`` (also
-read as ``train/grad_norm/<modality>``, the engine's name for a strategy's per-step scalar).
+read as ``train/grad_norm/<modality>``, the engine's name for a strategy's per-step scalar); a regression
+run logs ``val/r2`` and ``val/<modality>_r2`` instead of the accuracies.
 Missing keys, ``None`` and non-finite values are skipped, so partial runs still plot.
 """
 
@@ -24,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from polymodal.report.metrics import expected_calibration_error, reliability_bins
 
 _MODALITY_ACC = re.compile(r"^val/(?P<name>[^/@]+)_acc$")
+_MODALITY_R2 = re.compile(r"^val/(?P<name>[^/@]+)_r2$")
 _GRAD_NORM = re.compile(r"^(?:train/)?grad_norm/(?P<name>[^/]+)$")
 
 
@@ -52,6 +55,11 @@ def _keys_in_order(records: Sequence[dict[str, Any]]) -> list[str]:
 def modality_accuracy_keys(records: Sequence[dict[str, Any]]) -> list[str]:
     """``val/<modality>_acc`` keys in order of first appearance (``val/fused_acc`` excluded)."""
     return [k for k in _keys_in_order(records) if (m := _MODALITY_ACC.match(k)) and m["name"] != "fused"]
+
+
+def modality_r2_keys(records: Sequence[dict[str, Any]]) -> list[str]:
+    """``val/<modality>_r2`` keys in order of first appearance (regression runs)."""
+    return [k for k in _keys_in_order(records) if _MODALITY_R2.match(k)]
 
 
 def grad_norm_keys(records: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -89,7 +97,10 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Two panels over epochs: train/val loss; val accuracy, fused (solid) and per modality (dashed)."""
+    """Two panels over epochs: train/val loss; val accuracy, fused (solid) and per modality (dashed).
+
+    A regression run (records with ``val/r2`` and no ``val/fused_acc``) shows validation R^2 instead.
+    """
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for key, style in (("train/loss", "-"), ("val/loss", "--")):
@@ -97,14 +108,22 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) ->
         if len(x):
             ax_loss.plot(x, y, style, marker="o", ms=3, label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    x, y = _series(records, "val/fused_acc")
+    regression = len(_series(records, "val/r2")[0]) > 0 and len(_series(records, "val/fused_acc")[0]) == 0
+    fused_key, per_keys = ("val/r2", modality_r2_keys(records)) if regression else \
+        ("val/fused_acc", modality_accuracy_keys(records))
+    x, y = _series(records, fused_key)
     if len(x):
-        ax_acc.plot(x, y, "-", marker="o", ms=3, lw=2, color="black", label="val/fused_acc")
-    for key in modality_accuracy_keys(records):
+        ax_acc.plot(x, y, "-", marker="o", ms=3, lw=2, color="black", label=fused_key)
+    for key in per_keys:
         x, y = _series(records, key)
         if len(x):
             ax_acc.plot(x, y, "--", marker=".", label=key)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy", ylim=(-0.02, 1.02))
+    if regression:
+        lows = [float(np.min(line.get_ydata())) for line in ax_acc.lines]
+        low = max(min([0.0, *lows]) - 0.05, -1.0)  # very negative R^2 early on would hide the rest
+        ax_acc.set(xlabel="epoch", ylabel="R^2", title="Validation R^2", ylim=(low, 1.02))
+    else:
+        ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy", ylim=(-0.02, 1.02))
     for ax in (ax_loss, ax_acc):
         _epoch_axis(ax)
         ax.grid(alpha=0.3)
@@ -169,4 +188,38 @@ def plot_reliability(y_true: np.ndarray, probs: np.ndarray, path: str | Path, n_
     ax.legend(fontsize=8, loc="upper left")
     ax_n.bar(edges[:-1], bins["count"], width=width, align="edge", edgecolor="black", color="tab:grey")
     ax_n.set(xlabel="top-1 confidence", ylabel="samples")
+    return _save(fig, path)
+
+
+def plot_regression_scatter(
+    y_true: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "", max_targets: int = 4
+) -> Path:
+    """Predicted against true values with the identity line, one panel per target (the first
+    ``max_targets`` of (N, K) targets); each panel's title carries its RMSE and R^2."""
+    from polymodal.report.metrics import r2_score, root_mean_squared_error
+
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)
+    if t.shape != p.shape or t.ndim not in (1, 2):
+        raise ValueError(f"y_true {t.shape} and pred {p.shape} must share one shape, (N,) or (N, K)")
+    t2, p2 = t.reshape(len(t), -1), p.reshape(len(p), -1)
+    k = min(t2.shape[1], max_targets)
+    fig = Figure(figsize=(4.5 * k, 4.5), layout="constrained")
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    for j, ax in enumerate(axes):
+        tj, pj = t2[:, j], p2[:, j]
+        ok = np.isfinite(pj)
+        ax.scatter(tj[ok], pj[ok], s=10, alpha=0.6, edgecolors="none")
+        both = np.concatenate([tj[ok], pj[ok]]) if ok.any() else tj
+        lo, hi = float(both.min()), float(both.max())
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ls="--", color="grey", label="predicted = true")
+        ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), xlabel="true", ylabel="predicted")
+        ax.set_aspect("equal", adjustable="box")
+        name = f"target {j}" if t2.shape[1] > 1 else ""
+        prefix = ", ".join(x for x in (title, name) if x)
+        ax.set_title(f"{prefix + ': ' if prefix else ''}RMSE {root_mean_squared_error(tj, pj):.4g}, "
+                     f"R^2 {r2_score(tj, pj):.3f}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)

@@ -42,7 +42,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    grad_norm,
+    require_classification,
+    unwrap,
+)
 
 
 def shapley_values(values: Mapping[frozenset[str], Tensor], names: Sequence[str]) -> dict[str, Tensor]:
@@ -108,6 +115,7 @@ class AGM(Strategy):
         self.counts: dict[str, int] = {}  # modality -> steps that entered its running mean
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("agm", train_dataset)
         core = unwrap(model)
         if len(core.modalities) < 2:
             raise ValueError(f"strategy 'agm' needs >= 2 modalities; the model has {core.modalities}")

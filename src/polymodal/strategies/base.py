@@ -15,6 +15,12 @@ nothing about any particular strategy. Adding one is a new file plus a registry 
 
 Strategies are built as ``factory(**strategy.args)`` from the config; ``setup`` receives the model
 and the training dataset before the optimiser exists (to add parameters or read label counts).
+
+Regression datasets (``train_dataset.task == "regression"``) are trained by the strategies with
+``supports_regression = True`` (joint, joint-concat, unimodal, mla with ``fusion_rule=fixed``): they
+record the task in ``setup`` (``self.task``) and use :func:`polymodal.strategies.joint.task_loss`
+(mean squared error instead of cross-entropy). Every other strategy calls
+:func:`require_classification` first thing in ``setup``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,29 @@ class StepContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+REGRESSION_STRATEGIES = "joint, joint-concat, unimodal and mla (with strategy.args.fusion_rule=fixed)"
+
+
+def dataset_task(train_dataset: Any) -> str:
+    """The dataset's ``task`` ("classification" or "regression"); "classification" when there is no
+    dataset (strategies set up without one in tests) or it declares none."""
+    task = getattr(train_dataset, "task", None) or "classification"
+    if task not in ("classification", "regression"):
+        raise ValueError(f"dataset task {task!r}; expected 'classification' or 'regression'")
+    return task
+
+
+def require_classification(strategy: str, train_dataset: Any) -> None:
+    """Raise a ValueError naming ``strategy`` when ``train_dataset`` is a regression task."""
+    if dataset_task(train_dataset) == "regression":
+        name = getattr(train_dataset, "name", None)
+        raise ValueError(
+            f"strategy {strategy!r} supports classification only, but the dataset"
+            f"{f' {name!r}' if name else ''} is a regression task; regression is supported by "
+            f"{REGRESSION_STRATEGIES}"
+        )
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The MultimodalModel inside Fabric's / DDP's wrappers (for attribute access, not for forward)."""
     return getattr(model, "_original_module", getattr(model, "module", model))
@@ -89,6 +118,8 @@ class Strategy(ABC):
     name: str = ""
     default_fusion: str = "late"  # fusion used when the config does not name one
     fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
+    supports_regression: bool = False  # True: setup() accepts a regression dataset
+    task: str = "classification"  # the training dataset's task; set in setup() by regression-capable strategies
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:  # noqa: B027 - optional hook
         """Called once before the optimiser is built."""

@@ -46,7 +46,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    backward_and_step,
+    require_classification,
+    unwrap,
+)
 
 FUSED = "fused"  # branch key of the multimodal (fused) loss
 
@@ -125,6 +132,7 @@ class GBlending(Strategy):
         self._due = False
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("gblending", train_dataset)
         core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(

@@ -13,6 +13,10 @@ the denominator is the scalar ``alpha + r P r^T``, entropy fusion is per sample 
 is kept as ``entropy-batch`` to reproduce published numbers), and under DDP the batch-mean feature is
 all-reduced so P stays identical on every rank.
 
+Regression: each alternating step minimises the mean squared error of the modality's outputs, and only
+the ``fixed`` test-time rule is defined (a weighted mean of the per-modality outputs over the present
+modalities); the entropy rules need class probabilities and raise in ``setup``.
+
 Hyper-parameters (official, CREMA-D, ResNet-18 from scratch): SGD lr 1e-3, momentum 0.9, weight decay
 1e-4, StepLR(70, 0.1), 100 epochs, batch 64; fixed fusion weights 0.55/0.45 (audio/visual) or
 0.35/0.25/0.40 (audio/visual/text).
@@ -24,12 +28,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import RULES, fuse
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, grad_norm, unwrap
+from polymodal.strategies.joint import task_loss
 
 
 class HGMProjector:
@@ -79,10 +83,13 @@ class MLA(Strategy):
     hgm_mean:    "batch" (official code) or "running" (the paper's dataset mean, as a running mean of
                  the modality's features over the current epoch)
     fusion_rule: test-time rule: "entropy" (per sample, default), "entropy-batch", "fixed"
+                 (the only one defined for regression)
     fusion_weights: weights of the "fixed" rule, modality -> weight (equal if omitted)
     """
 
+    name = "mla"
     default_fusion = "shared_head"
+    supports_regression = True
 
     def __init__(
         self,
@@ -113,6 +120,14 @@ class MLA(Strategy):
         self._ever_had_grad: set[int] = set()  # ids of parameters that ever received a gradient
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        self.task = dataset_task(train_dataset)
+        if self.task == "regression" and self.fusion_rule != "fixed":
+            default = ", the default" if self.fusion_rule == "entropy" else ""
+            raise ValueError(
+                f"strategy 'mla': {self.fusion_rule} fusion (strategy.args.fusion_rule={self.fusion_rule}{default}) "
+                f"is not defined for regression (it weighs modalities by the entropy of their class "
+                f"probabilities); set strategy.args.fusion_rule=fixed"
+            )
         core = unwrap(model)
         head = getattr(core.fusion, "head", None)
         if not isinstance(head, nn.Linear):
@@ -173,7 +188,7 @@ class MLA(Strategy):
             sub = batch if bool(rows.all()) else batch.select(rows)
             out = model(sub, modalities=[m])
             logits = out.per_modality[m]
-            loss = F.cross_entropy(logits, sub.label, weight=weights)
+            loss = task_loss(logits, sub.label, None, weights, self.task)
             ctx.backward(loss)  # raises (nothing stepped) when the loss is not finite
             if self.hgm:
                 if self.steps > 0:

@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    grad_norm,
+    require_classification,
+    unwrap,
+)
 
 
 def min_norm_weight(g1: Tensor, g2: Tensor) -> float:
@@ -75,6 +82,7 @@ class MMPareto(Strategy):
         self.scale = float(scale)
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("mmpareto", train_dataset)
         core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(

@@ -37,7 +37,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    grad_norm,
+    require_classification,
+    unwrap,
+)
 
 
 def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> tuple[dict[str, float], dict[str, float]]:
@@ -119,6 +126,7 @@ class OGMGE(Strategy):
         self._pending_rng: Tensor | None = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("ogm_ge", train_dataset)
         core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(

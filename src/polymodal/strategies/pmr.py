@@ -47,7 +47,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    backward_and_step,
+    require_classification,
+    unwrap,
+)
 
 
 def prototype_logits(features: Tensor, prototypes: Tensor, distance: str = "euclidean") -> Tensor:
@@ -126,6 +133,7 @@ class PMR(Strategy):
         self._dataset: Any = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("pmr", train_dataset)
         core = unwrap(model)
         if core.fusion.input_level != "pooled" or len(core.modalities) < 2:
             raise ValueError(

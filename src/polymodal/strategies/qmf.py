@@ -38,7 +38,14 @@ from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    grad_norm,
+    require_classification,
+    unwrap,
+)
 
 
 def energy_confidence(logits: Tensor, temperature: float = 10.0) -> Tensor:
@@ -89,6 +96,7 @@ class QMF(Strategy):
         self.history: dict[str, Tensor] = {}  # modality -> (N,) float64 cumulative per-sample CE
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("qmf", train_dataset)
         core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
             raise ValueError(

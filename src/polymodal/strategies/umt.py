@@ -40,7 +40,14 @@ from torch import Tensor, nn
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.base import (
+    STRATEGIES,
+    StepContext,
+    Strategy,
+    backward_and_step,
+    require_classification,
+    unwrap,
+)
 
 TEACHER_STRATEGIES = ("unimodal", "ume")  # runs whose encoders were trained on one modality each
 _HOW_TO = (
@@ -121,6 +128,7 @@ class UMT(Strategy):
         self.teachers: dict[str, nn.Module] = {}
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("umt", train_dataset)
         core = unwrap(model)
         unknown = sorted(set(self.teacher_dirs) - set(core.modalities))
         if unknown:
@@ -181,6 +189,7 @@ class UME(Strategy):
         self.weights = dict(weights) if weights is not None else None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
+        require_classification("ume", train_dataset)
         core = unwrap(model)
         if not getattr(core.fusion, "yields_per_modality", False):
             raise ValueError(

@@ -7,9 +7,10 @@ from typing import Any
 from torch import Tensor
 
 from polymodal.data.batch import Batch
-from polymodal.models import MultimodalModel
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy
-from polymodal.strategies.joint import encoder_grad_norms, masked_cross_entropy
+from polymodal.inference.rules import fixed_fusion
+from polymodal.models import ModelOutput, MultimodalModel
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, unwrap
+from polymodal.strategies.joint import encoder_grad_norms, task_loss
 
 
 @STRATEGIES.register("unimodal")
@@ -19,16 +20,24 @@ class Unimodal(Strategy):
     Needs a fusion that yields per-modality logits (``late``, ``shared_head``); encoders never see
     each other's gradients. Prediction uses the fusion's fused logits; each modality's own accuracy
     is the engine's per-modality evaluation. Logs ``loss/<modality>`` and ``grad_norm/<modality>``.
+
+    Regression: each loss is the mean squared error of the modality's outputs, and the fused prediction
+    is the MEAN of the per-modality outputs over the present modalities (the ``fixed`` rule with equal
+    weights): every head is trained alone to predict the whole target, so summing them would count it
+    once per modality.
     """
 
     name = "unimodal"
     default_fusion = "late"
+    supports_regression = True
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        if not getattr(model.fusion, "yields_per_modality", False):
+        self.task = dataset_task(train_dataset)
+        fusion = unwrap(model).fusion
+        if not getattr(fusion, "yields_per_modality", False):
             raise ValueError(
                 f"strategy 'unimodal' needs a fusion with per-modality logits (late or shared_head); "
-                f"{type(model.fusion).__name__} has none (set model.fusion=late)"
+                f"{type(fusion).__name__} has none (set model.fusion=late)"
             )
 
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
@@ -40,7 +49,7 @@ class Unimodal(Strategy):
             )
         weight = ctx.extra.get("class_weights")
         losses = {
-            m: masked_cross_entropy(out.per_modality[m], batch.label, batch.present[m], weight)
+            m: task_loss(out.per_modality[m], batch.label, batch.present[m], weight, self.task)
             for m in model.modalities
         }
         loss = sum(losses.values(), out.logits.sum() * 0.0)
@@ -48,3 +57,11 @@ class Unimodal(Strategy):
         norms = encoder_grad_norms(model)
         ctx.step()
         return {"loss": loss.detach(), **{f"loss/{m}": v.detach() for m, v in losses.items()}, **norms}
+
+    def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
+        out = model(batch)
+        if self.task == "regression":
+            if out.per_modality is None:
+                raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
+            out.logits = fixed_fusion(out.per_modality, batch.present)
+        return out
