@@ -3,6 +3,7 @@
     polymodal list {datasets,encoders,fusions,strategies}
     polymodal train [CONFIG] [key=value ...] [--resume]
     polymodal eval RUN_DIR [--split test]
+    polymodal predict RUN_DIR --manifest new.csv --out predictions.csv
     polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
 """
 
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a finished run's best checkpoint")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    pr = sub.add_parser("predict", help="predict a table of new samples with a run trained on a manifest")
+    pr.add_argument("run_dir", type=Path)
+    pr.add_argument("--manifest", required=True, type=Path, help="CSV / Parquet / JSON Lines table of the new samples")
+    pr.add_argument("--out", required=True, type=Path, help="CSV to write: id, prediction, prob_<class>..., present_<modality>...")
+    pr.add_argument("--root", type=Path, default=None, help="folder relative file paths resolve against (default: the table's)")
+
     bn = sub.add_parser("bench", help="strategies x datasets x seeds, parallel and resumable, with tables")
     bn.add_argument("--strategies", required=True, help="comma-separated strategy names")
     bn.add_argument("--dataset", required=True, help="comma-separated dataset names")
@@ -118,7 +125,7 @@ def _print_metrics(title: str, metrics: dict) -> None:
     print(title)
     for key in sorted(metrics):
         value = metrics[key]
-        if key.endswith("_acc") or key in ("macro_f1", "ece"):
+        if key.endswith(("_acc", "_rmse", "_r2")) or key in ("macro_f1", "ece", "rmse", "mae", "r2"):
             shown = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
             print(f"  {key:<16} {shown}")
 
@@ -130,7 +137,8 @@ def _cmd_train(args: Sequence[str], resume: bool) -> int:
     config, overrides = _split_train_args(args)
     cfg = load_config(config, overrides)
     if "name" not in cfg.model_fields_set:
-        cfg.name = default_run_name(cfg.out_dir, f"{cfg.data.dataset}-{cfg.strategy.name}-seed{cfg.seed}", resume)
+        data = cfg.data.dataset if cfg.data.manifest is None else Path(cfg.data.manifest).stem
+        cfg.name = default_run_name(cfg.out_dir, f"{data}-{cfg.strategy.name}-seed{cfg.seed}", resume)
     result = train(cfg, resume=resume)
     _print_metrics(f"test metrics of {result.run_dir} (best epoch {result.best_epoch}, {result.stopped_reason}):", result.metrics)
     print(f"report: {Path(result.run_dir) / 'report.md'}")
@@ -143,6 +151,21 @@ def _cmd_eval(run_dir: Path, split: str) -> int:
 
     preds = evaluate_run(run_dir, split=split)
     _print_metrics(f"{split} metrics of {run_dir}:", summarize(preds))
+    return 0
+
+
+def _cmd_predict(run_dir: Path, manifest: Path, out: Path, root: Path | None) -> int:
+    from polymodal.predictor import Predictor
+
+    if out.suffix.lower() != ".csv":
+        raise ValueError(f"--out {out}: predictions are written as CSV; give a path ending in .csv")
+    predictor = Predictor.load(run_dir)
+    frame = predictor.predict(manifest, root=root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    missing = {m: int((~frame[f"present_{m}"]).sum()) for m in predictor.modalities}
+    print(f"{len(frame)} predictions written to {out} (rows without a modality: "
+          f"{', '.join(f'{m} {n}' for m, n in missing.items())})")
     return 0
 
 
@@ -162,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(ns.args, ns.resume)
         if ns.command == "eval":
             return _cmd_eval(ns.run_dir, ns.split)
+        if ns.command == "predict":
+            return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root)
         if ns.command == "bench":
             return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
     except (ConfigError, KeyError) as e:

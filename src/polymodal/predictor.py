@@ -80,7 +80,6 @@ class Predictor:
         else:
             table = Path(data).expanduser().resolve()
             root = Path(self.root) if self.root is not None else (table if table.is_dir() else table.parent)
-        options["root"] = str(root.expanduser().resolve())
         if self.schema is not None:
             from polymodal.data.datasets.manifest import _schema_mapping
 
@@ -88,6 +87,7 @@ class Predictor:
         tree = yaml.safe_load(dump_config(load_config(config, list(overrides))))
         tree["name"], tree["out_dir"], tree["seed"] = run_dir.name, str(run_dir.parent), seed
         tree["data"].update({"dataset": "manifest", "manifest": str(table.resolve()), "label": self.label,
+                             "root": str(root.expanduser().resolve()),
                              "options": {**tree["data"].get("options", {}), **options}})
         tree["strategy"] = {"name": strategy, "args": dict(strategy_args or {})}
         if max_epochs is not None:
@@ -157,11 +157,13 @@ class Predictor:
 
     # ---- inference
 
-    def _manifest(self, data: Any, root: str | os.PathLike | None):
+    def _manifest(self, data: Any, root: str | os.PathLike | None, bad_files: str | None = None):
         from polymodal.data.datasets.manifest import Manifest
 
         options = dict(self.state["options"])
         options.pop("split", None)
+        if bad_files is not None:
+            options["bad_files"] = bad_files
         import pandas as pd
 
         if root is not None:
@@ -182,7 +184,7 @@ class Predictor:
             self._model = (load_config(run / "config.yaml"), load_checkpoint(run / "checkpoints" / "best"))
         return self._model
 
-    def _outputs(self, data: Any, root: str | os.PathLike | None):
+    def _outputs(self, data: Any, root: str | os.PathLike | None, bad_files: str | None = None):
         import torch
         from lightning_fabric import Fabric
 
@@ -191,7 +193,7 @@ class Predictor:
         from polymodal.engine.evaluate import collect_outputs
 
         cfg, ckpt = self._load_model()
-        manifest = self._manifest(data, root)
+        manifest = self._manifest(data, root, bad_files)
         ds = manifest.dataset("predict")
         strategy = build_strategy(cfg)
         model = build_run_model(cfg, ds, strategy)
@@ -205,15 +207,18 @@ class Predictor:
             use_distributed_sampler=False,
         )
         with torch.no_grad():
-            out = collect_outputs(fabric, model, strategy, loader, ds.schema)
+            out = collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task)
         return out, ds, manifest
 
-    def predict(self, data: Any, *, root: str | os.PathLike | None = None):
+    def predict(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None):
         """A data frame with one row per input row: ``id``, ``prediction`` (class name or value), for
-        classification ``prob_<class>`` per class, and ``present_<modality>`` (whether the row had it)."""
+        classification ``prob_<class>`` per class, and ``present_<modality>`` (whether the row had it).
+
+        bad_files: what to do with a missing or unreadable file ("error", "skip": predict the row without
+        that modality, "drop": leave the row out); default: the setting the predictor was trained with."""
         import pandas as pd
 
-        out, ds, _ = self._outputs(data, root)
+        out, ds, _ = self._outputs(data, root, bad_files)
         order = np.argsort(out.index)
         frame: dict[str, Any] = {"id": ds.row_ids()}
         if self.task == "classification":
@@ -236,17 +241,17 @@ class Predictor:
         df = self.predict(data, root=root)
         return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
 
-    def evaluate(self, data: Any, *, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None) -> dict[str, Any]:
         """Fused and per-modality metrics on the labelled rows of ``data`` (as in a run's results.json)."""
         from polymodal.engine.evaluate import EvalOutputs, compute_metrics
 
-        out, ds, manifest = self._outputs(data, root)
+        out, ds, manifest = self._outputs(data, root, bad_files)
         keep = ds.has_label[out.index]
         if not keep.any():
             raise ValueError(f"no row of {manifest.source} has a known label in column {self.label!r}; nothing to score")
         sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
                           per_modality={m: v[keep] for m, v in out.per_modality.items()},
-                          present={m: v[keep] for m, v in out.present.items()})
+                          present={m: v[keep] for m, v in out.present.items()}, task=out.task)
         return compute_metrics(sub, self.modalities)
 
 

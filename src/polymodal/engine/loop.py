@@ -152,6 +152,9 @@ class _Run:
             if resume:
                 self._warn_config_changes()
             (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
+            # what a dataset keeps with the run (a manifest: its fitted state, the split of every row, its check)
+            for fname, text in getattr(self.datasets["train"], "run_files", dict)().items():
+                (self.run_dir / fname).write_text(text)
             write_provenance(self.run_dir, provenance(self.datasets, {
                 "seed": self.cfg.seed, "world_size": self.fabric.world_size, "resumed": resume,
                 "precision": self.cfg.trainer.precision, "accelerator": self.cfg.trainer.accelerator,

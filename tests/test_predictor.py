@@ -1,0 +1,114 @@
+"""The Predictor API and `polymodal train data.manifest=... / polymodal predict` on real files."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import polymodal
+from polymodal.cli import main
+from polymodal.data.validation import DatasetValidationError
+
+from .data._byod import write_csv, write_digits
+
+TINY = ["model.width=8", "trainer.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("byod")
+    rows = write_digits(folder, per_class=5)
+    df = pd.DataFrame(rows).drop(columns=["speaker"])
+    df["image"] = [str(folder / p) for p in df["image"]]
+    return folder, df
+
+
+def test_fit_evaluate_predict_save_load(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder, df = table
+    test = df.groupby("digit").head(1)
+    train = df.drop(test.index)
+    p = polymodal.Predictor(label="digit", id="sample", path=tmp_path / "run").fit(
+        train, strategy="joint", max_epochs=2, overrides=TINY)
+    run = tmp_path / "run"
+    for f in ("data_state.json", "splits.csv", "data_check.md", "config.yaml", "report.md", "train_table.parquet"):
+        assert (run / f).is_file(), f
+    splits = pd.read_csv(run / "splits.csv")
+    assert len(splits) == len(train) and set(splits["split"]) == {"train", "val", "test"}
+    assert set(p.test_metrics) >= {"fused_acc", "audio_acc", "image_acc", "note_acc", "tabular_acc"}
+
+    metrics = p.evaluate(test)
+    assert metrics["n"] == 10 and 0 <= metrics["fused_acc"] <= 1
+    assert {"audio_acc", "image_acc", "note_acc", "tabular_acc"} <= set(metrics)
+
+    new = test.drop(columns="digit").reset_index(drop=True)
+    new.loc[0, "image"] = ""  # a missing image: predicted from the other modalities
+    pred = p.predict(new)
+    assert list(pred["id"]) == list(new["sample"]) and len(pred) == 10
+    probs = pred[[f"prob_{d}" for d in range(10)]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert list(pred["prediction"]) == [str(i) for i in probs.argmax(1)]
+    assert not pred.loc[0, "present_image"] and pred["present_image"][1:].all() and pred["present_audio"].all()
+
+    gone = new.copy()
+    gone.loc[1, "audio"] = str(folder / "no_such.wav")  # a file that does not exist
+    with pytest.raises(DatasetValidationError, match="no_such.wav"):
+        p.predict(gone)
+    skipped = p.predict(gone, bad_files="skip")
+    assert not skipped.loc[1, "present_audio"] and len(skipped) == 10
+
+    saved = p.save(tmp_path / "saved")
+    again = polymodal.Predictor.load(saved)
+    assert again.class_names == tuple(str(d) for d in range(10)) and again.modalities == ["audio", "image", "note", "tabular"]
+    assert np.allclose(again.predict_proba(new), probs, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="not a run trained on a manifest"):
+        polymodal.Predictor.load(tmp_path)
+
+
+def test_regression_predictor_needs_fixed_fusion_for_mla(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, df = table
+    df = df.drop(columns=["digit"])
+    with pytest.raises(ValueError, match="fusion_rule=fixed"):
+        polymodal.Predictor(label="ink", task="regression", path=tmp_path / "r0").fit(df, max_epochs=1, overrides=TINY)
+    p = polymodal.Predictor(label="ink", task="regression", path=tmp_path / "r1").fit(
+        df, strategy="mla", strategy_args={"fusion_rule": "fixed"}, max_epochs=2, overrides=TINY)
+    assert p.task == "regression" and {"rmse", "r2", "audio_rmse"} <= set(p.test_metrics)
+    pred = p.predict(df.head(4))
+    assert pred["prediction"].dtype.kind == "f" and "prob_0" not in pred
+    with pytest.raises(ValueError, match="classification"):
+        p.predict_proba(df.head(4))
+    assert p.evaluate(df)["n"] == len(df)
+
+
+def test_cli_train_on_a_manifest_then_predict(table, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder, df = table
+    manifest = write_csv(tmp_path / "digits.csv", df.to_dict("records"))
+    assert main(["train", f"data.manifest={manifest}", "data.label=digit", "data.options.id=sample", "strategy.name=joint",
+                 "trainer.max_epochs=1", "out_dir=runs", *TINY]) == 0, capsys.readouterr().err
+    run = Path("runs/digits-joint-seed0")
+    assert (run / "data_state.json").is_file() and "test metrics of runs/digits-joint-seed0" in capsys.readouterr().out
+    new = write_csv(tmp_path / "new.csv", df.drop(columns=["digit"]).head(6).to_dict("records"))
+    assert main(["predict", str(run), "--manifest", str(new), "--out", str(tmp_path / "p.csv")]) == 0
+    out = pd.read_csv(tmp_path / "p.csv")
+    assert len(out) == 6 and {"id", "prediction", "prob_0", "present_audio", "present_tabular"} <= set(out.columns)
+    assert "6 predictions written" in capsys.readouterr().out
+    assert main(["predict", str(run), "--manifest", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "q.csv")]) == 1
+    assert "nope.csv does not exist" in capsys.readouterr().err
+    assert main(["train", f"data.manifest={manifest}", "data.label=digt", *TINY]) == 1
+    assert "did you mean 'digit'" in capsys.readouterr().err
+
+
+def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "byod.md").read_text()
+    code = re.search(r"## Worked example.*?```python\n(.*?)```", doc, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/byod.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    preds = namespace["predictions"]
+    assert len(preds) == 5 and not preds["present_image"].iloc[0]
+    assert (tmp_path / "models" / "digits" / "data_state.json").is_file()
+    assert 0 <= namespace["metrics"]["fused_acc"] <= 1
