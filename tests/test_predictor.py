@@ -112,3 +112,13 @@ def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
     assert len(preds) == 5 and not preds["present_image"].iloc[0]
     assert (tmp_path / "models" / "digits" / "data_state.json").is_file()
     assert 0 <= namespace["metrics"]["fused_acc"] <= 1
+
+
+def test_binary_labels_with_a_balancing_baseline(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, df = table
+    df = df.assign(parity=["odd" if int(d) % 2 else "even" for d in df["digit"]]).drop(columns=["digit"])
+    p = polymodal.Predictor(label="parity", path=tmp_path / "b").fit(df, strategy="ogm_ge", max_epochs=1, overrides=TINY)
+    assert p.class_names == ("even", "odd") and p.task == "classification"
+    pred = p.predict(df.head(3))
+    assert set(pred["prediction"]) <= {"even", "odd"} and {"prob_even", "prob_odd"} <= set(pred.columns)

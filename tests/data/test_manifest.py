@@ -204,3 +204,15 @@ def test_timeseries_text_files_and_video(tmp_path):
     both = Manifest(path, {"label": "label", "schema": {"acc": "ignore", "clip": "ignore", "notes": "ignore"},
                            "timeseries": {"layout": "channel_major"}, "split": {"val": 0.25, "test": 0.25}})
     assert both.schema[0].shape == (30 + max(both.rows["train"]), 2)  # the longest training series, 2 channels
+
+
+def test_two_columns_of_one_kind_are_two_modalities(digits):
+    folder, rows = digits
+    rows = [dict(r, side=rows[(i + 1) % len(rows)]["image"]) for i, r in enumerate(rows)]
+    m = from_manifest(write_csv(folder / "m6.csv", rows), label="digit", schema={"note": "ignore", "speaker": "ignore"},
+                      tabular_groups={"sound": ["loudness"], "paper": ["ink"]})
+    assert [(s.name, s.kind) for s in m.schema] == [("audio", "audio"), ("image", "image"), ("side", "image"),
+                                                   ("sound", "tabular"), ("paper", "tabular")]
+    assert m.schema[3].shape == (2,)  # value + missing indicator
+    with pytest.raises(ManifestError, match="not numeric or categorical"):
+        from_manifest(write_csv(folder / "m7.csv", rows), label="digit", tabular_groups={"bad": ["image"]})
