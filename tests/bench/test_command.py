@@ -89,3 +89,16 @@ def test_bench_variants_are_rows_with_a_variant_key(tmp_path, capsys):
     assert "hgm: false" in cfg and "fusion_rule: fixed" in cfg
     assert main([*args[:-2], "--variant", "bad name:x=1"]) == 1
     assert "plain NAME" in capsys.readouterr().err
+
+
+def test_strategy_args_take_the_seed_umt_learns_from_its_own_seeds_teacher(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    common = ["--dataset", "synthetic", "--seeds", "0,1", "--processes", "2", "--runs-dir", str(runs), "trainer.max_epochs=1", "model.width=8"]
+    assert main(["bench", "--strategies", "unimodal", "--out", str(tmp_path / "t"), *common]) == 0, capsys.readouterr().err
+    teacher = str(runs / "synthetic-unimodal-seed{seed}")
+    assert main(["bench", "--strategies", "unimodal,umt", "--out", str(tmp_path / "u"), *common,
+                 "--strategy-args", f"umt.teachers={{a: {teacher}, b: {teacher}}}"]) == 0, capsys.readouterr().err
+    for seed in (0, 1):
+        cfg = (runs / f"synthetic-umt-seed{seed}" / "config.yaml").read_text()
+        assert f"synthetic-unimodal-seed{seed}" in cfg and "{seed}" not in cfg
+    assert "2 of 4 runs already finished" in capsys.readouterr().out

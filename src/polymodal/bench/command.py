@@ -83,6 +83,10 @@ def _realised(run_dir: Path) -> dict[str, float]:
     return {split: float(d["realised_missing_rate"]) for split, d in prov.items() if isinstance(d, dict) and "realised_missing_rate" in d}
 
 
+def _with_seed(items: Sequence[str], seed: int) -> list[str]:
+    return [x.replace("{seed}", str(seed)) for x in items]
+
+
 def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
     from polymodal.engine import reevaluate_run
 
@@ -117,7 +121,8 @@ def run_bench(
     """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths.
 
     strategy_args: ``NAME.KEY=VALUE`` items that set ``strategy.args.KEY`` for strategy NAME's runs only
-    (e.g. ``gblending.probe_epochs=2``); they are stated in the protocol line.
+    (e.g. ``gblending.probe_epochs=2``); they are stated in the protocol line. ``{seed}`` in a value is
+    replaced by the run's seed (e.g. UMT's teachers: the ``unimodal`` run of the same seed).
     """
     from polymodal.config import load_config
 
@@ -137,13 +142,13 @@ def run_bench(
     # validate the configuration of every combination before starting any run
     for s in strategies:
         for d in datasets:
-            load_config(config, [*overrides, *per_strategy[s], f"strategy.name={s}", f"data.dataset={d}"])
+            load_config(config, [*overrides, *_with_seed(per_strategy[s], seeds[0]), f"strategy.name={s}", f"data.dataset={d}"])
     runs = Path(runs_dir) if runs_dir is not None else Path("runs") / "bench" / out.name
     settings = list(settings) if settings else [Setting("")]
     jobs = [
         Job(
             _run_name(s, d, seed, st),
-            (*overrides, *st.overrides, *per_strategy[s], f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
+            (*overrides, *st.overrides, *_with_seed(per_strategy[s], seed), f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
             {"strategy": s, "dataset": d, "seed": seed, "setting": st},
         )
         for d in datasets
