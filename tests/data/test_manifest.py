@@ -216,3 +216,19 @@ def test_two_columns_of_one_kind_are_two_modalities(digits):
     assert m.schema[3].shape == (2,)  # value + missing indicator
     with pytest.raises(ManifestError, match="not numeric or categorical"):
         from_manifest(write_csv(folder / "m7.csv", rows), label="digit", tabular_groups={"bad": ["image"]})
+
+
+def test_without_the_cache_files_are_read_again_to_the_same_inputs(digits):
+    import torch
+
+    from polymodal.data.transforms import LogMel, LogMelConfig
+
+    folder, rows = digits
+    path = write_csv(folder / "m8.csv", [dict(r) for r in rows])
+    on = from_manifest(path, label="digit", schema={"speaker": "ignore"})
+    off = from_manifest(path, label="digit", schema={"speaker": "ignore"}, cache_features=False)
+    assert off.data["image"][0] is None and off.schema[0].representation == "waveform"
+    for name in ("image", "note", "tabular"):
+        assert torch.equal(on.item(name, 7), off.item(name, 7))
+    mel = LogMel(LogMelConfig(**off.stats["audio"]["logmel"]))(off.item("audio", 7)[None])[0]
+    assert torch.allclose(mel, on.item("audio", 7), atol=1e-5)

@@ -411,7 +411,7 @@ class Manifest:
 
     def _assign_splits(self) -> None:
         if self.fitted:
-            self.split = np.where(self.has_label, "predict", "predict").astype(object)
+            self.split = np.full(self.n, "predict", dtype=object)
             return
         opt = self.options.split
         keep = self.has_label.copy()
