@@ -122,3 +122,16 @@ def test_binary_labels_with_a_balancing_baseline(table, tmp_path, monkeypatch):
     assert p.class_names == ("even", "odd") and p.task == "classification"
     pred = p.predict(df.head(3))
     assert set(pred["prediction"]) <= {"even", "odd"} and {"prob_even", "prob_odd"} <= set(pred.columns)
+
+
+def test_cross_validation_runs_one_model_per_fold(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, df = table
+    cv = polymodal.Predictor(label="digit", path=tmp_path / "cv", schema={"note": "ignore"}).cross_validate(
+        df, folds=2, strategy="joint", max_epochs=1, overrides=TINY)
+    assert len(cv["folds"]) == 2 and len(cv["test"]["fused_acc"]["values"]) == 2
+    s0 = pd.read_csv(tmp_path / "cv" / "fold0" / "splits.csv")
+    s1 = pd.read_csv(tmp_path / "cv" / "fold1" / "splits.csv")
+    assert (s0["split"] == "test").equals(s1["split"] == "test")  # one held-out test set
+    assert not ((s0["split"] == "val") & (s1["split"] == "val")).any()  # disjoint validation folds
+    assert ((s0["split"] == "val") | (s1["split"] == "val") | (s0["split"] == "test")).all()

@@ -36,7 +36,7 @@ class Predictor:
     path:    run folder to train into (default: ``runs/predictor-<label>-<time>``)
     root:    folder that relative file paths resolve against
     schema:  column -> kind overrides (or a YAML file of them)
-    options: further manifest options (``split={"group": "patient"}``, ``image={"size": [64, 64]}``,
+    options: further manifest options (``splits={"group": "patient"}``, ``image={"size": [64, 64]}``,
              ``bad_files="skip"``, ``task="regression"``, ...)
     """
 
@@ -100,6 +100,32 @@ class Predictor:
         self._model = None
         return self
 
+    def cross_validate(self, data: Any, *, folds: int = 5, strategy: str = "mla", **fit_args: Any) -> dict[str, Any]:
+        """k-fold cross-validation: one run per fold under ``path/fold<i>`` (the test rows are held out
+        once and shared by all folds; fold i is the validation split of run i). Returns the per-fold val
+        and test metrics of each run (as in results.json) and their mean and sample std over folds.
+        The predictor itself stays untrained."""
+        if folds < 2:
+            raise ValueError(f"cross_validate: folds={folds}; need at least 2")
+        base = self.path or Path("runs") / f"predictor-{_slug(self.label or 'label')}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
+        per_fold = []
+        for i in range(folds):
+            splits = {**dict(self.options.get("splits") or {}), "folds": folds, "fold": i}
+            p = Predictor(self.label, path=base / f"fold{i}", root=self.root, schema=self.schema,
+                          **{**self.options, "splits": splits}).fit(data, strategy=strategy, **fit_args)
+            results = json.loads((p._require_run() / "results.json").read_text())
+            per_fold.append({"run_dir": str(p.run_dir), "val": results["val"], "test": results["test"]})
+        summary: dict[str, Any] = {}
+        for part in ("val", "test"):
+            keys = [k for k, v in per_fold[0][part].items() if isinstance(v, int | float) and k != "n"]
+            summary[part] = {}
+            for k in keys:
+                vals = [f[part][k] for f in per_fold if f[part].get(k) is not None]
+                if vals:
+                    summary[part][k] = {"mean": float(np.mean(vals)),
+                                        "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, "values": vals}
+        return {"folds": per_fold, **summary}
+
     # ---- loading
 
     @classmethod
@@ -161,7 +187,7 @@ class Predictor:
         from polymodal.data.datasets.manifest import Manifest
 
         options = dict(self.state["options"])
-        options.pop("split", None)
+        options.pop("splits", None)
         if bad_files is not None:
             options["bad_files"] = bad_files
         import pandas as pd

@@ -108,19 +108,19 @@ def test_every_validation_problem_is_named(digits, tmp_path):
 def test_group_never_spans_two_splits_and_kfold_partitions(digits):
     folder, rows = digits
     path = write_csv(folder / "m4.csv", [dict(r) for r in rows])
-    m = from_manifest(path, label="digit", split={"group": "speaker", "val": 0.3, "test": 0.3, "seed": 3})
+    m = from_manifest(path, label="digit", splits={"group": "speaker", "val": 0.3, "test": 0.3, "seed": 3})
     speakers = np.array(m.table["speaker"], dtype=object)
     for spk in np.unique(speakers):
         assert len(set(m.split[speakers == spk])) == 1
     val_sets = []
     for fold in range(3):
-        k = from_manifest(path, label="digit", split={"folds": 3, "fold": fold, "test": 0.2})
+        k = from_manifest(path, label="digit", splits={"folds": 3, "fold": fold, "test": 0.2})
         val_sets.append(set(k.rows["val"].tolist()))
-        assert set(k.rows["test"]) == set(from_manifest(path, label="digit", split={"folds": 3, "fold": 0, "test": 0.2}).rows["test"])
+        assert set(k.rows["test"]) == set(from_manifest(path, label="digit", splits={"folds": 3, "fold": 0, "test": 0.2}).rows["test"])
     assert not (val_sets[0] & val_sets[1]) and not (val_sets[1] & val_sets[2])
     assert len(set().union(*val_sets)) == len(rows) - len(k.rows["test"])
     with pytest.raises(ManifestError, match="did you mean 'speaker'"):
-        from_manifest(path, label="digit", split={"group": "speakr"})
+        from_manifest(path, label="digit", splits={"group": "speakr"})
 
 
 def test_given_split_with_a_group_in_two_splits_is_an_error(digits, tmp_path):
@@ -129,7 +129,7 @@ def test_given_split_with_a_group_in_two_splits_is_an_error(digits, tmp_path):
     rows[0]["split"] = "test"  # george's row in test, his other rows in train
     rows[1]["split"] = "val"
     with pytest.raises(DatasetValidationError, match="group_leakage") as err:
-        from_manifest(write_csv(tmp_path / "g.csv", rows), label="digit", split={"group": "speaker"}, root=digits[0])
+        from_manifest(write_csv(tmp_path / "g.csv", rows), label="digit", splits={"group": "speaker"}, root=digits[0])
     assert [p.check for p in err.value.report.errors] == ["group_leakage"]
 
 
@@ -194,15 +194,15 @@ def test_timeseries_text_files_and_video(tmp_path):
                      "label": "odd" if i % 2 else "even"})
     path = write_csv(tmp_path / "ts.csv", rows)
     with pytest.raises(DatasetValidationError, match="bad_channels"):  # gyr is channel-major: 30+ channels
-        from_manifest(path, label="label", split={"val": 0.25, "test": 0.25})
-    m = Manifest(path, {"label": "label", "schema": {"gyr": "ignore"}, "split": {"val": 0.25, "test": 0.25},
+        from_manifest(path, label="label", splits={"val": 0.25, "test": 0.25})
+    m = Manifest(path, {"label": "label", "schema": {"gyr": "ignore"}, "splits": {"val": 0.25, "test": 0.25},
                         "video": {"frames": 3, "size": [8, 8]}, "timeseries": {"length": 40}})
     schema = {s.name: s for s in m.schema}
     assert schema["acc"].shape == (40, 2) and schema["notes"].kind == "text" and schema["clip"].shape == (3, 3, 8, 8)
     x = m.item("acc", 0).numpy()
     assert x.shape == (40, 2) and (x[30:] == 0).all()  # padded after normalisation
     both = Manifest(path, {"label": "label", "schema": {"acc": "ignore", "clip": "ignore", "notes": "ignore"},
-                           "timeseries": {"layout": "channel_major"}, "split": {"val": 0.25, "test": 0.25}})
+                           "timeseries": {"layout": "channel_major"}, "splits": {"val": 0.25, "test": 0.25}})
     assert both.schema[0].shape == (30 + max(both.rows["train"]), 2)  # the longest training series, 2 channels
 
 

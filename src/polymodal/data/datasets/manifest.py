@@ -21,8 +21,8 @@ a missing modality for that row. An empty numeric cell is imputed with the train
 by an indicator feature; a tabular modality is missing only when all its cells are empty.
 
 Splits come from a ``split`` column (train/val/test; empty cells are assigned), else a seeded split
-stratified by label, grouped by ``split.group`` when given, optionally k-fold (``split.folds``,
-``split.fold``). Everything the model needs to read new rows the same way (class names, image size,
+stratified by label, grouped by ``splits.group`` when given, optionally k-fold (``splits.folds``,
+``splits.fold``). Everything the model needs to read new rows the same way (class names, image size,
 sample rate, normalisation statistics computed on the training split, category vocabularies) is the
 manifest's :meth:`Manifest.state`, stored with a run as ``data_state.json``.
 
@@ -128,7 +128,7 @@ class ManifestOptions(_Opts):
     id: str | None = None  # column naming each row in predictions (default: the row number)
     bad_files: Literal["error", "skip", "drop"] = "error"
     cache_features: bool = True  # keep decoded inputs (and log-mels) in memory after the first read
-    split: SplitOptions = Field(default_factory=SplitOptions)
+    splits: SplitOptions = Field(default_factory=SplitOptions)
     audio: AudioOptions = Field(default_factory=AudioOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
     video: VideoOptions = Field(default_factory=VideoOptions)
@@ -146,7 +146,8 @@ def parse_options(options: Mapping[str, Any], where: str = "manifest option") ->
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
             msgs.append(f"{where} {key}: {err['msg']} (got {err.get('input')!r})")
-        raise ManifestError("; ".join(msgs) + f". Allowed keys: {', '.join(ManifestOptions.model_fields)}") from None
+        keys = [f.alias or k for k, f in ManifestOptions.model_fields.items()]
+        raise ManifestError("; ".join(msgs) + f". Allowed keys: {', '.join(keys)}") from None
 
 
 # --------------------------------------------------------------------------- reading the table
@@ -282,9 +283,9 @@ class Manifest:
         if opt.label is None:
             raise ManifestError(f"manifest {self.source}: no label column given; pass label=<column> (one of {list(self.table)})")
         self._check_columns([opt.label], "label")
-        reserved = {opt.label, opt.split.column, opt.split.group, opt.id} - {None}
-        if opt.split.group:
-            self._check_columns([opt.split.group], "split.group")
+        reserved = {opt.label, opt.splits.column, opt.splits.group, opt.id} - {None}
+        if opt.splits.group:
+            self._check_columns([opt.splits.group], "splits.group")
         if opt.id:
             self._check_columns([opt.id], "id")
         self._check_columns(list(opt.schema_), "schema")
@@ -413,7 +414,7 @@ class Manifest:
         if self.fitted:
             self.split = np.full(self.n, "predict", dtype=object)
             return
-        opt = self.options.split
+        opt = self.options.splits
         keep = self.has_label.copy()
         given = None
         if opt.column in self.table:
@@ -429,7 +430,7 @@ class Manifest:
             g = self.table[opt.group]
             empty = [f"row {r + 1}" for r, v in enumerate(g) if v is None and keep[r]]
             if empty:
-                self.report.add("missing_group", "error", opt.group, "every row needs a group value when split.group is set", empty,
+                self.report.add("missing_group", "error", opt.group, "every row needs a group value when splits.group is set", empty,
                                 count=len(empty))
             groups = np.array([str(v) for v in g], dtype=object)
         split = np.array([""] * self.n, dtype=object)
@@ -860,7 +861,7 @@ class Manifest:
             leaks = {p: s for p, s in seen.items() if len(s) > 1}
             if leaks:
                 self.report.add("file_leakage", "error", col, "the same file is used in more than one split; each file may belong "
-                                "to one split only (fix the split column, or use split.group)",
+                                "to one split only (fix the split column, or use splits.group)",
                                 [f"{p}: {'/'.join(sorted(s))}" for p, s in leaks.items()], count=len(leaks))
 
     @property
@@ -979,7 +980,7 @@ def from_manifest(
     **options: Any,
 ) -> Manifest:
     """Read, check and split a manifest (see the module docstring); ``options`` are :class:`ManifestOptions`
-    keys (``split={"group": "patient"}``, ``image={"size": [64, 64]}``, ``bad_files="skip"``, ...)."""
+    keys (``splits={"group": "patient"}``, ``image={"size": [64, 64]}``, ``bad_files="skip"``, ...)."""
     opts = {**options, "label": label, "root": str(root) if root is not None else options.get("root"),
             "schema": _schema_mapping(schema or options.pop("schema", None))}
     if isinstance(source, str | os.PathLike) and Path(source).is_dir():
