@@ -90,6 +90,7 @@ class AudioOptions(_Opts):
 class ImageOptions(_Opts):
     size: tuple[int, int] | None = None  # (height, width); default: the most common training size
     mode: Literal["auto", "L", "RGB"] = "auto"  # auto: grey when every training image is grey
+    normalize: bool = True  # standardise each channel with the train split's mean and std (else pixels in [0, 1])
 
 
 class VideoOptions(_Opts):
@@ -631,6 +632,8 @@ class Manifest:
             return x[None] if x.ndim == 2 else np.ascontiguousarray(x.transpose(2, 0, 1))  # (C, H, W) uint8
 
         got = self._run(spec, read, files)
+        if "mean" not in st and not self.options.image.normalize:
+            st["mean"], st["std"] = [0.0] * (1 if mode == "L" else 3), [1.0] * (1 if mode == "L" else 3)
         if "mean" not in st:
             tr = [got[r] for r in got if train[r]]
             if not tr:
