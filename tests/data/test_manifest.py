@@ -232,3 +232,14 @@ def test_without_the_cache_files_are_read_again_to_the_same_inputs(digits):
         assert torch.equal(on.item(name, 7), off.item(name, 7))
     mel = LogMel(LogMelConfig(**off.stats["audio"]["logmel"]))(off.item("audio", 7)[None])[0]
     assert torch.allclose(mel, on.item("audio", 7), atol=1e-5)
+
+
+def test_images_keep_raw_pixels_when_not_normalised(digits):
+    folder, rows = digits
+    path = write_csv(folder / "m9.csv", [dict(r) for r in rows])
+    raw = from_manifest(path, label="digit", image={"normalize": False})
+    std = from_manifest(path, label="digit")
+    x = raw.item("image", 0)
+    assert 0 <= x.min() and x.max() <= 1 and raw.stats["image"]["mean"] == [0.0]
+    s = std.stats["image"]
+    assert np.allclose(std.item("image", 0).numpy() * s["std"][0] + s["mean"][0], x.numpy(), atol=1e-5)
