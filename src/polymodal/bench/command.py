@@ -219,14 +219,15 @@ def run_bench(
                   f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] |" for x in diffs]
         notes = "\n".join(lines)
     if realised:
-        lines = ["", "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):", "",
+        lines = ["", "", "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):", "",
                  "| method | dataset | condition | train | val | test |", "|---|---|---|---:|---:|---:|"]
         lines += [f"| {x['method']} | {x['dataset']} | {_condition(x)} | {x['train']:.3f} | {x['val']:.3f} | {x['test']:.3f} |" for x in realised]
         notes += "\n".join(lines)
     protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}; "
                 f"{'config ' + str(config) if config else 'default config (bench profile)'}"
                 f"{'; overrides ' + ' '.join(overrides) if overrides else ''}"
-                f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}")
+                f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}"
+                f"{'; missing at test: the model trained on complete data, evaluated under the mask' if derived else ''}")
     json_path, md_path = write_results(out.name, rows, protocol=protocol, command=command or "polymodal bench", out_dir=out.parent,
                                        title=f"Benchmark {out.name}", notes=notes)
     doc = json.loads(json_path.read_text())
