@@ -161,9 +161,10 @@ def run_bench(
     derived = [j for j in jobs if j.tags["setting"].missing_at == "test"]
     trained = [j for j in jobs if j not in derived]
     bases = {}
+    trained_names = {t.name for t in trained}
     for j in derived:
         name = _run_name(j.tags["strategy"], j.tags["dataset"], j.tags["seed"])
-        if name not in bases and name not in {t.name for t in trained}:
+        if name not in bases and name not in trained_names:
             bases[name] = Job(name, tuple(o for o in j.overrides if o not in j.tags["setting"].overrides),
                               {**j.tags, "setting": Setting("")})
     results = run_jobs([*trained, *bases.values()], runs, config=config, processes=processes, log=log)

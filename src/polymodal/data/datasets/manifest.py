@@ -266,6 +266,8 @@ class Manifest:
         self.report = ValidationReport(self.source)
         self.schema_for: dict[str, Modality] = {}
         self._readers: dict[str, tuple[Any, str, bool]] = {}
+        self._image_norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (C, 1, 1) train mean and std
+        self.sha256 = _sha256(self.source)  # of the table file; None for a data frame or a folder
         self.n = len(next(iter(self.table.values())))
         self.fitted = state is not None
         if state is not None:
@@ -437,8 +439,7 @@ class Manifest:
         split = np.array([""] * self.n, dtype=object)
         idx = np.flatnonzero(keep)
         if len(idx):
-            y = self.y[idx] if self.task == "regression" else self.y[idx]
-            res = assign_splits(y, task=self.task, groups=None if groups is None else groups[idx],
+            res = assign_splits(self.y[idx], task=self.task, groups=None if groups is None else groups[idx],
                                 given=None if given is None else given[idx], val=opt.val, test=opt.test,
                                 seed=opt.seed, folds=opt.folds, fold=opt.fold)
             split[idx] = res.split
@@ -521,8 +522,10 @@ class Manifest:
         for r, src in items:
             try:
                 got[r] = read(src)
+            except FileNotFoundError:  # MediaNotFoundError: the file is not there
+                missing.append((r, str(src)))
             except MediaError as e:
-                (missing if isinstance(e, FileNotFoundError) else broken).append((r, f"{src}: {e}" if not isinstance(e, FileNotFoundError) else str(src)))
+                broken.append((r, f"{src}: {e}"))
         self._bad_file(spec, missing, "missing_file", "files that do not exist")
         self._bad_file(spec, broken, "unreadable_file", "files that cannot be read")
         return got
@@ -644,6 +647,7 @@ class Manifest:
         c = 1 if mode == "L" else 3
         self.schema_for[name] = Modality(name, "image", (c, *size), representation="pixels",
                                          extra={"mean": st["mean"], "std": st["std"]})
+        self._image_norm[name] = (torch.tensor(st["mean"]).view(-1, 1, 1), torch.tensor(st["std"]).view(-1, 1, 1))
         self._store(spec, got)
         self._reader(name, read, spec)
 
@@ -839,10 +843,8 @@ class Manifest:
             x = read(cell if inline else self.path(str(cell)))
         mod = self.schema_for[name]
         if mod.kind == "image":
-            t = torch.from_numpy(x).float().div_(255.0)
-            mean = torch.tensor(mod.extra["mean"]).view(-1, 1, 1)
-            std = torch.tensor(mod.extra["std"]).view(-1, 1, 1)
-            return (t - mean) / std
+            mean, std = self._image_norm[name]
+            return (torch.from_numpy(x).float().div_(255.0) - mean) / std
         if mod.kind == "video":
             return torch.from_numpy(x).float().div_(255.0)
         if mod.kind == "text":
@@ -924,7 +926,7 @@ class ManifestDataset(MultimodalDataset):
         self.has_label = manifest.has_label[self.rows]
         self.provenance = {
             "manifest": manifest.source,
-            "manifest_sha256": _sha256(manifest.source),
+            "manifest_sha256": manifest.sha256,
             "rows": int(len(self.rows)),
             "split_counts": {s: int(len(r)) for s, r in manifest.rows.items() if len(r)},
             "problems": len(manifest.report.problems),
