@@ -135,3 +135,55 @@ def test_cross_validation_runs_one_model_per_fold(table, tmp_path, monkeypatch):
     assert (s0["split"] == "test").equals(s1["split"] == "test")  # one held-out test set
     assert not ((s0["split"] == "val") & (s1["split"] == "val")).any()  # disjoint validation folds
     assert ((s0["split"] == "val") | (s1["split"] == "val") | (s0["split"] == "test")).all()
+
+
+# ---- a failed start leaves nothing; a run's own table is scored on its stored split ----------------------
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from .data._faults import write_table
+
+    folder = tmp_path_factory.mktemp("small")
+    df = write_table(folder, per_class=6)
+    df.to_csv(folder / "t.csv", index=False)
+    return folder, df
+
+
+def test_a_failed_start_leaves_no_run_folder(small, tmp_path):
+    from polymodal.data.datasets.manifest import ManifestError
+
+    folder, df = small
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("size: !!python/name:os.system\n")
+    with pytest.raises(ManifestError, match="schema.yaml"):
+        polymodal.Predictor(label="label", path=tmp_path / "a", schema=schema).fit(folder / "t.csv", max_epochs=1)
+    assert not (tmp_path / "a").exists()
+    bad = df.copy()
+    bad.loc[2, "audio"] = "wav/missing.wav"
+    with pytest.raises(DatasetValidationError, match="missing.wav"):
+        polymodal.Predictor(label="label", path=tmp_path / "b", root=folder).fit(bad, max_epochs=1, overrides=TINY)
+    assert not (tmp_path / "b").exists()
+
+
+def test_evaluate_without_data_uses_the_stored_split_and_refuses_a_changed_table(small, tmp_path):
+    folder, df = small
+    table = folder / "t.csv"
+    p = polymodal.Predictor(label="label", id="id", path=tmp_path / "run").fit(
+        table, strategy="joint", max_epochs=1, overrides=TINY)
+    stored = pd.read_csv(tmp_path / "run" / "splits.csv", dtype=str, keep_default_na=False)
+    first = p.evaluate()
+    assert first["n"] == (stored["split"] == "test").sum() and first["fused_acc"] == p.test_metrics["fused_acc"]
+    df.sample(frac=1.0, random_state=0).to_csv(table, index=False)
+    try:
+        assert p.evaluate() == first
+        df.drop(index=[0, 1]).to_csv(table, index=False)
+        with pytest.raises(ValueError, match="allow_changed_table=True"):
+            p.evaluate()
+        kept = p.evaluate(allow_changed_table=True)
+        lost = stored.loc[stored["id"].isin(["s000", "s001"]), "split"].eq("test").sum()
+        assert kept["n"] == first["n"] - lost
+        assert p.evaluate(split="val", allow_changed_table=True)["n"] == (stored["split"] == "val").sum() - \
+            stored.loc[stored["id"].isin(["s000", "s001"]), "split"].eq("val").sum()
+    finally:
+        df.to_csv(table, index=False)
