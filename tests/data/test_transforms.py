@@ -3,7 +3,6 @@ import soundfile as sf
 import torch
 
 from polymodal.data.transforms import LogMel, LogMelConfig, logmel_numpy_reference, mel_filterbank
-from polymodal.paths import default_data_root
 
 
 def test_filterbank_triangles():
@@ -25,10 +24,8 @@ def test_logmel_matches_naive_dft():
     assert torch.allclose(fast[1].double(), ref, atol=1e-3)
 
 
-def test_logmel_on_real_speech():
-    rec = default_data_root() / "fsdd" / "recordings" / "3_jackson_0.wav"
-    if not rec.exists():
-        pytest.skip(f"real data not found at {rec}")
+def test_logmel_on_real_speech(raw_data):
+    rec = raw_data / "fsdd" / "recordings" / "3_jackson_0.wav"
     x, sr = sf.read(rec, dtype="float32")
     assert sr == 8000
     mel = LogMel(LogMelConfig(sample_rate=sr))(torch.from_numpy(x)[None])

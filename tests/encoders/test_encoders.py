@@ -2,6 +2,7 @@
 input-shape errors; an overfitting sanity check of the audio encoder on real spoken digits."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,6 @@ import torch
 from polymodal.data.schema import Modality
 from polymodal.encoders import DEFAULT_ENCODER, ENCODERS, build_encoder, pretrained_available
 from polymodal.encoders.resnet import resnet18
-from polymodal.paths import default_data_root
 
 B = 3
 
@@ -231,12 +231,10 @@ def test_video_attention_pool_weights_frames():
         assert torch.allclose(enc(same), enc.sequence(same)[:, 0], atol=1e-5)
 
 
-def _fsdd_clips(n_per_digit: int = 2, samples: int = 8000) -> tuple[torch.Tensor, torch.Tensor]:
+def _fsdd_clips(root: Path, n_per_digit: int = 2, samples: int = 8000) -> tuple[torch.Tensor, torch.Tensor]:
     import soundfile as sf
 
-    folder = default_data_root() / "fsdd" / "recordings"
-    if not folder.is_dir():
-        pytest.skip(f"FSDD recordings not found in {folder} (set POLYMODAL_DATA to the raw data folder)")
+    folder = root / "fsdd" / "recordings"
     waves, labels = [], []
     for digit in range(10):
         for idx in range(n_per_digit):
@@ -251,8 +249,8 @@ def _fsdd_clips(n_per_digit: int = 2, samples: int = 8000) -> tuple[torch.Tensor
     return torch.stack(waves), torch.tensor(labels)
 
 
-def test_audio_cnn_overfits_twenty_spoken_digits():
-    wav, labels = _fsdd_clips()  # (20, 8000), 2 clips per digit
+def test_audio_cnn_overfits_twenty_spoken_digits(raw_data):
+    wav, labels = _fsdd_clips(raw_data)  # (20, 8000), 2 clips per digit
     torch.manual_seed(0)
     mod = Modality("audio", "audio", (8000,), sample_rate=8000, representation="waveform")
     enc = build_encoder("audio_cnn", mod, width=32)
