@@ -65,35 +65,36 @@ class Predictor:
 
         from polymodal.config import dump_config, load_config, validate_config
         from polymodal.engine import train
+        from polymodal.engine.runfolder import run_folder
 
         if self.label is None:
             raise ValueError("Predictor(label=...) names the label column; it is needed to fit")
         run_dir = self.path or Path("runs") / f"predictor-{_slug(self.label)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (run_dir / "results.json").exists():
-            raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        options = dict(self.options)
-        if isinstance(data, pd.DataFrame):
-            table = run_dir / "train_table.parquet"
-            data.to_parquet(table, index=False)
-            root = Path(self.root) if self.root is not None else Path.cwd()
-        else:
-            table = Path(data).expanduser().resolve()
-            root = Path(self.root) if self.root is not None else (table if table.is_dir() else table.parent)
-        if self.schema is not None:
-            from polymodal.data.datasets.manifest import _schema_mapping
+        with run_folder(run_dir):  # one writer; a failed start leaves no folder behind
+            if (run_dir / "results.json").exists():
+                raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
+            options = dict(self.options)
+            if isinstance(data, pd.DataFrame):
+                table = run_dir / "train_table.parquet"
+                data.to_parquet(table, index=False)
+                root = Path(self.root) if self.root is not None else Path.cwd()
+            else:
+                table = Path(data).expanduser().resolve()
+                root = Path(self.root) if self.root is not None else (table if table.is_dir() else table.parent)
+            if self.schema is not None:
+                from polymodal.data.datasets.manifest import _schema_mapping
 
-            options["schema"] = _schema_mapping(self.schema)
-        tree = yaml.safe_load(dump_config(load_config(config, list(overrides))))
-        tree["name"], tree["out_dir"], tree["seed"] = run_dir.name, str(run_dir.parent), seed
-        tree["data"].update({"dataset": "manifest", "manifest": str(table.resolve()), "label": self.label,
-                             "root": str(root.expanduser().resolve()),
-                             "options": {**tree["data"].get("options", {}), **options}})
-        tree["strategy"] = {"name": strategy, "args": dict(strategy_args or {})}
-        if max_epochs is not None:
-            tree["trainer"]["max_epochs"] = max_epochs
-        cfg = validate_config(tree, "Predictor.fit")
-        result = train(cfg)
+                options["schema"] = _schema_mapping(self.schema)
+            tree = yaml.safe_load(dump_config(load_config(config, list(overrides))))
+            tree["name"], tree["out_dir"], tree["seed"] = run_dir.name, str(run_dir.parent), seed
+            tree["data"].update({"dataset": "manifest", "manifest": str(table.resolve()), "label": self.label,
+                                 "root": str(root.expanduser().resolve()),
+                                 "options": {**tree["data"].get("options", {}), **options}})
+            tree["strategy"] = {"name": strategy, "args": dict(strategy_args or {})}
+            if max_epochs is not None:
+                tree["trainer"]["max_epochs"] = max_epochs
+            cfg = validate_config(tree, "Predictor.fit")
+            result = train(cfg)
         self.run_dir = Path(result.run_dir)
         self.test_metrics = dict(result.metrics)
         self._state = None
@@ -138,10 +139,13 @@ class Predictor:
                     f"{run / f} does not exist; {run} is not a run trained on a manifest (train one with "
                     "Predictor.fit or `polymodal train data.manifest=... data.label=...`)"
                 )
-        state = json.loads((run / STATE_FILE).read_text())
+        from polymodal.engine.runfolder import read_data_state
+
+        state = read_data_state(run / STATE_FILE)  # a damaged file is named, not a KeyError
         p = cls(label=state["label"])
         p.run_dir = run
         p._state = state
+        p._load_model()  # the weights are read (and checked: readable, finite) now, not at the first predict
         results = run / "results.json"
         if results.is_file():
             p.test_metrics = dict(json.loads(results.read_text()).get("test") or {})
@@ -215,6 +219,7 @@ class Predictor:
         from lightning_fabric import Fabric
 
         from polymodal.engine.build import build_run_model, build_strategy
+        from polymodal.engine.checkpoint import load_model_state
         from polymodal.engine.data import make_loader
         from polymodal.engine.evaluate import collect_outputs
 
@@ -224,7 +229,8 @@ class Predictor:
         strategy = build_strategy(cfg)
         model = build_run_model(cfg, ds, strategy)
         strategy.setup(model, ds)
-        model.load_state_dict(ckpt.model)
+        load_model_state(model, ckpt.model, self._require_run() / "checkpoints" / "best" / "model.safetensors",
+                         self._require_run() / "config.yaml")
         strategy.load_state_dict(ckpt.strategy)
         fabric = Fabric(accelerator="cpu", devices=1)
         model = fabric.setup_module(model)

@@ -75,12 +75,12 @@ def run_jobs(
     if len(set(names)) != len(names):
         raise ValueError("job names must be unique")
     todo = [j for j in jobs if not (runs_dir / j.name / "results.json").is_file()]
-    for j in todo:  # a run killed before it finished restarts from scratch
+    for j in todo:  # a run killed before it finished restarts from scratch (not one another process is writing)
         stale = runs_dir / j.name
         if stale.exists():
-            import shutil
+            from polymodal.engine.runfolder import remove_unfinished_run
 
-            shutil.rmtree(stale)
+            remove_unfinished_run(stale)
     log(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; {len(todo)} to run")
     processes = processes or os.cpu_count() or 1
     ctx = mp.get_context("spawn")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from polymodal import registries
-from polymodal.config import RunConfig
+from polymodal.config import RunConfig, load_config
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
 from polymodal.strategies.base import Strategy, require_classification
@@ -77,3 +79,11 @@ def build_run_model(cfg: RunConfig, dataset: MultimodalDataset, strategy: Strate
         encoders=cfg.model.encoders,
         width=cfg.model.width,
     )
+
+
+def rebuild_run_model(run_dir: str | os.PathLike) -> MultimodalModel:
+    """The model that ``run_dir/config.yaml`` describes, freshly initialised (its training split is read
+    for the schema); for naming what does not fit when a checkpoint will not load."""
+    cfg = load_config(Path(run_dir) / "config.yaml")
+    train = build_datasets(cfg, ["train"])["train"]
+    return build_run_model(cfg, train, build_strategy(cfg))

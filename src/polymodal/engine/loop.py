@@ -2,7 +2,10 @@
 
 One run = one folder ``cfg.run_dir`` holding ``config.yaml``, ``provenance.json``, ``metrics.jsonl``,
 ``checkpoints/{best,last}``, ``logs/`` (Fabric loggers), ``predictions_{val,test}.npz`` and
-``results.json``. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch), or for a
+``results.json``; while a process trains into it, ``run.lock`` names that process, and a second writer
+is refused (:mod:`polymodal.engine.runfolder`). ``config.yaml`` and ``provenance.json`` are written only
+once the data, the model and (on resume) the checkpoint have passed their checks, and a start that fails
+before that leaves no folder behind. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch), or for a
 regression dataset on the LOWEST validation RMSE (ties keep the earlier epoch); early stopping counts the
 epochs without such an improvement. ``results.json`` names the criterion (``"selection"``).
 
@@ -13,6 +16,7 @@ finished epochs from 1. Every rank is seeded with ``cfg.seed``; only rank 0 writ
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 import warnings
@@ -26,7 +30,15 @@ from lightning_fabric.strategies import DDPStrategy
 
 from polymodal.config import RunConfig, dump_config
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy, check_task
-from polymodal.engine.checkpoint import Checkpoint, checkpoint_exists, load_checkpoint, save_checkpoint
+from polymodal.engine.checkpoint import (
+    Checkpoint,
+    DamagedRunFile,
+    check_training_state,
+    checkpoint_exists,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from polymodal.engine.data import inverse_frequency_weights, make_loader
 from polymodal.engine.evaluate import EvalOutputs, collect_outputs, compute_metrics, save_predictions
 from polymodal.engine.logging import EpochProgress, MetricsLog, build_loggers, scalars
@@ -38,6 +50,7 @@ from polymodal.engine.results import (
     write_provenance,
     write_results,
 )
+from polymodal.engine.runfolder import run_folder
 from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
 
@@ -85,20 +98,31 @@ def train(cfg: RunConfig, *, resume: bool = False) -> TrainResult:
     from a script or the CLI; ``ddp_spawn`` works from anywhere with a picklable config.
     """
     ckpt_dir = cfg.run_dir / "checkpoints"
-    if not resume and (checkpoint_exists(ckpt_dir / "last") or checkpoint_exists(ckpt_dir / "best")):
-        raise FileExistsError(
-            f"run folder {cfg.run_dir} already holds checkpoints; use --resume or choose another name "
-            f"(name=...)"
+    if resume and not ((cfg.run_dir / "config.yaml").is_file() or checkpoint_exists(ckpt_dir / "last")):
+        raise FileNotFoundError(
+            f"nothing to resume: {cfg.run_dir} is not a run folder (no config.yaml, no checkpoint); check the run "
+            f"name (name=..., out_dir=...), or drop --resume to start a new training"
         )
-    fabric = make_fabric(cfg)
-    if cfg.trainer.strategy == "ddp_spawn":
-        result = fabric.launch(_run, cfg, resume)
-    else:
-        fabric.launch()
-        result = _run(fabric, cfg, resume)
+    with run_folder(cfg.run_dir):
+        if not resume and (checkpoint_exists(ckpt_dir / "last") or checkpoint_exists(ckpt_dir / "best")):
+            raise FileExistsError(
+                f"run folder {cfg.run_dir} already holds checkpoints; use --resume or choose another name "
+                f"(name=...)"
+            )
+        fabric = make_fabric(cfg)
+        if cfg.trainer.strategy == "ddp_spawn":
+            result = fabric.launch(_run, cfg, resume)
+        else:
+            fabric.launch()
+            result = _run(fabric, cfg, resume)
     if result.stopped_reason == "nan_loss":
         raise TrainingDiverged(result.message, result)
     return result
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint (or another run file) could not be written, e.g. the disk is full; the checkpoints
+    written before are intact and the run can be resumed once the cause is fixed."""
 
 
 class _Run:
@@ -146,12 +170,17 @@ class _Run:
 
     # -- start / resume -------------------------------------------------------------------------
     def start(self, resume: bool) -> None:
+        """Load the checkpoint to resume (every check first), then write config.yaml, the dataset's run
+        files and provenance.json: a resume that fails leaves the run's files as they were."""
         last = self.ckpt_dir / "last"
+        if resume and checkpoint_exists(last):
+            self._resume_from(last)
+        elif resume:
+            log.info("no checkpoint to resume in %s; starting from scratch", self.ckpt_dir)
         if self.rank0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if resume:
                 self._warn_config_changes()
-            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
             # what a dataset keeps with the run (a manifest: its fitted state, the split of every row, its check)
             for fname, text in getattr(self.datasets["train"], "run_files", dict)().items():
                 (self.run_dir / fname).write_text(text)
@@ -159,32 +188,55 @@ class _Run:
                 "seed": self.cfg.seed, "world_size": self.fabric.world_size, "resumed": resume,
                 "precision": self.cfg.trainer.precision, "accelerator": self.cfg.trainer.accelerator,
             }))
-        if resume and checkpoint_exists(last):
-            ckpt = load_checkpoint(last, map_location=self.fabric.device)
-            self.raw_model.load_state_dict(ckpt.model)
-            if ckpt.optimizer is not None:
-                self.raw_optimizer.load_state_dict(ckpt.optimizer)
-            if self.scheduler is not None and ckpt.scheduler is not None:
-                self.scheduler.load_state_dict(ckpt.scheduler)
-            self.strategy.load_state_dict(ckpt.strategy)
-            rng = ckpt.state.pop("rng")
-            self.state.update(ckpt.state)
-            self.stepper.optimizer_steps = int(self.state["global_step"])
-            set_rng_state(rng)  # last: nothing between here and the next epoch draws random numbers
-            log.info("resuming %s after epoch %d", self.run_dir, self.state["epoch"])
-        elif resume:
-            log.info("no checkpoint to resume in %s; starting from scratch", self.ckpt_dir)
+            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))  # last: it marks a started run
         if self.rank0:
             self.log.reset()
             for record in self.state["history"]:
                 self.log.append(record)
         self.fabric.barrier()
 
+    def _resume_from(self, last: Path) -> None:
+        ckpt = load_checkpoint(last, map_location=self.fabric.device)
+        state_file = last / "state.json"
+        check_training_state(ckpt.state, state_file)
+        load_model_state(self.raw_model, ckpt.model, last / "model.safetensors", self.run_dir / "config.yaml")
+        parts = [("optimizer", self.raw_optimizer, ckpt.optimizer, ckpt.optimizer is not None),
+                 ("scheduler", self.scheduler, ckpt.scheduler, self.scheduler is not None and ckpt.scheduler is not None),
+                 ("strategy", self.strategy, ckpt.strategy, True)]
+        for name, target, value, present in parts:
+            if not present:
+                continue
+            try:
+                target.load_state_dict(value)  # type: ignore[union-attr]
+            except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+                raise DamagedRunFile(
+                    state_file, f"its {name} state does not fit this run's {name} ({type(e).__name__}: {e})",
+                    f"resume with the settings the run was trained with (optim.*, strategy.*; see {self.run_dir} "
+                    f"/config.yaml), or train a new run (name=...)",
+                ) from None
+        rng = ckpt.state.pop("rng")
+        self.state.update(ckpt.state)
+        self.stepper.optimizer_steps = int(self.state["global_step"])
+        try:
+            set_rng_state(rng)  # last: nothing between here and the next epoch draws random numbers
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise DamagedRunFile(state_file, f"its 'rng' entry cannot be restored ({type(e).__name__}: {e})",
+                                 "restore the file from a copy of the run, or train a new run (name=...)") from None
+        log.info("resuming %s after epoch %d", self.run_dir, self.state["epoch"])
+
     def _warn_config_changes(self) -> None:
         path = self.run_dir / "config.yaml"
         if not path.is_file():
             return
-        old, new = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(dump_config(self.cfg))
+        try:
+            old = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            old = None
+        if not isinstance(old, dict):
+            warnings.warn(f"resuming {self.run_dir}: its config.yaml cannot be read and is replaced by the settings "
+                          "given now", stacklevel=3)
+            return
+        new = yaml.safe_load(dump_config(self.cfg))
         changed = [f"{s}.{k}" for s in new if isinstance(new[s], dict)
                    for k in new[s] if (old.get(s) or {}).get(k) != new[s][k]]
         changed += [k for k in new if not isinstance(new[k], dict) and old.get(k) != new[k]]
@@ -290,17 +342,48 @@ class _Run:
             st.update(epoch=epoch_idx + 1, global_step=self.stepper.optimizer_steps, stopped_reason=stopped)
             st["history"] = [*st["history"], record]
             if self.rank0:
-                ckpt = self.snapshot()
-                if improved:
-                    save_checkpoint(self.ckpt_dir / "best", ckpt)
-                save_checkpoint(self.ckpt_dir / "last", ckpt)
-                self.log.append(record)
-                self.fabric.log_dict(scalars(record), step=epoch_idx + 1)
+                self._write_epoch(record, improved, epoch_idx + 1)
             self.fabric.barrier()
             self._log_epoch(record)
             if stopped:
                 return stopped, ""
         return "max_epochs", ""
+
+    def _write_epoch(self, record: dict[str, Any], improved: bool, epoch: int) -> None:
+        """Checkpoints (best when improved, then last) and the epoch's record; a write that fails (a full
+        disk) stops the run with a message that says which checkpoints are intact and how to resume."""
+        ckpt = self.snapshot()
+        target = self.ckpt_dir / "best"
+        try:
+            if improved:
+                save_checkpoint(target, ckpt)
+            target = self.ckpt_dir / "last"
+            save_checkpoint(target, ckpt)
+            target = self.log.path
+            self.log.append(record)
+        except OSError as e:
+            raise self._write_failed(target, epoch, e) from e
+        self.fabric.log_dict(scalars(record), step=epoch)
+
+    def _write_failed(self, target: Path, epoch: int, e: OSError) -> CheckpointWriteError:
+        what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}.get(
+            e.errno or 0, f"{type(e).__name__}: {e.strerror or e}")
+        intact = []
+        for name in ("best", "last"):
+            path = self.ckpt_dir / name
+            if checkpoint_exists(path):
+                try:
+                    intact.append(f"{name} (epoch {load_checkpoint(path).state.get('epoch')})")
+                except (DamagedRunFile, OSError):
+                    pass
+        kept = (f"the checkpoints written before are intact: {', '.join(intact)}" if intact
+                else "no checkpoint had been written yet")
+        msg = (f"could not write {target} after epoch {epoch}: {what} (errno {e.errno}); {kept}. Free space "
+               f"in {self.run_dir.parent} and continue with the same command plus --resume (name={self.run_dir.name}"
+               f"{'' if self.run_dir.parent == Path('runs') else f' out_dir={self.run_dir.parent}'}); "
+               "the epochs after the last checkpoint are trained again")
+        log.error(msg)
+        return CheckpointWriteError(e.errno or 0, msg)
 
     def _record_nan(self, epoch_idx: int, e: NonFiniteLoss) -> str:
         batch_idx = e.batch_idx
@@ -340,7 +423,7 @@ class _Run:
         test_metrics: dict[str, Any] = {}
         if checkpoint_exists(best):
             ckpt = load_checkpoint(best, map_location=self.fabric.device)
-            self.raw_model.load_state_dict(ckpt.model)
+            load_model_state(self.raw_model, ckpt.model, best / "model.safetensors", self.run_dir / "config.yaml")
             self.strategy.load_state_dict(ckpt.strategy)
             outputs = {}
             for split in ("val", "test"):
