@@ -42,10 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--root", type=Path, default=None, help="folder relative file paths resolve against (default: the table's)")
 
     bn = sub.add_parser("bench", help="strategies x datasets x seeds, parallel and resumable, with tables")
-    bn.add_argument("--strategies", required=True, help="comma-separated strategy names")
-    bn.add_argument("--dataset", required=True, help="comma-separated dataset names")
+    bn.add_argument("--strategies", default=None, help="comma-separated strategy names (required unless --recompute)")
+    bn.add_argument("--dataset", default=None, help="comma-separated dataset names (required unless --recompute)")
     bn.add_argument("--seeds", default="0,1,2")
-    bn.add_argument("--out", required=True, type=Path, help="output path without extension (NAME.md/.json/.csv/.png)")
+    bn.add_argument("--out", default=None, type=Path, help="output path without extension (NAME.md/.json/.csv/.png)")
+    bn.add_argument("--recompute", default=None, type=Path, metavar="NAME.json",
+                    help="rebuild a benchmark's tables from its results JSON alone (no runs, no run folders)")
+    bn.add_argument("--no-poe", action="store_true",
+                    help="leave out the poe rows (product of the unimodal runs' calibrated experts) when unimodal is benchmarked")
     bn.add_argument("--config", default=None, help="base YAML config (default: the built-in bench profile)")
     bn.add_argument("--processes", type=int, default=None, help="parallel runs (default: CPU cores)")
     bn.add_argument("--runs-dir", type=Path, default=None, help="where the runs live (default: runs/bench/NAME)")
@@ -62,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     from polymodal.bench.command import missing_settings, run_bench, variant_settings
 
+    if ns.recompute is not None:
+        from polymodal.bench.tables import recompute
+
+        given = [f"--{k}" for k in ("strategies", "dataset", "out") if getattr(ns, k) is not None]
+        if given or ns.overrides:
+            raise ValueError(f"--recompute rebuilds tables from a results file alone; drop {given + list(ns.overrides)}")
+        for kind, path in recompute(ns.recompute).items():
+            print(f"{kind}: {path}")
+        return 0
+    missing = [f"--{k}" for k in ("strategies", "dataset", "out") if getattr(ns, k) is None]
+    if missing:
+        raise ValueError(f"polymodal bench needs {', '.join(missing)} (or --recompute NAME.json to rebuild tables)")
     bad = [o for o in ns.overrides if "=" not in o]
     if bad:
         raise ValueError(f"unexpected argument(s) {bad}: only key=value overrides may follow the options")
@@ -81,7 +97,7 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     paths = run_bench(
         ns.strategies.split(","), ns.dataset.split(","), seeds, ns.out, config=ns.config, overrides=ns.overrides,
         processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv), settings=settings,
-        strategy_args=ns.strategy_args,
+        strategy_args=ns.strategy_args, poe=not ns.no_poe,
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")

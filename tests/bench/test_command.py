@@ -1,6 +1,8 @@
 import csv
 import json
 
+import pytest
+
 from polymodal.cli import main
 
 
@@ -102,3 +104,48 @@ def test_strategy_args_take_the_seed_umt_learns_from_its_own_seeds_teacher(tmp_p
         cfg = (runs / f"synthetic-umt-seed{seed}" / "config.yaml").read_text()
         assert f"synthetic-unimodal-seed{seed}" in cfg and "{seed}" not in cfg
     assert "2 of 4 runs already finished" in capsys.readouterr().out
+
+
+def test_tables_are_recomputed_from_the_json_alone_with_poe_rows(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "results" / "recompute"
+    runs = tmp_path / "runs"
+    args = ["bench", "--strategies", "joint,unimodal", "--dataset", "synthetic", "--seeds", "0,1", "--out", str(out),
+            "--processes", "2", "--runs-dir", str(runs), "trainer.max_epochs=2", "model.width=8"]
+    assert main(args) == 0, capsys.readouterr().err
+    doc = json.loads((out.parent / "recompute.json").read_text())
+    assert doc["format"] == 2 and doc["baseline"] == "joint"
+    records = {(r["method"], r["seed"]): r for r in doc["runs"]}
+    assert set(records) == {(m, s) for m in ("joint", "unimodal", "poe") for s in (0, 1)}
+    n = records[("joint", 0)]["test"]["n"]
+    assert all(len(r["test_correct"]) == n and set(r["test_correct"]) <= {"0", "1"} for r in records.values())
+    for r in records.values():  # the correctness vector is the accuracy the table shows
+        assert r["test"]["fused_acc"] == pytest.approx(r["test_correct"].count("1") / n)
+    poe = records[("poe", 0)]
+    assert poe["derived_from"] == "synthetic-unimodal-seed0" and set(poe["temperatures"]) == {"a", "b"}
+    assert {d["method"] for d in doc["differences"]} == {"unimodal", "poe"}
+    assert "poe" in doc["protocol"]
+    md_before = (out.parent / "recompute.md").read_text()
+    assert "| poe | synthetic |" in md_before and "half-width" in md_before and "spread" in md_before
+    # a fresh clone has no run folders: the tables come back from the JSON alone, identical
+    shutil.rmtree(runs)
+    for ext in ("md", "csv", "png"):
+        (out.parent / f"recompute.{ext}").unlink()
+    capsys.readouterr()
+    assert main(["bench", "--recompute", str(out.parent / "recompute.json")]) == 0, capsys.readouterr().err
+    assert (out.parent / "recompute.md").read_text() == md_before
+    assert json.loads((out.parent / "recompute.json").read_text()) == doc
+    assert (out.parent / "recompute.csv").is_file() and (out.parent / "recompute.png").is_file()
+
+
+def test_recompute_refuses_a_file_without_run_records(tmp_path, capsys):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"protocol": "p", "command": "c", "rows": []}))
+    assert main(["bench", "--recompute", str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "no per-run records" in err and "command" in err
+    assert main(["bench", "--recompute", str(old), "--strategies", "joint"]) == 1
+    assert "drop ['--strategies']" in capsys.readouterr().err
+    assert main(["bench", "--strategies", "joint"]) == 1
+    assert "--dataset, --out" in capsys.readouterr().err

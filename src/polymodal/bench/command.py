@@ -1,14 +1,14 @@
 """`polymodal bench`: strategies x datasets x seeds, in parallel processes, resumable, with tables.
 
-Writes ``OUT.md`` / ``OUT.json`` (BENCHMARKS.md's results format), ``OUT.csv`` (one line per run) and
-``OUT.png`` (bar chart of fused and per-modality test accuracy, mean +- std), and in the Markdown the
-difference of every method to ``joint`` with a paired bootstrap 95 % interval over test samples and
-seeds.
+Writes ``OUT.md`` / ``OUT.json`` (the results format of docs/benchmarks.md, plus one record per run with
+its per-sample test correctness, so that ``polymodal bench --recompute OUT.json`` rebuilds every table
+without the run folders), ``OUT.csv`` (one line per run) and ``OUT.png`` (bar chart of fused and
+per-modality test accuracy, mean +- std), and in the Markdown the difference of every method to
+``joint`` with a crossed paired bootstrap 95 % interval (``polymodal.bench.compare``).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.bench.compare import paired_bootstrap
-from polymodal.bench.results import ResultRow, write_results
 from polymodal.bench.runner import Job, run_jobs
-from polymodal.report.metrics import load_predictions
+from polymodal.bench.tables import encode_correct, write_tables
+from polymodal.report.metrics import load_predictions, macro_f1
 
 MISSING_AT = ("train", "test", "both")
 
@@ -116,6 +115,7 @@ def run_bench(
     baseline: str = "joint",
     settings: Sequence[Setting] | None = None,
     strategy_args: Sequence[str] = (),
+    poe: bool = True,
     log=print,
 ) -> dict[str, Path]:
     """Run (or reuse) every (strategy, dataset, seed) and write the tables; returns the written paths.
@@ -123,6 +123,9 @@ def run_bench(
     strategy_args: ``NAME.KEY=VALUE`` items that set ``strategy.args.KEY`` for strategy NAME's runs only
     (e.g. ``gblending.probe_epochs=2``); they are stated in the protocol line. ``{seed}`` in a value is
     replaced by the run's seed (e.g. UMT's teachers: the ``unimodal`` run of the same seed).
+    poe: when ``unimodal`` is benchmarked, add the ``poe`` rows (its per-modality models fused as a
+    calibrated product of experts; no training of its own): the ceiling of conditionally independent
+    modalities (docs/benchmarks.md).
     """
     from polymodal.config import load_config
 
@@ -178,105 +181,62 @@ def run_bench(
                 log(f"{j.name}: evaluated {base} under {j.tags['setting'].label}")
             except Exception as e:  # noqa: BLE001 - report and go on with the other runs
                 log(f"{j.name} FAILED: {type(e).__name__}: {e}")
-    rows: list[ResultRow] = []
-    csv_rows: list[dict[str, Any]] = []
-    diffs: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     realised: list[dict[str, Any]] = []
     for d, st, s in ((d, st, s) for d in datasets for st in settings for s in strategies):
-        keys = {"missing_rate": st.missing_rate, "missing_at": st.missing_at, "variant": st.variant}
+        keys = {"variant": st.variant, "missing_rate": st.missing_rate, "missing_at": st.missing_at}
         done = [(j, results[j.name]) for j in jobs
                 if j.tags["dataset"] == d and j.tags["strategy"] == s and j.tags["setting"] == st and j.name in results]
-        if not done:
-            continue
-        if st.missing_rate is not None:
+        if st.missing_rate is not None and done:
             per_run = [_realised(runs / j.name) for j, _ in done]
             realised.append({"method": s, "dataset": d, **keys,
                              **{split: float(np.mean([r[split] for r in per_run if split in r])) for split in ("train", "val", "test")}})
-        metrics = ["fused_acc", *sorted(k for k in done[0][1]["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
-        for metric in metrics:
-            vals = [r["test"].get(metric) for _, r in done]
-            if vals and all(v is not None for v in vals):
-                rows.append(ResultRow(s, d, metric, [float(v) for v in vals], **keys))
-        rows.append(ResultRow(s, d, "sec_per_epoch", [float(r["sec_per_epoch"]) for _, r in done if r.get("sec_per_epoch") is not None], **keys))
-        rows.append(ResultRow(s, d, "epoch", [float(r["best_epoch"]) for _, r in done], **keys))
-        for j, r in done:
-            csv_rows.append({"strategy": s, "dataset": d, "seed": j.tags["seed"], **keys, "best_epoch": r["best_epoch"],
-                             **{f"test_{k}": v for k, v in r["test"].items()}, "sec_per_epoch": r.get("sec_per_epoch")})
-        if s != baseline and baseline in strategies:
-            pairs = [(_correct(runs / _run_name(s, d, seed, st)), _correct(runs / _run_name(baseline, d, seed, st))) for seed in seeds]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-            if pairs:
-                diff = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
-                diffs.append({"method": s, "baseline": baseline, "dataset": d, **{k: v for k, v in keys.items() if v is not None},
-                              "metric": "fused_acc", "mean": diff.mean, "ci95": [diff.low, diff.high],
-                              "n_seeds": diff.n_seeds, "n_samples": diff.n_samples})
-    if not rows:
+        records += [run_record(runs / j.name, r, s, d, j.tags["seed"], keys) for j, r in done]
+        if s == "unimodal" and poe and done:
+            records += [poe_record(runs / j.name, d, j.tags["seed"], keys) for j, _ in done]
+    if not records:
         raise RuntimeError(f"no run finished; see the run folders under {runs}")
-    notes = ""
-    if diffs:
-        lines = [f"Difference to `{baseline}` in fused test accuracy (points), paired bootstrap 95 % interval over test samples and seeds:", "",
-                 "| method | dataset | condition | difference | 95 % interval |", "|---|---|---|---:|---|"]
-        lines += [f"| {x['method']} | {x['dataset']} | {_condition(x)} | {100 * x['mean']:+.2f} | "
-                  f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] |" for x in diffs]
-        notes = "\n".join(lines)
-    if realised:
-        lines = ["", "", "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):", "",
-                 "| method | dataset | condition | train | val | test |", "|---|---|---|---:|---:|---:|"]
-        lines += [f"| {x['method']} | {x['dataset']} | {_condition(x)} | {x['train']:.3f} | {x['val']:.3f} | {x['test']:.3f} |" for x in realised]
-        notes += "\n".join(lines)
-    protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}; "
+    protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}"
+                f"{' (+ poe: the unimodal runs fused as a product of experts, temperatures fitted on val)' if poe and 'unimodal' in strategies else ''}; "
                 f"{'config ' + str(config) if config else 'default config (bench profile)'}"
                 f"{'; overrides ' + ' '.join(overrides) if overrides else ''}"
                 f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}"
                 f"{'; missing at test: the model trained on complete data, evaluated under the mask' if derived else ''}")
-    json_path, md_path = write_results(out.name, rows, protocol=protocol, command=command or "polymodal bench", out_dir=out.parent,
-                                       title=f"Benchmark {out.name}", notes=notes)
-    doc = json.loads(json_path.read_text())
-    doc["differences"] = diffs
-    if realised:
-        doc["realised_missing_rates"] = realised
-    json_path.write_text(json.dumps(doc, indent=2) + "\n")
-    csv_path = out.parent / f"{out.name}.csv"
-    with open(csv_path, "w", newline="") as f:
-        keys = sorted({k for r in csv_rows for k in r}, key=lambda k: (k not in ("strategy", "dataset", "seed"), k))
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(csv_rows)
-    png_path = _bar_chart(rows, out.parent / f"{out.name}.png")
-    return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
+    return write_tables(out, records, protocol=protocol, command=command or "polymodal bench", baseline=baseline,
+                        realised=realised, log=log)
 
 
-def _condition(x: dict[str, Any]) -> str:
-    if x.get("missing_rate") is not None:
-        return f"missing {x['missing_rate']:g} at {x['missing_at']}"
-    return str(x["variant"]) if x.get("variant") else "-"
+def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str, seed: int,
+               keys: dict[str, Any]) -> dict[str, Any]:
+    """What one finished run contributes to a benchmark's tables (see ``polymodal.bench.tables``)."""
+    rec: dict[str, Any] = {"method": method, "dataset": dataset, **{k: v for k, v in keys.items() if v is not None},
+                           "seed": int(seed), "best_epoch": result.get("best_epoch"),
+                           "sec_per_epoch": result.get("sec_per_epoch"), "params": result.get("params"),
+                           "test": {k: v for k, v in result["test"].items() if k.endswith("_acc") or k in ("macro_f1", "n")}}
+    correct = _correct(run_dir)
+    if correct is not None:
+        rec["test_correct"] = encode_correct(correct)
+    return rec
 
 
-def _bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
-    import matplotlib
+def poe_record(unimodal_dir: Path, dataset: str, seed: int, keys: dict[str, Any]) -> dict[str, Any]:
+    """The ``poe`` row of one seed: the unimodal run's per-modality models fused by the sum of their
+    temperature-scaled log-probabilities (the product of experts), temperatures fitted on val."""
+    from polymodal.bench.poe import product_of_experts
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    val = load_predictions(unimodal_dir / "predictions_val.npz")
+    test = load_predictions(unimodal_dir / "predictions_test.npz")
+    fused, temps = product_of_experts(val, test)
+    order = np.argsort(test.index) if test.index is not None else np.arange(len(test.y_true))
+    correct = (fused.argmax(axis=1) == test.y_true)[order]
+    num_classes = fused.shape[1]
+    rec: dict[str, Any] = {"method": "poe", "dataset": dataset, **{k: v for k, v in keys.items() if v is not None},
+                           "seed": int(seed), "derived_from": unimodal_dir.name,
+                           "temperatures": {m: float(t) for m, t in temps.items()},
+                           "test": {"fused_acc": float(correct.mean()),
+                                    "macro_f1": macro_f1(test.y_true, fused.argmax(axis=1), num_classes),
+                                    "n": len(correct)},
+                           "test_correct": encode_correct(correct)}
+    return rec
 
-    acc = [r for r in rows if r.metric.endswith("_acc")]
-    groups = list(dict.fromkeys(f"{r.method}\n{r.dataset}" for r in acc))
-    metrics = list(dict.fromkeys(r.metric for r in acc))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
-    width = 0.8 / max(1, len(metrics))
-    for i, metric in enumerate(metrics):
-        xs, ys, es = [], [], []
-        for g, group in enumerate(groups):
-            r = next((r for r in acc if f"{r.method}\n{r.dataset}" == group and r.metric == metric), None)
-            if r is not None:
-                xs.append(g + i * width)
-                ys.append(100 * r.mean)
-                es.append(100 * r.std)
-        ax.bar(xs, ys, width, yerr=es, capsize=3, label=metric)
-    ax.set_xticks([g + width * (len(metrics) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+

@@ -1,4 +1,11 @@
-"""Paired comparison of two methods over the same test samples and seeds (bootstrap interval)."""
+"""Paired comparison of two methods over the same test samples and seeds (crossed bootstrap interval).
+
+Every seed of every method scores the SAME test samples, so the test sample is a factor crossed with
+the seed, not nested in it. Resampling samples independently within each seed treats S x N scores as
+independent and makes the interval up to sqrt(S) too narrow. The crossed bootstrap draws, per
+replicate, one set of N sample indices (used for every seed and for both methods: pairing) and S
+seeds with replacement (see docs/benchmarks.md, "Intervals and seeds").
+"""
 
 from __future__ import annotations
 
@@ -16,27 +23,67 @@ class Difference:
     n_seeds: int
     n_samples: int  # test samples per seed
 
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width: the smallest difference this comparison resolves, roughly."""
+        return (self.high - self.low) / 2
 
-def paired_bootstrap(
-    correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], *, resamples: int = 2000, seed: int = 0
-) -> Difference:
-    """Accuracy difference A - B with a paired bootstrap 95 % interval over test samples and seeds.
 
-    correct_a[s], correct_b[s]: (N,) booleans, whether seed s's run of A / B got test sample i right
-    (the same samples in the same order). Each resample draws seeds with replacement and, within each
-    drawn seed, N sample indices with replacement, the SAME indices for A and B (pairing).
+def _stack(correct: Sequence[np.ndarray], what: str) -> np.ndarray:
+    try:
+        arr = np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in correct])
+    except ValueError:
+        shapes = [np.shape(x) for x in correct]
+        raise ValueError(f"{what}: every seed must score the same number of test samples; got shapes {shapes}") from None
+    return arr
+
+
+def crossed_bootstrap_stats(
+    correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], *, resamples: int = 4000, seed: int = 0
+) -> np.ndarray:
+    """The (resamples,) bootstrap replicates of mean acc(A) - acc(B) under the crossed design.
+
+    Replicate r draws seeds s_1..s_S with replacement and sample indices i_1..i_N with replacement,
+    the same indices for every drawn seed and both methods, and returns
+    mean_k mean_j [a[s_k, i_j] - b[s_k, i_j]].
     """
     if len(correct_a) != len(correct_b) or not correct_a:
         raise ValueError(f"need the same non-zero number of seeds for both methods; got {len(correct_a)} and {len(correct_b)}")
-    a = np.stack([np.asarray(x, dtype=np.float64) for x in correct_a])  # (S, N)
-    b = np.stack([np.asarray(x, dtype=np.float64) for x in correct_b])
+    a, b = _stack(correct_a, "method A"), _stack(correct_b, "method B")
     if a.shape != b.shape:
         raise ValueError(f"paired runs must score the same samples; got shapes {a.shape} and {b.shape}")
     d = a - b  # (S, N)
     s, n = d.shape
     rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, s, size=(resamples, s))  # (R, S)
-    rows = rng.integers(0, n, size=(resamples, s, n))  # (R, S, N)
-    stats = d[seeds[..., None], rows].mean(axis=(1, 2))  # (R,)
+    out = np.empty(resamples)
+    chunk = max(1, min(resamples, 1_000_000 // max(n, 1)))
+    for start in range(0, resamples, chunk):
+        r = min(chunk, resamples - start)
+        seeds = rng.integers(0, s, size=(r, s))  # the drawn seeds of each replicate
+        rows = rng.integers(0, n, size=(r, n))  # ONE set of sample indices per replicate
+        seed_w = _counts(seeds, s) / s  # (r, S): how often each seed was drawn
+        sample_w = _counts(rows, n) / n  # (r, N)
+        out[start:start + r] = ((seed_w @ d) * sample_w).sum(axis=1)
+    return out
+
+
+def _counts(draws: np.ndarray, size: int) -> np.ndarray:
+    """(R, K) integer draws in [0, size) -> (R, size) counts per value."""
+    r = draws.shape[0]
+    flat = (draws + size * np.arange(r)[:, None]).ravel()
+    return np.bincount(flat, minlength=r * size).reshape(r, size).astype(np.float64)
+
+
+def paired_bootstrap(
+    correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], *, resamples: int = 4000, seed: int = 0
+) -> Difference:
+    """Accuracy difference A - B with a crossed, paired bootstrap 95 % percentile interval.
+
+    correct_a[s], correct_b[s]: (N,) booleans, whether seed s's run of A / B got test sample i right
+    (the same samples in the same order for every seed and both methods). Seed s of A is paired with
+    seed s of B. See :func:`crossed_bootstrap_stats` for the resampling.
+    """
+    stats = crossed_bootstrap_stats(correct_a, correct_b, resamples=resamples, seed=seed)
+    d = _stack(correct_a, "method A") - _stack(correct_b, "method B")
     low, high = np.quantile(stats, [0.025, 0.975])
-    return Difference(float(d.mean()), float(low), float(high), s, n)
+    return Difference(float(d.mean()), float(low), float(high), d.shape[0], d.shape[1])

@@ -28,8 +28,7 @@ from polymodal.models import MultimodalModel
 from polymodal.report.metrics import (
     Predictions,
     RegressionPredictions,
-    expected_calibration_error,
-    macro_f1,
+    summarize,
     summarize_regression,
 )
 from polymodal.report.metrics import load_predictions as _load_report_predictions
@@ -144,19 +143,14 @@ def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float 
     """
     if out.task == "regression":
         return compute_regression_metrics(out, modalities)
-    logits, label = torch.from_numpy(out.logits), torch.from_numpy(out.label)
+    summary = summarize(to_predictions(out))
     metrics: dict[str, float | None] = {
-        "loss": float(F.cross_entropy(logits, label)),
-        "fused_acc": float((logits.argmax(1) == label).float().mean()),
+        "loss": float(F.cross_entropy(torch.from_numpy(out.logits), torch.from_numpy(out.label))),
+        **{k: summary[k] for k in ("fused_acc", "macro_f1", "ece")},
     }
-    num_classes = out.logits.shape[1]
-    metrics["macro_f1"] = macro_f1(out.label, out.logits.argmax(1), num_classes)
-    metrics["ece"] = expected_calibration_error(out.label, _softmax(out.logits))
-    for m in modalities:
-        per, rows = out.per_modality.get(m), out.present[m]
-        ok = per is not None and bool(rows.any())
-        metrics[f"{m}_acc"] = float((per[rows].argmax(1) == out.label[rows]).mean()) if ok else None
-    metrics["n"] = int(len(label))
+    for m in modalities:  # over the rows where m is present (summarize); None when unavailable
+        metrics[f"{m}_acc"] = summary.get(f"{m}_acc")
+    metrics["n"] = int(len(out.label))
     return metrics
 
 
@@ -204,6 +198,7 @@ def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predi
         per_modality={m: _softmax(v) for m, v in out.per_modality.items()},
         index=out.index,
         class_names=tuple(class_names),
+        present=dict(out.present),
     )
 
 
@@ -254,6 +249,7 @@ def load_predictions(path: str | os.PathLike) -> Predictions | RegressionPredict
             per_modality={m: z[f"probs_{m}"] for m in modalities if f"probs_{m}" in z},
             index=z["index"],
             class_names=tuple(str(c) for c in z["class_names"]),
+            present={m: z[f"present_{m}"].astype(bool) for m in modalities if f"present_{m}" in z},
         )
 
 

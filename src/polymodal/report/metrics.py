@@ -26,6 +26,8 @@ class Predictions:
                  (absent from the dict when the fusion cannot run with a modality alone)
     index:       (N,) dataset positions, sorted
     class_names: C names (may be empty: then "0".."C-1")
+    present:     name -> (N,) bool, whether the modality was present in the sample; a modality's
+                 accuracy is taken over these rows only (all rows when a modality has no entry)
     """
 
     y_true: np.ndarray
@@ -33,6 +35,7 @@ class Predictions:
     per_modality: dict[str, np.ndarray] = field(default_factory=dict)
     index: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
+    present: dict[str, np.ndarray] = field(default_factory=dict)
     task: ClassVar[str] = "classification"
 
 
@@ -187,12 +190,23 @@ def expected_calibration_error(y_true: np.ndarray | Sequence[int], probs: np.nda
     return float(np.sum(bins["count"][full] * gap) / bins["count"].sum())
 
 
+def _present_rows(rows: np.ndarray | None, n: int, name: str) -> np.ndarray:
+    if rows is None:
+        return np.ones(n, dtype=bool)
+    rows = np.asarray(rows, dtype=bool)
+    if rows.shape != (n,):
+        raise ValueError(f"presence mask of {name!r} has shape {rows.shape}; expected ({n},)")
+    return rows
+
+
 def summarize(pred: Predictions | RegressionPredictions, n_bins: int = 15) -> dict[str, float | int | None]:
     """Headline metrics of one split: ``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n``
     (:func:`summarize_regression`'s keys for :class:`RegressionPredictions`).
 
     ``<modality>_acc`` appears only for the modalities in ``pred.per_modality`` (a fusion that cannot
-    run with a modality alone has no entry; callers that need a ``None`` for it add it themselves).
+    run with a modality alone has no entry; callers that need a ``None`` for it add it themselves). It is
+    taken over the rows where the modality is present (``pred.present``), None when it is present in no row.
+    This is the one place the engine, ``polymodal eval`` and the reports compute it.
     """
     if isinstance(pred, RegressionPredictions):
         return summarize_regression(pred)
@@ -205,7 +219,9 @@ def summarize(pred: Predictions | RegressionPredictions, n_bins: int = 15) -> di
         "ece": expected_calibration_error(y, probs, n_bins),
     }
     for name, p in pred.per_modality.items():
-        out[f"{name}_acc"] = accuracy(y, _probs(p, len(y), f"Predictions.per_modality[{name!r}]"))
+        probs_m = _probs(p, len(y), f"Predictions.per_modality[{name!r}]")
+        rows = _present_rows(pred.present.get(name), len(y), name)
+        out[f"{name}_acc"] = accuracy(y[rows], probs_m[rows]) if rows.any() else None
     out["n"] = len(y)
     return out
 
@@ -308,7 +324,8 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
 
 
 def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path) -> Path:
-    """Write ``pred`` as ``.npz``: ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``class_names``;
+    """Write ``pred`` as ``.npz``: ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``present_<modality>``,
+    ``class_names``;
     for regression ``y_true``, ``pred``, ``index``, ``pred_<modality>``, ``present_<modality>``, ``task``."""
     arrays: dict[str, np.ndarray] = {"y_true": np.asarray(pred.y_true)}
     if isinstance(pred, RegressionPredictions):
@@ -324,6 +341,8 @@ def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path
             arrays[f"probs_{name}"] = np.asarray(p)
         if pred.class_names:
             arrays["class_names"] = np.asarray(pred.class_names, dtype=str)
+        for name, rows in pred.present.items():
+            arrays[f"present_{name}"] = np.asarray(rows, dtype=bool)
     arrays["index"] = np.asarray(pred.index) if pred.index is not None else np.arange(len(arrays["y_true"]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +369,8 @@ def load_predictions(path: str | Path) -> Predictions | RegressionPredictions:
         per = {k[len("probs_"):]: z[k] for k in z.files if k.startswith("probs_")}
         index = z["index"] if "index" in z.files else None
         names = tuple(str(c) for c in z["class_names"]) if "class_names" in z.files else ()
-    return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names)
+        present = {k[len("present_"):]: z[k].astype(bool) for k in z.files if k.startswith("present_")}
+    return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names, present=present)
 
 
 

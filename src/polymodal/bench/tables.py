@@ -1,0 +1,244 @@
+"""The tables of `polymodal bench`, built from per-run records that the results JSON keeps.
+
+A run record holds what one finished run contributes: its keys (method, dataset, optional variant or
+missing condition), its seed, its test metrics, and its per-sample test correctness as a string of
+``0``/``1`` in dataset order. Everything in ``NAME.md`` / ``NAME.csv`` / ``NAME.png`` and the
+``rows`` and ``differences`` of ``NAME.json`` is computed from these records, so
+:func:`recompute` rebuilds a benchmark's tables from its JSON alone (no run folders needed)::
+
+    {"protocol": ..., "command": ..., "baseline": "joint", "format": 2,
+     "rows": [...],                 # the results format of docs/benchmarks.md
+     "differences": [...],          # crossed paired bootstrap against the baseline
+     "runs": [{"method": "mla", "dataset": "avdigits-hard", "seed": 0, "best_epoch": 17,
+               "sec_per_epoch": 4.6, "test": {"fused_acc": 0.86, ...}, "test_correct": "0111..."}, ...],
+     "realised_missing_rates": [...]}   # only for missing-modality benchmarks
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.bench.compare import paired_bootstrap
+from polymodal.bench.results import OPTIONAL_KEYS, ResultRow, write_results
+
+FORMAT = 2
+KEYS = ("variant", "missing_rate", "missing_at")
+
+
+def encode_correct(correct: np.ndarray) -> str:
+    """(N,) booleans -> ``"0110..."`` (compact, readable, exact)."""
+    return "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool).reshape(-1))
+
+
+def decode_correct(text: str, where: str = "run record") -> np.ndarray:
+    if not isinstance(text, str) or set(text) - {"0", "1"}:
+        raise ValueError(f"{where}: test_correct must be a string of 0 and 1; got {str(text)[:40]!r}")
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+
+def _group_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    return (rec["method"], rec["dataset"], *(rec.get(k) for k in KEYS))
+
+
+def _keys(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: rec.get(k) for k in KEYS}
+
+
+def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
+    """Aggregate run records into result rows: fused_acc, <modality>_acc, macro_f1, sec_per_epoch, epoch."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(_group_key(r), []).append(r)
+    rows: list[ResultRow] = []
+    for recs in groups.values():
+        first = recs[0]
+        s, d, keys = first["method"], first["dataset"], _keys(first)
+        mods = sorted(k for k in first["test"] if k.endswith("_acc") and k != "fused_acc")
+        for metric in ["fused_acc", *mods, "macro_f1"]:
+            vals = [r["test"].get(metric) for r in recs]
+            if vals and all(v is not None for v in vals):
+                rows.append(ResultRow(s, d, metric, [float(v) for v in vals], **keys))
+        secs = [float(r["sec_per_epoch"]) for r in recs if r.get("sec_per_epoch") is not None]
+        if secs:
+            rows.append(ResultRow(s, d, "sec_per_epoch", secs, **keys))
+        epochs = [float(r["best_epoch"]) for r in recs if r.get("best_epoch") is not None]
+        if epochs:
+            rows.append(ResultRow(s, d, "epoch", epochs, **keys))
+    return rows
+
+
+def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Fused test accuracy of every method minus ``baseline`` (same dataset and condition), paired by seed,
+    with the crossed bootstrap 95 % interval. Seeds that lack a correctness vector on either side are
+    left out (the number of seeds used is stated)."""
+    by_group: dict[tuple[Any, ...], dict[int, np.ndarray]] = {}
+    order: list[tuple[Any, ...]] = []
+    for r in runs:
+        key = _group_key(r)
+        if key not in by_group:
+            by_group[key], _ = {}, order.append(key)
+        if r.get("test_correct") is not None:
+            by_group[key][int(r["seed"])] = decode_correct(r["test_correct"], f"run {r['method']} seed {r['seed']}")
+    out = []
+    for key in order:
+        method, dataset, *rest = key
+        if method == baseline:
+            continue
+        base = by_group.get((baseline, dataset, *rest))
+        if not base:
+            continue
+        seeds = [s for s in by_group[key] if s in base]
+        if not seeds:
+            continue
+        diff = paired_bootstrap([by_group[key][s] for s in seeds], [base[s] for s in seeds])
+        keys = {k: v for k, v in zip(KEYS, rest, strict=True) if v is not None}
+        out.append({"method": method, "baseline": baseline, "dataset": dataset, **keys, "metric": "fused_acc",
+                    "mean": diff.mean, "ci95": [diff.low, diff.high], "n_seeds": diff.n_seeds,
+                    "n_samples": diff.n_samples, "seeds": sorted(seeds)})
+    return out
+
+
+def condition(x: dict[str, Any]) -> str:
+    if x.get("missing_rate") is not None:
+        return f"missing {x['missing_rate']:g} at {x['missing_at']}"
+    return str(x["variant"]) if x.get("variant") else "-"
+
+
+def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: list[ResultRow], baseline: str,
+           extra_notes: str) -> str:
+    parts: list[str] = []
+    fused = [r for r in rows if r.metric == "fused_acc" and r.n > 1]
+    if fused:
+        stds = [100 * r.std for r in fused]
+        parts.append(
+            f"Seed-to-seed spread of fused test accuracy (std over seeds): median {np.median(stds):.2f} points, "
+            f"range {min(stds):.2f}-{max(stds):.2f}."
+        )
+    if diffs:
+        half = [100 * (x["ci95"][1] - x["ci95"][0]) / 2 for x in diffs]
+        parts.append(
+            f"Difference to `{baseline}` in fused test accuracy (points), crossed paired bootstrap 95 % interval "
+            "(each draw resamples one set of test samples shared by all seeds and both methods, and resamples "
+            f"seeds with replacement). A typical interval's half-width is {np.median(half):.2f} points: "
+            "differences smaller than that are not resolved by this table.\n\n"
+            "| method | dataset | condition | difference | 95 % interval | seeds |\n|---|---|---|---:|---|---:|\n"
+            + "\n".join(f"| {x['method']} | {x['dataset']} | {condition(x)} | {100 * x['mean']:+.2f} | "
+                        f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] | {x['n_seeds']} |" for x in diffs)
+        )
+    if realised:
+        parts.append(
+            "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):\n\n"
+            "| method | dataset | condition | train | val | test |\n|---|---|---|---:|---:|---:|\n"
+            + "\n".join(f"| {x['method']} | {x['dataset']} | {condition(x)} | {x['train']:.3f} | {x['val']:.3f} | "
+                        f"{x['test']:.3f} |" for x in realised)
+        )
+    if extra_notes:
+        parts.append(extra_notes.strip())
+    return "\n\n".join(parts)
+
+
+def write_tables(
+    out: Path, runs: list[dict[str, Any]], *, protocol: str, command: str, baseline: str = "joint",
+    realised: list[dict[str, Any]] | None = None, notes: str = "", log: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Write ``OUT.md``, ``OUT.json`` (with the run records), ``OUT.csv`` and ``OUT.png`` from run records."""
+    if not runs:
+        raise ValueError(f"no finished run to tabulate for {out}")
+    rows = rows_from_runs(runs)
+    diffs = differences_from_runs(runs, baseline)
+    realised = list(realised or [])
+    json_path, md_path = write_results(
+        out.name, rows, protocol=protocol, command=command, out_dir=out.parent, title=f"Benchmark {out.name}",
+        notes=_notes(diffs, realised, rows, baseline, notes),
+    )
+    doc = json.loads(json_path.read_text())
+    doc.update({"format": FORMAT, "baseline": baseline, "differences": diffs, "runs": runs})
+    if notes:
+        doc["notes"] = notes
+    if realised:
+        doc["realised_missing_rates"] = realised
+    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    csv_path = out.parent / f"{out.name}.csv"
+    flat = [{"strategy": r["method"], "dataset": r["dataset"], "seed": r["seed"], **_keys(r),
+             "best_epoch": r.get("best_epoch"), **{f"test_{k}": v for k, v in r["test"].items()},
+             "sec_per_epoch": r.get("sec_per_epoch")} for r in runs]
+    with open(csv_path, "w", newline="") as f:
+        fields = sorted({k for r in flat for k in r}, key=lambda k: (k not in ("strategy", "dataset", "seed"), k))
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(flat)
+    png_path = bar_chart(rows, out.parent / f"{out.name}.png")
+    return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
+
+
+def recompute(json_path: str | Path, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Rebuild a benchmark's tables (md, json, csv, png beside it) from its results JSON alone."""
+    path = Path(json_path)
+    if path.suffix != ".json" or not path.is_file():
+        raise FileNotFoundError(f"--recompute {path}: expected an existing NAME.json written by `polymodal bench`")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    if not runs or not isinstance(runs, list):
+        raise ValueError(
+            f"{path} has no per-run records ('runs'), so its tables cannot be rebuilt without the run folders; "
+            f"it was written before results format {FORMAT}. Run the benchmark's command again (it is in the "
+            f"file's 'command') to write a file that can be recomputed"
+        )
+    for i, r in enumerate(runs):
+        missing = [k for k in ("method", "dataset", "seed", "test") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{path}: runs[{i}] lacks keys {missing}")
+    before = _values_by_key(doc.get("rows", []))
+    paths = write_tables(path.parent / path.stem, runs, protocol=doc.get("protocol", ""), command=doc.get("command", ""),
+                         baseline=doc.get("baseline", "joint"), realised=doc.get("realised_missing_rates"),
+                         notes=doc.get("notes", ""), log=log)
+    after = json.loads(paths["json"].read_text())
+    changed = [k for k, v in _values_by_key(after["rows"]).items() if k in before and not np.allclose(before[k], v)]
+    if changed:
+        log(f"note: {len(changed)} rows differ from the values the file held before; the run records are authoritative")
+    log(f"recomputed {len(after['rows'])} rows and {len(after['differences'])} differences from {len(runs)} run records")
+    return paths
+
+
+def _values_by_key(rows: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], list[float]]:
+    return {(*(r.get(k) for k in ("method", "dataset", *OPTIONAL_KEYS)), r.get("metric")): r.get("values", []) for r in rows}
+
+
+def bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
+    """Grouped bars of fused and per-modality test accuracy, mean +- std, one group per method and dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = [r for r in rows if r.metric.endswith("_acc")]
+    groups = list(dict.fromkeys(f"{r.method}\n{r.dataset}" for r in acc))
+    metrics = list(dict.fromkeys(r.metric for r in acc))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
+    width = 0.8 / max(1, len(metrics))
+    for i, metric in enumerate(metrics):
+        xs, ys, es = [], [], []
+        for g, group in enumerate(groups):
+            r = next((r for r in acc if f"{r.method}\n{r.dataset}" == group and r.metric == metric), None)
+            if r is not None:
+                xs.append(g + i * width)
+                ys.append(100 * r.mean)
+                es.append(100 * r.std)
+        ax.bar(xs, ys, width, yerr=es, capsize=3, label=metric)
+    ax.set_xticks([g + width * (len(metrics) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
