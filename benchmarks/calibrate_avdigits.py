@@ -1,4 +1,4 @@
-"""Calibrate avdigits-hard's corruption (BENCHMARKS.md, "Calibration of avdigits-hard").
+"""Calibrate avdigits-hard's corruption (docs/benchmarks.md, "Calibration of avdigits-hard").
 
 Unimodal runs only (the `unimodal` strategy: each encoder with its own head, trained independently),
 bench profile, seeds 0, 1, 2, before any fusion or balancing method touches the variant. Audio depends

@@ -56,7 +56,7 @@ def variant_settings(specs: Sequence[str]) -> list[Setting]:
 
 
 def missing_settings(rates: Sequence[float], where: Sequence[str], seed: int = 0) -> list[Setting]:
-    """BENCHMARKS.md's missing-modality protocol: rate r of (sample, modality) slots missing, masks from a
+    """docs/benchmarks.md's missing-modality protocol: rate r of (sample, modality) slots missing, masks from a
     fixed seed, at train (train split only; selection on a complete val), at test (test split only) or
     both (train, val and test)."""
     out = []

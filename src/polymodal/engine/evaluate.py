@@ -1,6 +1,6 @@
 """Evaluation: fused and per-modality predictions, gathered across ranks without duplicates.
 
-Per-modality ("unimodal") predictions follow BENCHMARKS.md: the model is evaluated with every other
+Per-modality ("unimodal") predictions follow docs/benchmarks.md: the model is evaluated with every other
 modality marked absent (``strategy.predict(model, batch.with_absent(others))``). When the fusion
 cannot run that way (it raises), the modality is reported as unavailable (None / left out).
 A modality's accuracy (regression: RMSE and R^2) is taken over the samples in which that modality is present.

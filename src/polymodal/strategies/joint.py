@@ -1,4 +1,4 @@
-"""Joint training: one cross-entropy on the fused logits (BENCHMARKS.md's ``joint`` and ``joint-concat``).
+"""Joint training: one cross-entropy on the fused logits (docs/benchmarks.md's ``joint`` and ``joint-concat``).
 
 Under regression the loss is the mean squared error of the fused outputs (:func:`task_loss`).
 """

@@ -7,7 +7,7 @@ projector P shared by all modalities, so that learning from the current modality
 head learned from the others as little as possible. At test time the per-modality logits are fused
 by an uncertainty rule (per-sample entropy by default; see ``polymodal.inference``).
 
-Done right where the official code is broken (METHODS.md): HGM really runs (the official code never
+Done right where the official code is broken (docs/methods.md): HGM really runs (the official code never
 matches its parameter name), the projector is detached (no autograd history), any feature width works,
 the denominator is the scalar ``alpha + r P r^T``, entropy fusion is per sample (the batch-level rule
 is kept as ``entropy-batch`` to reproduce published numbers), and under DDP the batch-mean feature is
@@ -72,7 +72,7 @@ class MLA(Strategy):
     """Alternating unimodal adaptation with a shared head, HGM and uncertainty-based test-time fusion.
 
     order:       modality order of the alternating steps (default: the model's modality order)
-    grad_mode:   what happens to gradients between the steps of one batch (METHODS.md):
+    grad_mode:   what happens to gradients between the steps of one batch (docs/methods.md):
                  "clear" (set to None after each step: other encoders do not move),
                  "zero" (zeroed, kept: momentum and weight decay keep moving every parameter that
                  ever had a gradient), "reference" (the official code: zeroed between the steps of a
