@@ -126,9 +126,9 @@ def test_a_word_in_a_numeric_cell_at_prediction_is_named_not_imputed(base):
     assert p.column == "size" and p.examples == ["row 3: 'abc'", "row 4: 'inf'"]
     skipped = Manifest(new, {"root": str(folder), "id": "id", "bad_files": "skip"}, state=state)
     assert skipped.item("tabular", 2).numpy()[1] == 1.0 and "row 3" in skipped.report.to_markdown()
-    new.loc[new.index[1], "size"] = ""  # an empty cell is still imputed, silently listed as info
+    new.loc[new.index[1], "size"] = ""  # an empty cell is not an error (here: the tabular modality is missing)
     ok = Manifest(new.head(2), {"root": str(folder), "id": "id"}, state=state)
-    assert ok.report.by_check("imputed")[0].severity == "info"
+    assert not ok.report.errors and not ok.present["tabular"][1] and ok.present["tabular"][0]
 
 
 # ---- .npy time series ------------------------------------------------------------------------------------
@@ -141,7 +141,8 @@ def _series_table(folder, bad: dict[int, str]):
     for i in range(24):
         p = folder / "ts" / f"t{i}.npy"
         np.save(p, rng.standard_normal((16, 2)).astype(np.float32) + i % 3)
-        rows.append({"id": f"t{i}", "series": f"ts/t{i}.npy", "label": ("a", "b", "c")[i % 3]})
+        rows.append({"id": f"t{i}", "series": f"ts/t{i}.npy", "level": f"{i % 3 + 0.1 * i:.1f}",
+                     "label": ("a", "b", "c")[i % 3]})
     for i, name in bad.items():
         rows[i]["series"] = f"ts/{name}"
     return write_csv(pd.DataFrame(rows), folder / "series.csv")
@@ -273,7 +274,7 @@ def test_val_is_carved_from_given_train_rows_stratified():
     res = assign_splits(y, given=given, val=0.15, test=0.15, seed=0)
     assert (res.split[80:] == "test").all() and set(res.split[:80]) == {"train", "val"}
     assert (res.split == "val").sum() == 15 and len(set(y[res.split == "val"])) == 4
-    assert any("val" in n and "train" in n for n in res.notes)
+    assert any("val" in n and "train" in n for n in res.info)
 
 
 def test_val_and_test_are_carved_from_a_train_only_table_and_given_val_is_kept():

@@ -2,8 +2,10 @@
 split), and k-fold cross-validation over the non-test rows.
 
 Stratification uses the class for classification and five quantile bins of the target for regression.
-When a class is too small to appear in every split the split falls back to an unstratified one and
-says so (``SplitResult.notes``).
+A class with a single row cannot be stratified: it stays on the training side and the other classes are
+stratified as usual (``SplitResult.notes`` names it). A split given for some rows is kept; a split that
+is not given at all (a table with only ``train`` and ``test`` rows, or only ``train`` rows) is carved out
+of the given training rows, and ``SplitResult.info`` says so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 class SplitResult:
     split: np.ndarray  # (N,) "train" | "val" | "test"
     notes: list[str] = field(default_factory=list)  # what the splitter had to give up (stratification)
+    info: list[str] = field(default_factory=list)  # what it did beyond the defaults (splits carved from train rows)
 
 
 def _strata(y: np.ndarray, task: str) -> np.ndarray:
@@ -28,7 +31,7 @@ def _strata(y: np.ndarray, task: str) -> np.ndarray:
 
 
 def _holdout(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray | None, frac: float, seed: int,
-             notes: list[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+             notes: list[str], what: str, names: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split ``idx`` into (rest, held-out) with about ``frac`` of the rows (or groups) held out."""
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
@@ -37,14 +40,22 @@ def _holdout(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray | None, fra
     s = strata[idx]
     if groups is None:
         counts = np.bincount(s)
+        single = counts[s] < 2  # rows of a class with one row here: they cannot be on both sides
+        big = idx[~single]
         n_hold = max(1, int(round(frac * len(idx))))
-        n_classes = len(np.unique(s))
-        if n_hold < n_classes <= len(idx) // 3:  # room for one row of every class: stratify with that many
+        n_classes = len(np.unique(s[~single]))
+        if n_hold < n_classes <= len(big) // 3:  # room for one row of every class: stratify with that many
             n_hold = n_classes
-        stratify = s if counts[counts > 0].min() >= 2 and n_hold >= len(np.unique(s)) else None
-        if stratify is None:
-            notes.append(f"{what}: not stratified (a class has fewer than 2 rows, or the split is smaller than the number of classes)")
-        rest, hold = train_test_split(idx, test_size=n_hold, random_state=seed, stratify=stratify)
+        if single.any() and n_classes >= 1:
+            shown = ", ".join(sorted({str(names[i]) for i in idx[single]})) if names is not None else str(int(single.sum()))
+            notes.append(f"{what}: class(es) {shown} with a single row kept on the training side; the other classes "
+                         "are stratified")
+        if n_classes >= 1 and n_classes <= n_hold < len(big):
+            rest, hold = train_test_split(big, test_size=n_hold, random_state=seed,
+                                          stratify=s[~single] if n_classes > 1 else None)
+            return np.sort(np.concatenate([rest, idx[single]])), np.sort(hold)
+        notes.append(f"{what}: not stratified (the split is smaller than the number of classes)")
+        rest, hold = train_test_split(idx, test_size=min(n_hold, len(idx) - 1), random_state=seed)
         return np.sort(rest), np.sort(hold)
     g = groups[idx]
     n_groups = len(np.unique(g))
@@ -88,20 +99,39 @@ def assign_splits(
     if folds is not None and not (folds >= 2 and 0 <= fold < folds):
         raise ValueError(f"k-fold: folds={folds}, fold={fold}; need folds >= 2 and 0 <= fold < folds")
     notes: list[str] = []
+    info: list[str] = []
     strata = _strata(y, task)
+    names = None if task == "regression" else np.asarray(y).astype(str)
     out = np.array([""] * n, dtype=object) if given is None else np.asarray(given, dtype=object).copy()
+    if given is not None and (out == "train").any() and not ((out == "val").any() or (out == "test").any()):
+        # only train rows given: they are split like rows without a split column
+        out[out == "train"] = ""
+        info.append("the split column gives only train rows: val and test carved out of them "
+                    f"(splits.val={val:g}, splits.test={test:g} of the table, stratified by label)")
     free = np.flatnonzero(out == "")
     if len(free):
         # without a given test split, hold one out first; rows already split keep theirs
         has_test = bool((out == "test").any())
-        rest, hold = (free, free[:0]) if has_test else _holdout(free, strata, groups, test, seed, notes, "test split")
+        rest, hold = (free, free[:0]) if has_test else _holdout(free, strata, groups, test, seed, notes, "test split", names)
         out[hold] = "test"
         if folds is None:
             frac = val / (1 - (0 if has_test else test)) if val else 0.0
-            tr, va = _holdout(rest, strata, groups, frac, seed + 1, notes, "val split")
+            tr, va = _holdout(rest, strata, groups, frac, seed + 1, notes, "val split", names)
             out[tr], out[va] = "train", "val"
         else:
             out[rest] = "train"
+    if folds is None and given is not None:
+        # a split the table does not give (e.g. only train and test rows): carved out of the train rows
+        for part, frac_all, extra in (("test", test, 0), ("val", val, 1)):
+            pool = np.flatnonzero(out == "train")
+            if frac_all <= 0 or (out == part).any() or len(pool) < 2:
+                continue
+            frac = min(frac_all * n / len(pool), 0.5)
+            tr, held = _holdout(pool, strata, groups, frac, seed + extra, notes, f"{part} split", names)
+            out[held] = part
+            how = "grouped by splits.group" if groups is not None else "stratified by label"
+            info.append(f"no {part} rows given: {len(held)} of the {len(pool)} train rows carved out as {part} "
+                        f"(splits.{part}={frac_all:g} of the table, {how})")
     if folds is not None:
         from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
@@ -118,4 +148,4 @@ def assign_splits(
         _, va = parts[fold]
         out[pool] = "train"
         out[pool[va]] = "val"
-    return SplitResult(out.astype(str), notes)
+    return SplitResult(out.astype(str), notes, info)

@@ -54,7 +54,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
+from polymodal.data.datasets import run_splits
 from polymodal.data.io import MediaError, read_audio, read_image, read_text, read_video
+from polymodal.data.io.array import read_npy
 from polymodal.data.schema import Modality
 from polymodal.data.splits import assign_splits
 from polymodal.data.text import ByteTokenizer, HashingWordTokenizer
@@ -83,7 +85,8 @@ class _Opts(BaseModel):
 
 class AudioOptions(_Opts):
     sample_rate: int | None = Field(None, gt=0)  # Hz; default: the most common rate of the training files
-    seconds: float | None = Field(None, gt=0)  # clip length; default: the longest training file, at most 30 s
+    # clip length; default: the 95th percentile of the training clips' lengths, at most 30 s
+    seconds: float | None = Field(None, gt=0)
     n_mels: int = Field(40, ge=8)
 
 
@@ -102,6 +105,7 @@ class VideoOptions(_Opts):
 class TimeseriesOptions(_Opts):
     layout: Literal["time_major", "channel_major"] = "time_major"  # rows = time steps (or channels)
     length: int | None = Field(None, ge=1)  # default: the longest training series, at most 4096
+    max_mb: float = Field(256.0, gt=0)  # a .npy file whose header asks for more is refused before it is read
 
 
 class TextOptions(_Opts):
@@ -127,7 +131,8 @@ class ManifestOptions(_Opts):
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")  # column -> kind override
     tabular_groups: dict[str, list[str]] = Field(default_factory=dict)  # modality name -> columns
     id: str | None = None  # column naming each row in predictions (default: the row number)
-    bad_files: Literal["error", "skip", "drop"] = "error"
+    bad_files: Literal["error", "skip", "drop"] = "error"  # also for odd cells and cells that are not numbers
+    delimiter: str | None = None  # CSV column separator; default: detected from the header line
     cache_features: bool = True  # keep decoded inputs (and log-mels) in memory after the first read
     splits: SplitOptions = Field(default_factory=SplitOptions)
     audio: AudioOptions = Field(default_factory=AudioOptions)
@@ -135,6 +140,10 @@ class ManifestOptions(_Opts):
     video: VideoOptions = Field(default_factory=VideoOptions)
     timeseries: TimeseriesOptions = Field(default_factory=TimeseriesOptions)
     text: TextOptions = Field(default_factory=TextOptions)
+    # set by evaluation and resume (never stored with a run): a run's splits.csv, and whether rows that
+    # changed since training may be left out (else a changed table is an error)
+    stored_splits: str | None = None
+    allow_changed_table: bool = False
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -168,10 +177,38 @@ def _cell(v: Any) -> Any:
     return s or None
 
 
-def read_table(source: Any) -> tuple[dict[str, list[Any]], str, Path | None]:
+def read_table(source: Any, delimiter: str | None = None) -> tuple[dict[str, list[Any]], str, Path | None]:
     """(columns -> cells, a name for messages, the folder relative paths default to)."""
+    table, name, folder, _ = _read_table(source, delimiter)
+    return table, name, folder
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _sniff_delimiter(path: Path) -> str:
+    """The separator of a CSV from its header line: a comma when it has one, else ; tab or |."""
+    with path.open("r", encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    if "," in header:
+        return ","
+    found = [d for d in _DELIMITERS[1:] if d in header]
+    if len(found) == 1:
+        return found[0]
+    if len(header.strip().split()) > 1 or any(c in header for c in ":#"):
+        raise ManifestError(f"manifest {path}: cannot tell the column separator of its header line {header.strip()[:80]!r}; "
+                            "set it with the delimiter option (e.g. data.options.delimiter=';', or delimiter=';' in Python)")
+    return ","
+
+
+def _nested(v: Any) -> bool:
+    return isinstance(v, list | tuple | dict | set | np.ndarray)
+
+
+def _read_table(source: Any, delimiter: str | None = None) -> tuple[dict[str, list[Any]], str, Path | None, dict[str, Any]]:
     import pandas as pd
 
+    info: dict[str, Any] = {"delimiter": None, "nested": []}
     if isinstance(source, pd.DataFrame):
         df, name, folder = source, "the data frame", None
     else:
@@ -181,7 +218,10 @@ def read_table(source: Any) -> tuple[dict[str, list[Any]], str, Path | None]:
         suffix = path.suffix.lower()
         try:
             if suffix in (".csv", ".tsv"):
-                df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+                sep = delimiter or ("\t" if suffix == ".tsv" else _sniff_delimiter(path))
+                if sep != ("\t" if suffix == ".tsv" else ","):
+                    info["delimiter"] = sep
+                df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
             elif suffix in (".parquet", ".pq"):
                 df = pd.read_parquet(path)
             elif suffix in (".jsonl", ".ndjson", ".json"):
@@ -199,11 +239,22 @@ def read_table(source: Any) -> tuple[dict[str, list[Any]], str, Path | None]:
     dup = [c for c, n in Counter(cols).items() if n > 1]
     if dup:
         raise ManifestError(f"manifest {name}: duplicate column names {dup}; every column needs its own name")
-    table = {str(c): [_cell(v) for v in df[c].tolist()] for c in df.columns}
-    return table, name, folder
+    if len(cols) == 1 and any(d in cols[0] for d in _DELIMITERS):
+        raise ManifestError(f"manifest {name} has a single column named {cols[0]!r}: its separator is not a comma; "
+                            "set it with the delimiter option (e.g. data.options.delimiter=';')")
+    table = {}
+    for c in df.columns:
+        values = df[c].tolist()
+        if any(_nested(v) for v in values):
+            info["nested"].append(str(c))
+            table[str(c)] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
+        else:
+            table[str(c)] = [_cell(v) for v in values]
+    return table, name, folder, info
 
 
 def _is_number(v: Any) -> bool:
+    """Whether a cell reads as a number (``nan``, ``inf`` and ``1e999`` do; see :func:`_finite`)."""
     if isinstance(v, int | float):
         return True
     try:
@@ -213,23 +264,49 @@ def _is_number(v: Any) -> bool:
         return False
 
 
-def infer_kind(values: Sequence[Any]) -> str:
-    """The kind of a column from its non-empty cells (see the module docstring)."""
+def _finite(v: Any) -> float | None:
+    """The cell as a finite float, or None (not a number, NaN, infinite, or too large for a float)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _file_kind(cell: Any) -> str | None:
+    if not isinstance(cell, str):
+        return None
+    ext = os.path.splitext(cell.lower())[1]
+    return next((k for k, exts in FILE_EXTENSIONS.items() if ext in exts), None)
+
+
+def infer_kind_detail(values: Sequence[Any]) -> tuple[str, str]:
+    """(kind, why) of a column from its non-empty cells: the kind of the MAJORITY of the cells, so one odd
+    cell (a typo in an extension, a word in a column of numbers) does not change the column's kind; the
+    cells that do not fit are reported by the data check."""
     cells = [v for v in values if v is not None]
     if not cells:
-        return "ignore"
-    if all(isinstance(v, str) for v in cells):
-        kinds = set()
-        for v in cells:
-            ext = os.path.splitext(v.lower())[1]
-            kinds.add(next((k for k, exts in FILE_EXTENSIONS.items() if ext in exts), None))
-        if None not in kinds and len(kinds) == 1:
-            return kinds.pop()
-    if all(_is_number(v) for v in cells):
-        return "numeric"
+        return "ignore", "every cell is empty"
+    n = len(cells)
+    files = Counter(_file_kind(v) for v in cells)
+    files.pop(None, None)
+    if files:
+        kind, k = files.most_common(1)[0]
+        if 2 * k > n:
+            return kind, f"{k} of {n} cells end in {'/'.join(FILE_EXTENSIONS[kind])}"
+    k = sum(1 for v in cells if _is_number(v))
+    if 2 * k > n:
+        return "numeric", f"{k} of {n} cells are numbers"
     words = np.mean([len(str(v).split()) for v in cells])
     distinct = len(set(map(str, cells)))
-    return "text" if words >= 3 or distinct > max(20, len(cells) // 2) else "categorical"
+    if words >= 3 or distinct > max(20, n // 2):
+        return "text", f"{distinct} distinct values of {words:.1f} words on average"
+    return "categorical", f"{distinct} distinct short values"
+
+
+def infer_kind(values: Sequence[Any]) -> str:
+    """The kind of a column from its non-empty cells (see the module docstring and :func:`infer_kind_detail`)."""
+    return infer_kind_detail(values)[0]
 
 
 def _looks_like_id(values: Sequence[Any]) -> bool:
@@ -259,21 +336,30 @@ class Manifest:
     def __init__(self, table: Any, options: ManifestOptions | Mapping[str, Any] | None = None,
                  state: Mapping[str, Any] | None = None, name: str | None = None) -> None:
         self.options = options if isinstance(options, ManifestOptions) else parse_options(options or {})
-        self.table, self.source, folder = read_table(table)
+        self.table, self.source, folder, info = _read_table(table, self.options.delimiter)
         self.source = name or self.source
         root = self.options.root
         self.root = Path(root).expanduser() if root else (folder or Path.cwd())
         self.report = ValidationReport(self.source)
+        self.nested = list(info["nested"])
+        if info["delimiter"]:
+            self.report.add("delimiter", "info", "", f"columns separated by {info['delimiter']!r}, detected from the header "
+                            "line (set the delimiter option to choose another)", count=len(self.table))
         self.schema_for: dict[str, Modality] = {}
         self._readers: dict[str, tuple[Any, str, bool]] = {}
         self._image_norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (C, 1, 1) train mean and std
         self.sha256 = _sha256(self.source)  # of the table file; None for a data frame or a folder
         self.n = len(next(iter(self.table.values())))
+        self.row_number = np.arange(1, self.n + 1)  # of each row in the table as given (rows may be put in stored order)
         self.fitted = state is not None
         if state is not None:
             self._load_state(dict(state))
         else:
             self._infer_layout()
+        self.keys = run_splits.row_keys(self.table, self._content_columns(), self.n)
+        self.stored_split: np.ndarray | None = None
+        if not self.fitted and self.options.stored_splits:
+            self._match_stored_splits(Path(self.options.stored_splits))
         self._read_labels()
         self._assign_splits()
         self._load_all()
@@ -292,6 +378,11 @@ class Manifest:
         if opt.id:
             self._check_columns([opt.id], "id")
         self._check_columns(list(opt.schema_), "schema")
+        nested = [c for c in self.nested if c not in reserved and opt.schema_.get(c) != "ignore"]
+        if nested:
+            raise ManifestError(f"manifest {self.source}: columns {nested} hold lists or structs (Parquet list/struct "
+                                "columns), not one value per cell; flatten them into one column per value, or set their "
+                                f"kind to ignore (schema: {{{nested[0]}: ignore}})")
         kinds: dict[str, str] = {}
         for col, cells in self.table.items():
             if col in reserved:
@@ -299,14 +390,18 @@ class Manifest:
             given = opt.schema_.get(col)
             if given is not None and given not in COLUMN_KINDS:
                 raise ManifestError(f"schema: column {col!r} has kind {given!r}; allowed kinds: {', '.join(COLUMN_KINDS)}")
-            kinds[col] = given or infer_kind(cells)
-            if given is None and kinds[col] == "ignore":
+            kind, why = (given, "given in the schema") if given else infer_kind_detail(cells)
+            kinds[col] = kind
+            if given is None and kind == "ignore":
                 self.report.add("empty_column", "warning", col, "every cell is empty: the column is ignored", count=self.n)
-            if given is None and kinds[col] in ("text", "categorical") and _looks_like_id(cells):
+            if given is None and kind in ("text", "categorical") and _looks_like_id(cells):
                 kinds[col] = "ignore"
+                why = "every cell is a different single word, like an identifier"
                 self.report.add("id_column", "info", col, "every cell is a different single word, like an identifier: the column "
                                 f"is ignored (set id={col} to name predictions by it, or schema: {{{col}: text}} to use it)",
                                 [c for c in cells if c is not None][:3], count=self.n)
+            shown = "ignored" if kinds[col] == "ignore" else kinds[col]
+            self.report.add("column_kind", "info", col, f"{shown} ({why})", count=sum(v is not None for v in cells))
         groups = {k: list(v) for k, v in opt.tabular_groups.items()}
         for g, cols in groups.items():
             self._check_columns(cols, f"tabular_groups.{g}")
@@ -367,7 +462,12 @@ class Manifest:
         self.label, self.task = state["label"], state["task"]
         self.class_names = tuple(state["class_names"])
         self.stats = {k: dict(v) for k, v in state["stats"].items()}
-        needed = sorted({c for m in self.modality_specs for c in m["columns"]} - set(self.table))
+        used = {c for m in self.modality_specs for c in m["columns"]}
+        nested = sorted(used & set(self.nested))
+        if nested:
+            raise ManifestError(f"manifest {self.source}: columns {nested} hold lists or structs, not one value per cell "
+                                "as in the table the model was trained on; flatten them")
+        needed = sorted(used - set(self.table))
         if needed:
             raise ManifestError(f"manifest {self.source} lacks the columns {needed} that the model was trained with; "
                                 "add them (empty cells are fine: the modality is then missing)")
@@ -376,7 +476,8 @@ class Manifest:
         """Everything needed to read new rows as this manifest read its training rows (JSON-able)."""
         return {"version": STATE_VERSION, "label": self.label, "task": self.task, "class_names": list(self.class_names),
                 "columns": self.kinds, "modalities": self.modality_specs, "stats": self.stats,
-                "options": self.options.model_dump(mode="json", by_alias=True)}
+                "options": self.options.model_dump(mode="json", by_alias=True,
+                                                   exclude={"stored_splits", "allow_changed_table"})}
 
     # ---- labels and splits
 
@@ -393,7 +494,7 @@ class Manifest:
                     continue
                 t = _label_text(v)
                 if t not in index:
-                    unknown.append(f"row {r + 1}: {t!r}")
+                    unknown.append(f"row {self.row_number[r]}: {t!r}")
                     ids.append(-1)
                     self.has_label[r] = False
                 else:
@@ -404,25 +505,34 @@ class Manifest:
                                 unknown, count=len(unknown))
             self.y = np.array(ids, dtype=np.int64)
         else:
-            bad = [f"row {r + 1}: {v!r}" for r, v in enumerate(cells) if v is not None and not _is_number(v)]
+            bad = [f"row {self.row_number[r]}: {v!r}" for r, v in enumerate(cells) if v is not None and _finite(v) is None]
             if bad:
-                self.report.add("bad_target", "error", self.label, "regression targets must be numbers", bad, count=len(bad))
-            self.y = np.array([float(v) if v is not None and _is_number(v) else np.nan for v in cells], dtype=np.float32)
+                self.report.add("bad_target", "error", self.label, "regression targets must be finite numbers (not words, NaN "
+                                "or infinite values); fix them, or leave them empty to predict those rows", bad, count=len(bad))
+            self.y = np.array([x if (x := None if v is None else _finite(v)) is not None else np.nan for v in cells],
+                              dtype=np.float32)
         if not self.fitted and not self.has_label.all():
-            rows = [f"row {r + 1}" for r in np.flatnonzero(~self.has_label)]
+            rows = [f"row {self.row_number[r]}" for r in np.flatnonzero(~self.has_label)]
             self.report.add("missing_label", "warning", self.label, "rows without a label are left out of training and evaluation "
                             "(predict them with Predictor.predict)", rows, count=len(rows))
+
+    def _content_columns(self) -> list[str]:
+        """The columns whose cells make a row what it is for this run: the label and every input column."""
+        return [self.label, *[c for m in self.modality_specs for c in m["columns"]]]
 
     def _assign_splits(self) -> None:
         if self.fitted:
             self.split = np.full(self.n, "predict", dtype=object)
+            return
+        if self.stored_split is not None:
+            self.split = self.stored_split
             return
         opt = self.options.splits
         keep = self.has_label.copy()
         given = None
         if opt.column in self.table:
             raw = [str(v).lower() if v is not None else "" for v in self.table[opt.column]]
-            bad = [f"row {r + 1}: {v!r}" for r, v in enumerate(raw) if v not in ("", "train", "val", "test")]
+            bad = [f"row {self.row_number[r]}: {v!r}" for r, v in enumerate(raw) if v not in ("", "train", "val", "test")]
             if bad:
                 self.report.add("bad_split", "error", opt.column, "split values must be train, val or test (or empty to assign)",
                                 bad, count=len(bad))
@@ -431,7 +541,7 @@ class Manifest:
         groups = None
         if opt.group:
             g = self.table[opt.group]
-            empty = [f"row {r + 1}" for r, v in enumerate(g) if v is None and keep[r]]
+            empty = [f"row {self.row_number[r]}" for r, v in enumerate(g) if v is None and keep[r]]
             if empty:
                 self.report.add("missing_group", "error", opt.group, "every row needs a group value when splits.group is set", empty,
                                 count=len(empty))
@@ -439,12 +549,18 @@ class Manifest:
         split = np.array([""] * self.n, dtype=object)
         idx = np.flatnonzero(keep)
         if len(idx):
-            res = assign_splits(self.y[idx], task=self.task, groups=None if groups is None else groups[idx],
-                                given=None if given is None else given[idx], val=opt.val, test=opt.test,
-                                seed=opt.seed, folds=opt.folds, fold=opt.fold)
+            try:
+                res = assign_splits(self.y[idx], task=self.task, groups=None if groups is None else groups[idx],
+                                    given=None if given is None else given[idx], val=opt.val, test=opt.test,
+                                    seed=opt.seed, folds=opt.folds, fold=opt.fold)
+            except ValueError as e:
+                raise ManifestError(f"manifest {self.source}: {e} (splits.* options)") from None
             split[idx] = res.split
             for note in res.notes:
                 self.report.add("split", "warning", self.label, note, count=len(idx))
+            for note in res.info:
+                self.report.add("split", "info", opt.column if given is not None else self.label, note, count=len(idx))
+        self._keep_duplicates_together(split, given)
         self.split = split
         if groups is not None:
             spans = {}
@@ -467,6 +583,60 @@ class Manifest:
                                 "classes too small for the split (rows in train/val/test shown): they cannot be both learnt "
                                 "and scored; add samples or merge classes", small, count=len(small))
 
+    def _match_stored_splits(self, path: Path) -> None:
+        """Give every row the split stored with the run (``splits.csv``) and put the rows in the training
+        table's order, so that statistics and batches are those of training; a changed table is an error
+        unless ``allow_changed_table``."""
+        stored = run_splits.read_splits_csv(path)
+        ids = self.row_ids(np.arange(self.n)) if self.options.id and self.options.id in self.table else None
+        m = run_splits.match_rows(stored, ids, self.keys)
+        if not m.ok:
+            what = run_splits.describe_changes(m, stored, ids)
+            if not self.options.allow_changed_table:
+                raise ManifestError(
+                    f"manifest {self.source} changed since the run was trained: its rows no longer match the splits stored "
+                    f"in {path} ({what}). Evaluating or resuming on it would put rows in other splits than in training "
+                    "(training rows scored as test). Start a new run on the changed table (polymodal train ... "
+                    "name=<a new name>), or pass --allow-changed-table (Predictor: allow_changed_table=True) to use only "
+                    "the rows whose stored split is known")
+            self.report.add("table_changed", "warning", "", f"the table changed since the run was trained ({what}); only the "
+                            "rows whose stored split is known are used (allow_changed_table); statistics are refitted on "
+                            "the remaining train rows", count=len(m.added) + len(m.removed) + len(m.changed))
+        else:
+            self.report.add("stored_split", "info", "", f"every row has the split stored with the run in {path.name} "
+                            f"(rows matched by {m.by})", count=self.n)
+        known = [r for r in range(self.n) if m.stored[r] is not None]
+        perm = sorted(known, key=lambda r: stored[m.stored[r]].row) + [r for r in range(self.n) if m.stored[r] is None]
+        split = np.array([""] * self.n, dtype=object)
+        for i, r in enumerate(perm):
+            j = m.stored[r]
+            if j is not None and stored[j].split in ("train", "val", "test"):
+                split[i] = stored[j].split
+        self.table = {c: [cells[r] for r in perm] for c, cells in self.table.items()}
+        self.keys = [self.keys[r] for r in perm]
+        self.row_number = self.row_number[perm]
+        self.stored_split = split
+
+    def _keep_duplicates_together(self, split: np.ndarray, given: np.ndarray | None) -> None:
+        """Report rows whose label and input cells are all equal, and keep each set of copies in one split."""
+        cols = [c for m in self.modality_specs for c in m["columns"]]
+        where: dict[str, list[int]] = {}
+        for r in range(self.n):
+            if split[r] != "" and any(self.table[c][r] is not None for c in cols):
+                where.setdefault(self.keys[r], []).append(r)
+        dups = [rows for rows in where.values() if len(rows) > 1]
+        if not dups:
+            return
+        for rows in dups:
+            target = split[rows[0]]
+            for r in rows[1:]:
+                if given is None or given[r] == "":
+                    split[r] = target
+        self.report.add("duplicate_rows", "warning", "", "rows whose label and input cells are all equal: each set of copies "
+                        "is kept in one split (unless the split column says otherwise); remove the copies if they are not "
+                        "meant, as they weigh more in training and scoring",
+                        [f"rows {', '.join(str(self.row_number[r]) for r in rows)}" for rows in dups], count=len(dups))
+
     # ---- files and values
 
     def path(self, cell: str) -> Path:
@@ -484,35 +654,74 @@ class Manifest:
         if not self.fitted:
             self._check_file_leakage()
         self.rows = {s: np.flatnonzero((self.split == s) & ~self.dropped) for s in ("train", "val", "test", "predict")}
-        if not self.fitted and len(self.rows["train"]) == 0:
-            self.report.add("empty_split", "error", "", "the train split is empty", count=0)
+        if not self.fitted:
+            self._check_empty_splits()
         kept = np.zeros(self.n, dtype=bool)
         for rows in self.rows.values():
             kept[rows] = True
-        nothing = [f"row {r + 1}" for r in np.flatnonzero(kept & ~np.any([p for p in self.present.values()], axis=0))]
-        if nothing:
+        empty = np.flatnonzero(kept & ~np.any([p for p in self.present.values()], axis=0))
+        nothing = [f"row {self.row_number[r]}" for r in empty]
+        self.no_input = np.zeros(self.n, dtype=bool)
+        if nothing and self.fitted:  # at prediction: the row gets an output marked as having no input
+            self.no_input[empty] = True
+            self.rows["predict"] = np.setdiff1d(self.rows["predict"], empty)
+            self.report.add("empty_row", "warning", "", "rows with no modality present (all file, text and tabular cells empty "
+                            "or skipped): nothing to predict from, their output rows are marked no_input", nothing,
+                            count=len(nothing))
+        elif nothing:
             self.report.add("empty_row", "error", "", "rows with no modality present (all file, text and tabular cells empty or "
                             "skipped); remove them", nothing, count=len(nothing))
 
-    def _bad_file(self, spec: dict, rows: list[tuple[int, str]], check: str, what: str) -> None:
+    def _check_empty_splits(self) -> None:
+        """An empty split is an error that names the option (or the split column) that fills it."""
+        opt = self.options.splits
+        col = opt.column if opt.column in self.table else None
+        if len(self.rows["train"]) == 0:
+            self.report.add("empty_split", "error", col or "", "the train split is empty: mark rows train in the split column, "
+                            "or leave split cells empty to be assigned", count=0)
+            return
+        for part, frac in (("val", opt.val), ("test", opt.test)):
+            if len(self.rows[part]) or self.options.stored_splits:
+                continue
+            if frac == 0:
+                how = f"splits.{part}=0 asks for none: set splits.{part} > 0 (default 0.15)"
+            else:
+                how = f"too few rows to carve one out with splits.{part}={frac:g}: raise splits.{part} or add rows"
+            given = f", or mark rows {part} in the column {col!r}" if col else ""
+            self.report.add("empty_split", "error", col or "", f"the {part} split is empty ({how}{given}); models are "
+                            "selected on val and scored on test", count=0)
+
+    def _bad_file(self, spec: dict, rows: list[tuple[int, str]], check: str, what: str, column: str | None = None,
+                  skip: tuple[str, str] = ("treat as a missing modality", "the modality is missing for these rows")) -> None:
+        """Report ``rows`` (row, message) as ``check``; ``bad_files`` decides: error, skip (``skip``: what it does,
+        what was done) or drop the rows."""
         if not rows:
             return
         mode = self.options.bad_files
-        action = {"error": "set bad_files=skip (treat as a missing modality) or bad_files=drop (drop the row) to go on",
-                  "skip": "the modality is missing for these rows (bad_files=skip)",
+        how = ("bad_files=skip (polymodal predict --bad-files skip)" if self.fitted else "bad_files=skip")
+        action = {"error": f"set {how} ({skip[0]}) or bad_files=drop (drop the row) to go on",
+                  "skip": f"{skip[1]} (bad_files=skip)",
                   "drop": "these rows are dropped (bad_files=drop)"}[mode]
-        self.report.add(check, "error" if mode == "error" else "info", spec["columns"][0], f"{what}; {action}",
-                        [f"row {r + 1}: {msg}" for r, msg in rows], count=len(rows))
+        self.report.add(check, "error" if mode == "error" else "info", column or spec["columns"][0], f"{what}; {action}",
+                        [f"row {self.row_number[r]}: {msg}" for r, msg in rows], count=len(rows))
         if mode == "drop":
             self.dropped[[r for r, _ in rows]] = True
 
     def _files(self, spec: dict) -> list[tuple[int, Path]]:
-        col = spec["columns"][0]
-        out = []
+        """(row, path) of the column's cells in use; cells whose extension does not fit the column's kind are
+        reported as ``odd_cell`` (and follow ``bad_files``)."""
+        col, kind = spec["columns"][0], spec["kind"]
+        exts = FILE_EXTENSIONS[kind]
+        out, odd = [], []
         for r, cell in enumerate(self.table[col]):
             if cell is None or (self.split[r] == "" and not self.fitted):
                 continue
+            if not str(cell).lower().endswith(exts):
+                odd.append((r, repr(cell)))
+                continue
             out.append((r, self.path(str(cell))))
+        self._bad_file(spec, odd, "odd_cell", f"cells that do not fit the column's kind {kind} (expected a path ending in "
+                       f"{' '.join(exts)}, like the rest of the column: a typo, or another kind of value)")
         return out
 
     def _run(self, spec: dict, read, items: list[tuple[int, Any]]) -> dict[int, Any]:
@@ -524,7 +733,7 @@ class Manifest:
                 got[r] = read(src)
             except FileNotFoundError:  # MediaNotFoundError: the file is not there
                 missing.append((r, str(src)))
-            except MediaError as e:
+            except (MediaError, OSError) as e:  # OSError: permissions, a symbolic link loop, an I/O error
                 broken.append((r, f"{src}: {e}"))
         self._bad_file(spec, missing, "missing_file", "files that do not exist")
         self._bad_file(spec, broken, "unreadable_file", "files that cannot be read")
@@ -556,8 +765,8 @@ class Manifest:
             if not rates:
                 raise ManifestError(f"audio column {spec['columns'][0]!r}: no readable file in the train split")
             sr = opt.sample_rate or rates.most_common(1)[0][0]
-            longest = max(n / rate for r, (rate, n) in info.items() if train[r])
-            seconds = opt.seconds or min(30.0, longest)
+            lengths = np.array([n / rate for r, (rate, n) in info.items() if train[r]])
+            seconds = opt.seconds or min(30.0, float(np.percentile(lengths, 95, method="lower")))
             samples = max(1, int(round(seconds * sr)))
             hop = max(1, int(round(0.02 * sr)))
             n_fft = 1 << max(6, int(math.ceil(math.log2(0.032 * sr))))
@@ -570,13 +779,19 @@ class Manifest:
             self.report.add("resampled", "info", spec["columns"][0],
                             f"files at {', '.join(f'{k} Hz' for k in sorted(other))} resampled to {sr} Hz (audio.sample_rate)",
                             count=sum(other.values()))
-        longer = sum(1 for rate, n in info.values() if n * sr / rate > st["samples"] + 1)
-        if longer:
-            self.report.add("cropped", "info", spec["columns"][0], f"clips longer than {st['samples'] / sr:g} s cropped (audio.seconds)",
-                            count=longer)
+        clip = st["samples"] / sr
+        over = np.array([n / rate - clip for rate, n in info.values() if n * sr / rate > st["samples"] + 1])
+        if len(over):
+            by = (f"by {_secs(over[0])} s" if len(over) == 1 else
+                  f"by {_secs(over.min())} to {_secs(over.max())} s, median {_secs(float(np.median(over)))} s")
+            why = ("audio.seconds" if self.options.audio.seconds else
+                   "the 95th percentile of the training clips' lengths, at most 30 s; set audio.seconds to choose")
+            self.report.add("cropped", "info", spec["columns"][0], f"{len(over)} of {len(info)} clips longer than {clip:g} s "
+                            f"cropped to it ({by}); the clip length is {why}", count=len(over))
 
         def read(p: Path) -> np.ndarray:
-            x, _ = read_audio(p, sample_rate=sr, resample=True)
+            # decode only what the clip needs (plus a margin for the resampling filter)
+            x, _ = read_audio(p, sample_rate=sr, resample=True, max_seconds=clip + 0.05)
             out = np.zeros(st["samples"], dtype=np.float32)
             out[: min(len(x), len(out))] = x[: len(out)]
             return out
@@ -674,22 +889,31 @@ class Manifest:
     def _load_timeseries(self, spec: dict, train: np.ndarray) -> None:
         name, opt = spec["name"], self.options.timeseries
         layout = self.stats.get(name, {}).get("layout", opt.layout)
+        max_mb = opt.max_mb
 
         def parse(p: Path) -> np.ndarray:
             from polymodal.data.io import check_file
 
             p = check_file(p, "time-series file")
+            if p.suffix.lower() == ".npy":
+                x = read_npy(p, max_bytes=int(max_mb * 2**20), limit_name="timeseries.max_mb")
+            else:
+                x = read_series_csv(p)
+            return fit_layout(p, x)
+
+        def read_series_csv(p: Path) -> np.ndarray:
             try:
-                if p.suffix.lower() == ".npy":
-                    x = np.load(p, allow_pickle=False)
-                else:
-                    lines = p.read_text().strip().splitlines()
-                    first = lines[0].split(",") if lines else []
-                    skip = 1 if first and not all(_is_number(v) for v in first) else 0
-                    x = np.loadtxt(p, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-            except (ValueError, OSError, UnicodeDecodeError) as e:
+                lines = p.read_text().strip().splitlines()
+                first = lines[0].split(",") if lines else []
+                skip = 1 if first and not all(_is_number(v) for v in first) else 0
+                x = np.loadtxt(p, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+            except (ValueError, OSError, UnicodeDecodeError, IndexError) as e:
                 raise MediaError(f"cannot read time series {p}: {e}; expected a .npy array or a CSV of numbers") from e
-            x = np.asarray(x, dtype=np.float32)
+            return x
+
+        def fit_layout(p: Path, x: np.ndarray) -> np.ndarray:
+            with np.errstate(over="ignore"):
+                x = np.asarray(x, dtype=np.float32)
             if x.ndim == 1:
                 x = x[:, None]
             if x.ndim != 2 or x.size == 0:
@@ -766,17 +990,23 @@ class Manifest:
     def _load_tabular(self, spec: dict, train: np.ndarray) -> None:
         name = spec["name"]
         cols = spec["columns"]
+        active = self.split != "" if not self.fitted else np.ones(self.n, dtype=bool)
+        numeric_cols = ([c for c in cols if self.kinds[c] == "numeric"] if not self.fitted
+                        else [num["column"] for num in self.stats[name]["numeric"]])
+        for c in numeric_cols:
+            cells = self.table[c]
+            bad = [(int(r), repr(cells[r])) for r in np.flatnonzero(active) if cells[r] is not None and _finite(cells[r]) is None]
+            self._bad_file(spec, bad, "bad_number", "cells that are not finite numbers in a numeric column (words, NaN, "
+                           "infinite or too large values; fix them, leave them empty to impute them, or set the column's kind "
+                           "to categorical in the schema)", column=c,
+                           skip=("treat the cell as empty: imputed", "these cells are treated as empty: imputed"))
         if not self.fitted:
             numeric, categorical = [], []
             for c in cols:
                 cells = self.table[c]
                 if self.kinds[c] == "numeric":
-                    bad = [f"row {r + 1}: {v!r}" for r, v in enumerate(cells) if v is not None and not _is_number(v)]
-                    if bad:
-                        self.report.add("bad_number", "error", c, "cells that are not numbers in a numeric column (or set the column's "
-                                        "kind to categorical in the schema)", bad, count=len(bad))
-                        continue
-                    vals = np.array([float(cells[r]) for r in np.flatnonzero(train) if cells[r] is not None])
+                    vals = np.array([x for x in (_finite(cells[r]) for r in np.flatnonzero(train) if cells[r] is not None)
+                                     if x is not None])
                     mean = float(vals.mean()) if len(vals) else 0.0
                     std = float(vals.std()) if len(vals) > 1 and vals.std() > 0 else 1.0
                     numeric.append({"column": c, "mean": mean, "std": std})
@@ -787,7 +1017,6 @@ class Manifest:
         st = self.stats[name]
         width = 2 * len(st["numeric"]) + sum(len(c["values"]) + 1 for c in st["categorical"])
         got: dict[int, np.ndarray] = {}
-        active = self.split != "" if not self.fitted else np.ones(self.n, dtype=bool)
         imputed: Counter = Counter()
         unseen: dict[str, list[str]] = {}
         for r in np.flatnonzero(active):
@@ -798,11 +1027,12 @@ class Manifest:
             k = 0
             for num in st["numeric"]:
                 v = self.table[num["column"]][r]
-                if v is None or not _is_number(v):
+                x = None if v is None else _finite(v)
+                if x is None:
                     vec[k + 1] = 1.0  # indicator: the value was missing (imputed with the train mean -> 0 after scaling)
-                    imputed[num["column"]] += 1
+                    imputed[num["column"]] += v is None  # cells that are not numbers are reported as bad_number
                 else:
-                    vec[k] = (float(v) - num["mean"]) / num["std"]
+                    vec[k] = (x - num["mean"]) / num["std"]
                 k += 2
             for cat in st["categorical"]:
                 v = self.table[cat["column"]][r]
@@ -862,7 +1092,7 @@ class Manifest:
                     continue
                 if spec["kind"] == "text" and not str(cell).lower().endswith(".txt"):
                     continue
-                seen.setdefault(str(self.path(str(cell)).resolve()), set()).add(self.split[r])
+                seen.setdefault(_resolved(self.path(str(cell))), set()).add(self.split[r])
             leaks = {p: s for p, s in seen.items() if len(s) > 1}
             if leaks:
                 self.report.add("file_leakage", "error", col, "the same file is used in more than one split; each file may belong "
@@ -877,7 +1107,7 @@ class Manifest:
         col = self.options.id
         if col and col in self.table:
             return [str(self.table[col][r]) for r in rows]
-        return [str(int(r)) for r in rows]
+        return [str(int(self.row_number[r]) - 1) for r in rows]
 
     def dataset(self, split: str) -> ManifestDataset:
         """The rows of ``split`` ("train", "val", "test"; "predict" for a manifest read with a state)."""
@@ -889,13 +1119,26 @@ class Manifest:
         return ManifestDataset(self, split, rows)
 
     def splits_csv(self) -> str:
-        """``row,id,split`` for every row (empty split: no label; dropped rows say so)."""
+        """``row,id,split,content`` for every row (empty split: no label; dropped rows say so; content: a hash of
+        the row's label and input cells, which matches rows when the table is read again)."""
         ids = self.row_ids(np.arange(self.n))
-        lines = ["row,id,split"]
+        lines = ["row,id,split,content"]
         for r in range(self.n):
             s = "dropped" if self.dropped[r] else str(self.split[r])
-            lines.append(f"{r + 1},{_csv(ids[r])},{s}")
+            lines.append(f"{self.row_number[r]},{_csv(ids[r])},{s},{self.keys[r]}")
         return "\n".join(lines) + "\n"
+
+
+def _secs(v: float) -> str:
+    return f"{round(float(v), 2):g}"
+
+
+def _resolved(p: Path) -> str:
+    """The real path of ``p``; its absolute path when it cannot be resolved (a symbolic link loop)."""
+    try:
+        return str(p.resolve())
+    except (OSError, RuntimeError):
+        return str(p.absolute())
 
 
 def _csv(s: str) -> str:
@@ -971,7 +1214,11 @@ def _schema_mapping(schema: Mapping[str, str] | str | os.PathLike | None) -> dic
     p = Path(schema)
     if not p.is_file():
         raise FileNotFoundError(f"schema file {p} does not exist; pass a mapping column -> kind or a YAML file of one")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ManifestError(f"schema file {p} is not a plain YAML mapping column -> kind ({', '.join(COLUMN_KINDS)}): "
+                            f"{e}; write it as lines such as `notes: text` (tags such as !!python/... are not read)") from None
     if not isinstance(data, dict):
         raise ManifestError(f"schema file {p} must hold a mapping column -> kind ({', '.join(COLUMN_KINDS)})")
     return {str(k): str(v) for k, v in data.items()}

@@ -8,6 +8,7 @@ used, and :class:`MediaNotFoundError` (also a ``FileNotFoundError``) for a path 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def check_file(path: str | os.PathLike, what: str) -> Path:
     ``what`` names the kind of file in the message ("audio file", "image", ...).
     """
     p = Path(path).expanduser()
+    if p.is_symlink():
+        try:
+            p.stat()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise MediaError(f"{what} {p} is a symbolic link loop (it points back to itself through other links); "
+                                 "replace the link by the file it should point to") from None
+            if e.errno == errno.ENOENT:
+                raise MediaNotFoundError(f"{what} {p} is a symbolic link to {os.readlink(p)}, which does not exist; "
+                                         "fix the link or the path") from None
+            raise MediaError(f"{what} {p} cannot be opened: {e.strerror}") from None
     if p.is_dir():
         raise MediaNotFoundError(f"{what} {p} is a folder, not a file; pass the path of a file inside it")
     if not p.is_file():

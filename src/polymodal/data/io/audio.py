@@ -100,6 +100,8 @@ def read_audio(
     sample_rate: int | None = None,
     mono: bool = True,
     resample: bool = False,
+    max_frames: int | None = None,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32.
 
@@ -107,6 +109,10 @@ def read_audio(
     (samples, channels); integer PCM is scaled to [-1, 1) (int16 ``v`` becomes ``v / 32768``
     exactly); ``sr`` is in Hz. With ``sample_rate`` given, a file at another rate raises unless
     ``resample`` is True, in which case it is resampled (polyphase) and ``sr == sample_rate``.
+
+    ``max_frames`` (frames of the file) or ``max_seconds`` decode only the start of a long file: a 2-hour
+    recording whose first 2 s are needed costs 2 s of decoding and memory. The header is still checked
+    against the file size, so a truncated file is refused either way.
 
     Raises MediaNotFoundError (missing file) or MediaError (unreadable, truncated, empty, wrong rate).
     """
@@ -116,7 +122,15 @@ def read_audio(
     try:
         with sf.SoundFile(p) as f:
             sr, declared = f.samplerate, f.frames
-            x = f.read(dtype="float32", always_2d=True)  # (samples, channels)
+            limit = max_frames
+            if max_seconds is not None:
+                limit = min(limit or declared, max(1, int(math.ceil(max_seconds * sr))))
+            if limit is not None and limit < declared:
+                x = f.read(limit, dtype="float32", always_2d=True)  # (samples, channels)
+                expected = limit if expected is None else min(expected, limit)
+                declared = limit
+            else:
+                x = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
         raise MediaError(
             f"cannot decode audio file {p}: {exc}; the file is damaged or not in a format soundfile reads "
