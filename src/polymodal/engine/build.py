@@ -15,14 +15,21 @@ from polymodal.strategies.base import Strategy, require_classification
 TASKS = ("classification", "regression")
 
 
-def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> dict[str, MultimodalDataset]:
+def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
+                   use_stored_splits: bool = True) -> dict[str, MultimodalDataset]:
     """``split -> dataset`` from ``cfg.data``; checks that every split has the first split's modalities
-    and task (classification or regression)."""
+    and task (classification or regression).
+
+    use_stored_splits: a table dataset takes the split of every row from the run's ``splits.csv`` when the
+    run folder has one (evaluation, resume); a fresh training passes False."""
+    from polymodal.data.datasets.run_splits import stored_split_options
+
     data = cfg.data
+    stored = stored_split_options(cfg.run_dir, data.dataset) if use_stored_splits else {}
     out = {
         split: build_dataset(
             data.dataset, split, root=data.root, cache_features=data.cache_features,
-            **{**data.options, **data.split_options.get(split, {})},
+            **{**data.options, **data.split_options.get(split, {}), **stored},
         )
         for split in splits
     }

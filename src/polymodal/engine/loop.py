@@ -128,14 +128,14 @@ class CheckpointWriteError(OSError):
 class _Run:
     """State of one training process (one rank)."""
 
-    def __init__(self, fabric: Fabric, cfg: RunConfig) -> None:
+    def __init__(self, fabric: Fabric, cfg: RunConfig, resume: bool = False) -> None:
         self.fabric, self.cfg = fabric, cfg
         self.run_dir: Path = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.rank0 = fabric.is_global_zero
         t = cfg.trainer
         seed_everything(cfg.seed, deterministic=t.deterministic, num_threads=t.num_threads)
-        self.datasets = build_datasets(cfg)
+        self.datasets = build_datasets(cfg, use_stored_splits=resume)  # a resumed run keeps its rows' splits
         train_ds = self.datasets["train"]
         self.schema = train_ds.schema
         self.modalities = [m.name for m in self.schema]
@@ -462,7 +462,7 @@ def _write_report(run_dir: Path) -> None:
 
 
 def _run(fabric: Fabric, cfg: RunConfig, resume: bool) -> TrainResult:
-    run = _Run(fabric, cfg)
+    run = _Run(fabric, cfg, resume)
     run.start(resume)
     stopped, message = run.fit()
     return run.finish(stopped, message)
