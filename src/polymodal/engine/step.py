@@ -9,6 +9,9 @@
   with the same ``params`` really steps: gradient clipping (global L2 norm of ``params``, or of all
   the optimiser's parameters when ``params`` is None), ``optimizer.step()``, then gradients are
   cleared (set to None, or zeroed with ``set_to_none=False``). Returns True when it stepped.
+  ``step(params, now=True)`` steps at once: for a strategy that gathers the ``accumulate`` micro-batches
+  itself (MLA, whose alternating steps must each see the whole accumulated batch) and back-propagates
+  each micro-batch's share of the loss times ``accumulate`` (``ctx.accumulate``).
   A strategy that steps per modality (MLA) may pass that step's parameters so that each modality
   keeps its own accumulation count and clipping norm; the optimiser still updates every parameter
   that holds a gradient, so such a strategy clears the others' gradients first.
@@ -73,9 +76,13 @@ class Stepper:
             raise NonFiniteLoss(float(loss.detach().float().flatten()[0]), *self._where)
         self.fabric.backward(loss / self.accumulate if self.accumulate > 1 else loss)
 
-    def step(self, params: Iterable[Tensor] | None = None, set_to_none: bool = True) -> bool:
+    def step(self, params: Iterable[Tensor] | None = None, set_to_none: bool = True, now: bool = False) -> bool:
         plist = None if params is None else list(params)
         key = None if plist is None else tuple(id(p) for p in plist)
+        if now:  # the strategy accumulated the micro-batches itself (MLA): apply what the gradients hold
+            self._pending.pop(key, None)
+            self._apply(plist, set_to_none)
+            return True
         count = self._pending.get(key, (plist, 0))[1] + 1
         if count < self.accumulate:
             self._pending[key] = (plist, count)
@@ -120,4 +127,5 @@ class Stepper:
             all_reduce_mean=self.all_reduce_mean,
             world_size=self.world_size,
             extra=extra,
+            accumulate=self.accumulate,
         )

@@ -45,9 +45,9 @@ class StepContext:
     """What the engine gives a strategy for one training batch.
 
     backward(loss):   loss.backward() through Fabric (handles precision, DDP)
-    step(params=None, set_to_none=True): gradient clipping, optimiser step, then clear gradients;
-                      honours gradient accumulation (only every ``accumulate``-th call with the same
-                      ``params`` really steps); returns True when it stepped
+    step(params=None, set_to_none=True, now=False): gradient clipping, optimiser step, then clear
+                      gradients; honours gradient accumulation (only every ``accumulate``-th call with
+                      the same ``params`` really steps, unless ``now``); returns True when it stepped
     grad_norm(module): L2 norm of a module's current gradients (for the per-encoder logging)
     """
 
@@ -61,6 +61,7 @@ class StepContext:
     all_reduce_mean: Callable[[Tensor], Tensor]  # identity in a single process
     world_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    accumulate: int = 1  # optim.accumulate: micro-batches per optimiser step (ctx.backward divides by it)
 
 
 REGRESSION_STRATEGIES = "joint, joint-concat, unimodal and mla (with strategy.args.fusion_rule=fixed)"

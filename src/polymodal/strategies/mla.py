@@ -118,6 +118,8 @@ class MLA(Strategy):
         self.steps = 0  # alternating steps taken so far (HGM skips its update on the very first)
         self._running: dict[str, tuple[Tensor, int]] = {}
         self._ever_had_grad: set[int] = set()  # ids of parameters that ever received a gradient
+        self._batch_had_grad: set[int] = set()  # ids of parameters that received one in the current batch
+        self._micro: list[Batch] = []  # micro-batches gathered for the next round (optim.accumulate > 1)
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
         self.task = dataset_task(train_dataset)
@@ -151,10 +153,10 @@ class MLA(Strategy):
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
         self._running = {}
+        self._micro = []
 
-    def _direction(self, m: str, feats: Tensor, ctx: StepContext) -> Tensor:
-        n = torch.tensor(float(feats.shape[0]), device=feats.device)
-        total = feats.detach().float().sum(dim=0)
+    def _direction(self, m: str, total: Tensor, n: Tensor, ctx: StepContext) -> Tensor:
+        """The feature direction r of modality m: mean feature of the (accumulated) batch, or the running mean."""
         if ctx.world_size > 1:  # identical P on every rank: reduce sums and counts
             total = ctx.all_reduce_mean(total) * ctx.world_size
             n = ctx.all_reduce_mean(n) * ctx.world_size
@@ -166,41 +168,82 @@ class MLA(Strategy):
         return (total / n)[None]
 
     def _after_step(self, params: list[nn.Parameter], end_of_batch: bool) -> None:
-        keep_zero = self.grad_mode == "zero" or (self.grad_mode == "reference" and not end_of_batch)
-        if not keep_zero:
+        if self.grad_mode == "clear" or (self.grad_mode == "reference" and end_of_batch):
             for p in params:
                 p.grad = None
             return
-        for p in params:  # like zero_grad(set_to_none=False): only parameters that ever had a gradient
+        if self.grad_mode == "reference":
+            # the reference code's optimizer.zero_grad() between the steps of a batch zeroes the gradients
+            # that exist (those of the modalities already stepped in this batch) and creates none: an
+            # encoder whose step has not come yet has no gradient, so momentum and weight decay leave it alone
+            for p in params:
+                if id(p) in self._batch_had_grad:
+                    p.grad = torch.zeros_like(p)
+            return
+        for p in params:  # "zero": like zero_grad(set_to_none=False): every parameter that ever had a gradient
             if id(p) in self._ever_had_grad:
                 p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
+        """One alternating step per modality. With ``optim.accumulate = k > 1`` the micro-batches are gathered
+        and the k of them make one alternating round: each modality's step sees the gradient of all k (its
+        share of the loss per micro-batch), HGM projects that accumulated head gradient, and the result
+        equals one round on the concatenated batch."""
+        if ctx.accumulate > 1:
+            self._micro.append(batch)
+            last = ctx.batch_idx >= ctx.batches_per_epoch - 1
+            if len(self._micro) < ctx.accumulate and not last:
+                return {}
+            micro, self._micro = self._micro, []
+            group, groups = ctx.batch_idx // ctx.accumulate, -(-ctx.batches_per_epoch // ctx.accumulate)
+            return self._round(model, micro, ctx, group, groups, scale=float(ctx.accumulate))
+        return self._round(model, [batch], ctx, ctx.batch_idx, ctx.batches_per_epoch, scale=1.0)
+
+    def _round(self, model: nn.Module, micro: list[Batch], ctx: StepContext, batch_idx: int, n_batches: int,
+               scale: float) -> dict[str, Tensor | float]:
         core = unwrap(model)
         head: nn.Linear = core.fusion.head
         if self.projector is None:
             self.setup(model, None)
         weights = ctx.extra.get("class_weights")
         logs: dict[str, Tensor | float] = {}
-        active = [m for m in self.order if bool(batch.present[m].any())]
+        counts = {m: [int(b.present[m].sum()) for b in micro] for m in self.order}
+        active = [m for m in self.order if sum(counts[m]) > 0]
+        params = [p for p in core.parameters() if p.requires_grad]
+        self._batch_had_grad = set()
         for i, m in enumerate(active):
-            rows = batch.present[m]
-            sub = batch if bool(rows.all()) else batch.select(rows)
-            out = model(sub, modalities=[m])
-            logits = out.per_modality[m]
-            loss = task_loss(logits, sub.label, None, weights, self.task)
-            ctx.backward(loss)  # raises (nothing stepped) when the loss is not finite
+            total_rows = sum(counts[m])
+            feat_sum: Tensor | None = None
+            loss_sum = 0.0
+            for b, n_rows in zip(micro, counts[m], strict=True):
+                if n_rows == 0:
+                    continue
+                rows = b.present[m]
+                sub = b if bool(rows.all()) else b.select(rows)
+                out = model(sub, modalities=[m])
+                loss = task_loss(out.per_modality[m], sub.label, None, weights, self.task)
+                share = n_rows / total_rows  # the micro-batch's share of the accumulated batch's mean loss
+                ctx.backward(loss if len(micro) == 1 else loss * (share * scale))  # raises when not finite
+                loss_sum += float(loss.detach()) * share
+                f = out.features[m].detach().float().sum(dim=0)
+                feat_sum = f if feat_sum is None else feat_sum + f
             if self.hgm:
                 if self.steps > 0:
-                    alpha = 0.1 ** (1 + ctx.batch_idx / max(ctx.batches_per_epoch, 1))
-                    self.projector.update(self._direction(m, out.features[m], ctx), alpha)
+                    alpha = 0.1 ** (1 + batch_idx / max(n_batches, 1))
+                    n = torch.tensor(float(total_rows), device=feat_sum.device)
+                    self.projector.update(self._direction(m, feat_sum, n, ctx), alpha)
                 if head.weight.grad is not None:
                     head.weight.grad = self.projector.project(head.weight.grad)
-            params = [p for p in core.parameters() if p.requires_grad]
-            self._ever_had_grad.update(id(p) for p in params if p.grad is not None)
-            logs[f"loss/{m}"] = loss.detach()
+            had = {id(p) for p in params if p.grad is not None}
+            self._ever_had_grad |= had
+            self._batch_had_grad |= had
+            logs[f"loss/{m}"] = loss_sum
             logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
-            ctx.step(list(core.encoders[m].parameters()) + list(head.parameters()))
+            step_params = list(core.encoders[m].parameters()) + list(head.parameters())
+            if len(micro) == 1:
+                ctx.step(step_params)
+            else:
+                ctx.step(step_params, now=True)
             self.steps += 1
             self._after_step(params, end_of_batch=i == len(active) - 1)
         if active:
