@@ -31,6 +31,10 @@ class DataConfig(_Section):
     num_workers: int = Field(0, ge=0)  # DataLoader worker processes
     batch_size: int = Field(64, ge=1)  # per process: the global batch is batch_size x trainer.devices
     eval_batch_size: int = Field(64, ge=1)  # MLA's entropy-batch rule is defined at 64
+    # order of the evaluation batches: "auto" = a fixed seeded random order for batch-level test-time
+    # rules (entropy-batch: its weights depend on which samples share a batch), dataset order otherwise;
+    # "dataset" / "shuffled" force one (per-sample rules give the same predictions in any order)
+    eval_order: Literal["auto", "dataset", "shuffled"] = "auto"
     balanced_sampling: bool = False  # sample classes equally often (with replacement)
     class_weights: bool = False  # inverse-frequency weights in the cross-entropy
     options: dict[str, Any] = Field(default_factory=dict)  # extra keyword args of the dataset builder

@@ -83,7 +83,12 @@ class MultimodalModel(nn.Module):
                 feats[m] = self.encode(m, batch.inputs[m], present[m])
             else:
                 feats[m] = self._absent_features(m, batch.inputs[m])
-        out: FusionOutput = self.fusion(feats, present)
+        if getattr(self.fusion, "uses_sequence_mask", False):  # padding positions are never data
+            masks = {m: mask for m in self.modalities
+                     if (mask := self.encoders[m].sequence_mask(batch.inputs[m])) is not None}
+            out: FusionOutput = self.fusion(feats, present, sequence_mask=masks)
+        else:
+            out = self.fusion(feats, present)
         return ModelOutput(out.logits, out.per_modality, feats)
 
 

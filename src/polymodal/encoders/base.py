@@ -4,6 +4,9 @@ An encoder maps ONE modality's batch tensor to features::
 
     forward(x)   -> (B, D)        pooled features, D = out_dim
     sequence(x)  -> (B, T, D)     only if supports_sequence (audio over time, text, time series, video)
+    sequence_mask(x) -> (B, T) bool or None: which positions of ``sequence(x)`` are data (False =
+                                  padding); None when every position is (fusions that attend or pool
+                                  over positions must ignore the padding ones)
     low_level(x) -> (B, L)        shallow features (front end, lightly pooled), L = low_level_dim;
                                   what early fusion concatenates before its shared encoder
 
@@ -34,6 +37,10 @@ class Encoder(nn.Module, ABC):
             if p.is_floating_point():
                 return p.dtype
         return torch.float32
+
+    def sequence_mask(self, x: Tensor) -> Tensor | None:
+        """(B, T) bool, True where ``sequence(x)`` holds data; None: every position does."""
+        return None
 
     def sequence(self, x: Tensor) -> Tensor:
         raise TypeError(

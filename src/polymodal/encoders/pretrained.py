@@ -202,6 +202,9 @@ class MiniLM(_FrozenTower):
         out = self.proj(h)
         return torch.where(keep.unsqueeze(-1), out, torch.zeros_like(out))  # (B, L, width)
 
+    def sequence_mask(self, x: Tensor) -> Tensor:
+        return x != PAD_ID  # (B, L): padding positions are not data
+
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
         with self._grad():

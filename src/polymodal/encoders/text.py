@@ -82,6 +82,9 @@ class TextTransformer(Encoder):
     def forward(self, x: Tensor) -> Tensor:
         return masked_mean(self.sequence(x), x != PAD_ID)  # (B, width)
 
+    def sequence_mask(self, x: Tensor) -> Tensor:
+        return x != PAD_ID  # (B, L): padding positions are not data
+
     def low_level(self, x: Tensor) -> Tensor:
         h, keep = self._embed(x)
         return masked_mean(h, keep)

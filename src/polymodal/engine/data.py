@@ -122,3 +122,33 @@ def make_loader(
         num_workers=num_workers,
         drop_last=False,
     )
+
+
+EVAL_ORDER_SEED = 0  # the one random order of an evaluation split, the same for every run and seed
+
+
+def make_eval_loader(
+    dataset: MultimodalDataset,
+    *,
+    batch_size: int,
+    order: str = "auto",
+    fusion_rule: str = "model",
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """The evaluation loader of a split (``data.eval_order``).
+
+    ``auto``: a batch-level test-time rule (``fusion_rule`` in ``BATCH_LEVEL_RULES``, e.g. entropy-batch)
+    sees the split in one fixed random order (seed ``EVAL_ORDER_SEED``), so that its batches are not made
+    of two or three classes by a class-sorted dataset; every other rule sees the dataset order (per-sample
+    rules give the same predictions in any order). ``dataset`` / ``shuffled`` force one of the two.
+    Outputs are sorted back by dataset index, so predictions files do not depend on the order.
+    """
+    from polymodal.inference.rules import BATCH_LEVEL_RULES
+
+    if order not in ("auto", "dataset", "shuffled"):
+        raise ValueError(f"data.eval_order={order!r}; expected auto, dataset or shuffled")
+    shuffle = order == "shuffled" or (order == "auto" and fusion_rule in BATCH_LEVEL_RULES)
+    return make_loader(dataset, batch_size=batch_size, seed=EVAL_ORDER_SEED, shuffle=shuffle,
+                       num_workers=num_workers, rank=rank, world_size=world_size)

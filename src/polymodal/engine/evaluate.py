@@ -23,7 +23,7 @@ from polymodal.config import load_config
 from polymodal.data.schema import Modality
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy
 from polymodal.engine.checkpoint import load_checkpoint
-from polymodal.engine.data import make_loader
+from polymodal.engine.data import make_eval_loader
 from polymodal.models import MultimodalModel
 from polymodal.report.metrics import (
     Predictions,
@@ -266,8 +266,8 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
     model = fabric.setup_module(model)
     ds = datasets[split]
     loader = fabric.setup_dataloaders(
-        make_loader(ds, batch_size=cfg.data.eval_batch_size, seed=cfg.seed, shuffle=False,
-                    num_workers=cfg.data.num_workers),
+        make_eval_loader(ds, batch_size=cfg.data.eval_batch_size, order=cfg.data.eval_order,
+                         fusion_rule=strategy.fusion_rule, num_workers=cfg.data.num_workers),
         use_distributed_sampler=False,
     )
     return collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task), ds

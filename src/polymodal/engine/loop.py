@@ -39,7 +39,7 @@ from polymodal.engine.checkpoint import (
     load_model_state,
     save_checkpoint,
 )
-from polymodal.engine.data import inverse_frequency_weights, make_loader
+from polymodal.engine.data import inverse_frequency_weights, make_eval_loader, make_loader
 from polymodal.engine.evaluate import EvalOutputs, collect_outputs, compute_metrics, save_predictions
 from polymodal.engine.logging import EpochProgress, MetricsLog, build_loggers, scalars
 from polymodal.engine.optim import build_optimizer, build_scheduler
@@ -157,8 +157,9 @@ class _Run:
         self.train_sampler = train_loader.sampler
         self.loaders = {"train": fabric.setup_dataloaders(train_loader, use_distributed_sampler=False)}
         for split in ("val", "test"):
-            loader = make_loader(self.datasets[split], batch_size=d.eval_batch_size, seed=cfg.seed,
-                                 shuffle=False, num_workers=d.num_workers, rank=rank, world_size=world)
+            loader = make_eval_loader(self.datasets[split], batch_size=d.eval_batch_size, order=d.eval_order,
+                                      fusion_rule=self.strategy.fusion_rule, num_workers=d.num_workers, rank=rank,
+                                      world_size=world)
             self.loaders[split] = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
         weights = inverse_frequency_weights(train_ds.labels, train_ds.num_outputs) if d.class_weights else None
         self.extra = {"class_weights": None if weights is None else weights.to(fabric.device), "fabric": fabric}
@@ -207,6 +208,12 @@ class _Run:
             if not present:
                 continue
             try:
+                if name == "optimizer":  # torch accepts another optimiser's groups and fails at the first step
+                    saved = {k for g in value["param_groups"] for k in g} - {"params"}
+                    own = {k for g in target.state_dict()["param_groups"] for k in g} - {"params"}
+                    if saved != own:
+                        raise ValueError(f"it was written by another optimiser (its settings {sorted(saved - own)} "
+                                         f"are not this optimiser's, {sorted(own - saved)} are missing)")
                 target.load_state_dict(value)  # type: ignore[union-attr]
             except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError) as e:
                 raise DamagedRunFile(

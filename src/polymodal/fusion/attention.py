@@ -56,6 +56,9 @@ class MulTFusion(Fusion):
     target's output is normalised and mean-pooled over time, the targets are averaged, and a linear
     head gives the logits. Output: fused logits (B, C). No per-modality logits (every target has
     already seen the others).
+    Padding: positions that the encoder marks as padding (``sequence_mask``, e.g. a text's pad tokens)
+    are excluded from the keys of every attention and from the pooling of their own modality, so adding
+    padding to a row never changes its logits.
     Missing modality: its tokens are replaced by zeros with ``torch.where`` and the key padding mask
     excludes them from every attention; a present target whose sources are all absent attends to the
     null token only. An absent target is excluded from the final pooling. A row with nothing present
@@ -66,6 +69,7 @@ class MulTFusion(Fusion):
     """
 
     input_level = "sequence"
+    uses_sequence_mask = True
 
     def __init__(
         self,
@@ -108,8 +112,20 @@ class MulTFusion(Fusion):
         t = self.proj[m](x) + self.modality_embedding[self.names.index(m)]
         return t + sinusoidal_positions(t.shape[1], t.shape[2], t.device, t.dtype)
 
-    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
+    def forward(
+        self, features: dict[str, Tensor], present: dict[str, Tensor], sequence_mask: dict[str, Tensor] | None = None
+    ) -> FusionOutput:
         tokens = {m: self._tokens(m, features[m], present[m]) for m in self.names}
+        valid = {}  # (B, T_m) True where a position is data of a present modality
+        for m in self.names:
+            b, t = tokens[m].shape[:2]
+            keep = present[m][:, None].expand(b, t)
+            mask = (sequence_mask or {}).get(m)
+            if mask is not None:
+                if mask.shape != (b, t):
+                    raise ValueError(f"mult fusion: sequence mask of {m!r} has shape {tuple(mask.shape)}; expected ({b}, {t})")
+                keep = keep & mask.to(torch.bool)
+            valid[m] = keep
         pooled: Tensor | None = None
         count: Tensor | None = None
         for m in self.names:
@@ -118,13 +134,13 @@ class MulTFusion(Fusion):
             b = x.shape[0]
             kv = torch.cat([self.null_token.expand(b, 1, -1)] + [tokens[n] for n in sources], dim=1)
             ignore = torch.cat(
-                [torch.zeros(b, 1, dtype=torch.bool, device=x.device)]
-                + [(~present[n])[:, None].expand(b, tokens[n].shape[1]) for n in sources],
-                dim=1,
+                [torch.zeros(b, 1, dtype=torch.bool, device=x.device)] + [~valid[n] for n in sources], dim=1
             )  # (B, 1 + sum T_n), True = not attendable
             for block in self.blocks[m]:
                 x = block(x, kv, ignore)
-            summary = self.norm(x).mean(dim=1)  # (B, H)
+            w = valid[m].to(x.dtype)[..., None]  # pool the data positions only (all of them when none is)
+            w = torch.where(w.sum(dim=1, keepdim=True) > 0, w, torch.ones_like(w))
+            summary = (self.norm(x) * w).sum(dim=1) / w.sum(dim=1)  # (B, H)
             p = present[m][:, None]
             summary = torch.where(p, summary, 0.0)
             pooled = summary if pooled is None else pooled + summary

@@ -4,7 +4,8 @@ fixed          weights from the config (equal by default), renormalised over pre
 entropy        per sample: e_m = -sum_c p_mc log p_mc, w_m = softmax over present m of (-e_m)  (MLA, correct)
 entropy-batch  the MLA reference code's rule: softmax over the BATCH dimension, entropy summed over the
                whole batch, one weight per modality per batch (depends on batch composition; exists only
-               to reproduce published numbers; evaluate with batch size 64 as the reference did)
+               to reproduce published numbers; evaluate with batch size 64 as the reference did, on the
+               fixed random order of the split that ``data.eval_order=auto`` gives it)
 
 Every rule returns sum_m w_m o_m with w_m = 0 for an absent modality; a row with nothing present
 gets zeros.
@@ -21,6 +22,9 @@ import torch
 from torch import Tensor
 
 RULES = ("fixed", "entropy", "entropy-batch")
+# rules whose output for a sample depends on the other samples of its batch: evaluated on a fixed random
+# order of the split (``data.eval_order``), never on a class-sorted one
+BATCH_LEVEL_RULES = ("entropy-batch",)
 
 
 def _stack(logits: Mapping[str, Tensor], present: Mapping[str, Tensor], names: Sequence[str]) -> tuple[Tensor, Tensor]:
