@@ -124,6 +124,9 @@ class CheckpointWriteError(OSError):
     """A checkpoint (or another run file) could not be written, e.g. the disk is full; the checkpoints
     written before are intact and the run can be resumed once the cause is fixed."""
 
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]" prefix
+        return str(self.strerror)
+
 
 class _Run:
     """State of one training process (one rank)."""
