@@ -2,8 +2,8 @@
 
     polymodal list {datasets,encoders,fusions,strategies}
     polymodal train [CONFIG] [key=value ...] [--resume]
-    polymodal eval RUN_DIR [--split test]
-    polymodal predict RUN_DIR --manifest new.csv --out predictions.csv
+    polymodal eval RUN_DIR [--split test] [--allow-changed-table]
+    polymodal predict RUN_DIR --manifest new.csv --out predictions.csv [--bad-files skip]
     polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
 """
 
@@ -31,15 +31,24 @@ def _parser() -> argparse.ArgumentParser:
         help="optional YAML config (default: the built-in main job), then overrides such as optim.lr=0.01",
     )
     tr.add_argument("--resume", action="store_true", help="continue the run in runs/<name> from its last checkpoint")
+    tr.add_argument("--allow-changed-table", action="store_true",
+                    help="with --resume: a table whose rows changed since the start trains on the rows whose stored split "
+                         "is known (else it is an error)")
 
     ev = sub.add_parser("eval", help="evaluate a finished run's best checkpoint")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--allow-changed-table", action="store_true",
+                    help="a table whose rows changed since training: score only the rows whose stored split is known "
+                         "(else it is an error)")
     pr = sub.add_parser("predict", help="predict a table of new samples with a run trained on a manifest")
     pr.add_argument("run_dir", type=Path)
     pr.add_argument("--manifest", required=True, type=Path, help="CSV / Parquet / JSON Lines table of the new samples")
     pr.add_argument("--out", required=True, type=Path, help="CSV to write: id, prediction, prob_<class>..., present_<modality>...")
     pr.add_argument("--root", type=Path, default=None, help="folder relative file paths resolve against (default: the table's)")
+    pr.add_argument("--bad-files", choices=["error", "skip", "drop"], default=None,
+                    help="a missing or unreadable file, an odd cell or a cell that is not a number: error, skip (predict "
+                         "the row without it) or drop (leave the row out); default: the setting the run was trained with")
 
     bn = sub.add_parser("bench", help="strategies x datasets x seeds, parallel and resumable, with tables")
     bn.add_argument("--strategies", default=None, help="comma-separated strategy names (required unless --recompute)")
@@ -146,8 +155,9 @@ def _print_metrics(title: str, metrics: dict) -> None:
             print(f"  {key:<16} {shown}")
 
 
-def _cmd_train(args: Sequence[str], resume: bool) -> int:
+def _cmd_train(args: Sequence[str], resume: bool, allow_changed_table: bool = False) -> int:
     from polymodal.config import load_config
+    from polymodal.data.datasets.run_splits import run_splits
     from polymodal.engine import train
 
     config, overrides = _split_train_args(args)
@@ -155,18 +165,23 @@ def _cmd_train(args: Sequence[str], resume: bool) -> int:
     if "name" not in cfg.model_fields_set:
         data = cfg.data.dataset if cfg.data.manifest is None else Path(cfg.data.manifest).stem
         cfg.name = default_run_name(cfg.out_dir, f"{data}-{cfg.strategy.name}-seed{cfg.seed}", resume)
-    result = train(cfg, resume=resume)
+    if allow_changed_table and not resume:
+        raise ValueError("--allow-changed-table goes with --resume (a new training splits the table anew)")
+    with run_splits(allow_changed_table=allow_changed_table):  # a resumed run keeps the stored split of its rows
+        result = train(cfg, resume=resume)
     _print_metrics(f"test metrics of {result.run_dir} (best epoch {result.best_epoch}, {result.stopped_reason}):", result.metrics)
     print(f"report: {Path(result.run_dir) / 'report.md'}")
     return 0
 
 
-def _cmd_eval(run_dir: Path, split: str) -> int:
+def _cmd_eval(run_dir: Path, split: str, allow_changed_table: bool = False) -> int:
+    from polymodal.data.datasets.run_splits import run_splits
     from polymodal.engine import evaluate_run
     from polymodal.report.metrics import summarize
 
     try:
-        preds = evaluate_run(run_dir, split=split)
+        with run_splits(run_dir, allow_changed_table=allow_changed_table):  # the rows' splits stored with this run
+            preds = evaluate_run(run_dir, split=split)
     except RuntimeError as e:  # weights that do not fit the model config.yaml describes: name the files
         if "loading state_dict" not in str(e):
             raise
@@ -181,18 +196,20 @@ def _cmd_eval(run_dir: Path, split: str) -> int:
     return 0
 
 
-def _cmd_predict(run_dir: Path, manifest: Path, out: Path, root: Path | None) -> int:
+def _cmd_predict(run_dir: Path, manifest: Path, out: Path, root: Path | None, bad_files: str | None = None) -> int:
     from polymodal.predictor import Predictor
 
     if out.suffix.lower() != ".csv":
         raise ValueError(f"--out {out}: predictions are written as CSV; give a path ending in .csv")
     predictor = Predictor.load(run_dir)
-    frame = predictor.predict(manifest, root=root)
+    frame = predictor.predict(manifest, root=root, bad_files=bad_files)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     missing = {m: int((~frame[f"present_{m}"]).sum()) for m in predictor.modalities}
+    empty = int(frame["no_input"].sum())
     print(f"{len(frame)} predictions written to {out} (rows without a modality: "
-          f"{', '.join(f'{m} {n}' for m, n in missing.items())})")
+          f"{', '.join(f'{m} {n}' for m, n in missing.items())}"
+          f"{f'; {empty} row(s) with no input at all, marked no_input' if empty else ''})")
     return 0
 
 
@@ -209,11 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "list":
             return _cmd_list(ns.kind)
         if ns.command == "train":
-            return _cmd_train(ns.args, ns.resume)
+            return _cmd_train(ns.args, ns.resume, ns.allow_changed_table)
         if ns.command == "eval":
-            return _cmd_eval(ns.run_dir, ns.split)
+            return _cmd_eval(ns.run_dir, ns.split, ns.allow_changed_table)
         if ns.command == "predict":
-            return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root)
+            return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root, ns.bad_files)
         if ns.command == "bench":
             return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
     except (ConfigError, KeyError) as e:

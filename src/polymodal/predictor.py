@@ -70,6 +70,11 @@ class Predictor:
         if self.label is None:
             raise ValueError("Predictor(label=...) names the label column; it is needed to fit")
         run_dir = self.path or Path("runs") / f"predictor-{_slug(self.label)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        schema = None
+        if self.schema is not None:  # a bad schema file is named before any folder is made
+            from polymodal.data.datasets.manifest import _schema_mapping
+
+            schema = _schema_mapping(self.schema)
         with run_folder(run_dir):  # one writer; a failed start leaves no folder behind
             if (run_dir / "results.json").exists():
                 raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
@@ -81,10 +86,8 @@ class Predictor:
             else:
                 table = Path(data).expanduser().resolve()
                 root = Path(self.root) if self.root is not None else (table if table.is_dir() else table.parent)
-            if self.schema is not None:
-                from polymodal.data.datasets.manifest import _schema_mapping
-
-                options["schema"] = _schema_mapping(self.schema)
+            if schema is not None:
+                options["schema"] = schema
             tree = yaml.safe_load(dump_config(load_config(config, list(overrides))))
             tree["name"], tree["out_dir"], tree["seed"] = run_dir.name, str(run_dir.parent), seed
             tree["data"].update({"dataset": "manifest", "manifest": str(table.resolve()), "label": self.label,
@@ -226,6 +229,8 @@ class Predictor:
         cfg, ckpt = self._load_model()
         manifest = self._manifest(data, root, bad_files)
         ds = manifest.dataset("predict")
+        if len(ds) == 0:  # every row without input: nothing for the model to do
+            return None, ds, manifest
         strategy = build_strategy(cfg)
         model = build_run_model(cfg, ds, strategy)
         strategy.setup(model, ds)
@@ -244,26 +249,40 @@ class Predictor:
 
     def predict(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None):
         """A data frame with one row per input row: ``id``, ``prediction`` (class name or value), for
-        classification ``prob_<class>`` per class, and ``present_<modality>`` (whether the row had it).
+        classification ``prob_<class>`` per class, ``present_<modality>`` (whether the row had it) and
+        ``no_input`` (the row had no modality at all: its prediction is empty and its probabilities NaN).
 
-        bad_files: what to do with a missing or unreadable file ("error", "skip": predict the row without
-        that modality, "drop": leave the row out); default: the setting the predictor was trained with."""
+        bad_files: what to do with a missing or unreadable file, an odd cell or a cell that is not a number
+        ("error", "skip": predict the row without it, "drop": leave the row out); default: the setting the
+        predictor was trained with."""
         import pandas as pd
 
-        out, ds, _ = self._outputs(data, root, bad_files)
-        order = np.argsort(out.index)
-        frame: dict[str, Any] = {"id": ds.row_ids()}
+        out, ds, manifest = self._outputs(data, root, bad_files)
+        rows = np.sort(np.concatenate([ds.rows, np.flatnonzero(manifest.no_input)]))
+        at = np.searchsorted(rows, ds.rows)  # where each predicted row goes in the output
+        order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
+        frame: dict[str, Any] = {"id": manifest.row_ids(rows)}
         if self.task == "classification":
-            logits = out.logits[order]
-            probs = _softmax(logits)
-            frame["prediction"] = [self.class_names[i] for i in probs.argmax(1)]
+            probs = np.full((len(rows), len(self.class_names)), np.nan)
+            names = np.full(len(rows), "", dtype=object)
+            if out is not None:
+                probs[at] = _softmax(out.logits[order])
+                names[at] = [self.class_names[i] for i in probs[at].argmax(1)]
+            frame["prediction"] = list(names)
             for c, name in enumerate(self.class_names):
                 frame[f"prob_{name}"] = probs[:, c]
         else:
-            pred = out.logits[order]
-            frame["prediction"] = pred[:, 0] if pred.ndim == 2 and pred.shape[1] == 1 else list(pred)
+            width = 1 if out is None else (out.logits.shape[1] if out.logits.ndim == 2 else 1)
+            pred = np.full((len(rows), width), np.nan)
+            if out is not None:
+                pred[at] = out.logits[order].reshape(len(at), -1)
+            frame["prediction"] = pred[:, 0] if width == 1 else list(pred)
         for m in self.modalities:
-            frame[f"present_{m}"] = out.present[m][order]
+            present = np.zeros(len(rows), dtype=bool)
+            if out is not None:
+                present[at] = out.present[m][order]
+            frame[f"present_{m}"] = present
+        frame["no_input"] = manifest.no_input[rows]
         return pd.DataFrame(frame)
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
@@ -273,18 +292,42 @@ class Predictor:
         df = self.predict(data, root=root)
         return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
 
-    def evaluate(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None) -> dict[str, Any]:
-        """Fused and per-modality metrics on the labelled rows of ``data`` (as in a run's results.json)."""
+    def evaluate(self, data: Any = None, *, root: str | os.PathLike | None = None, bad_files: str | None = None,
+                 split: str | None = None, allow_changed_table: bool = False) -> dict[str, Any]:
+        """Fused and per-modality metrics (as in a run's results.json).
+
+        data:  a table: every labelled row of it is scored (new data, unseen in training).
+               None: the run's own table, on the split each row had in training (``split``, default
+               "test"); rows are matched to the stored splits by id or by content, and a table whose rows
+               changed since is an error unless ``allow_changed_table`` (then only the rows whose stored
+               split is known are scored)."""
         from polymodal.engine.evaluate import EvalOutputs, compute_metrics
 
+        if data is None:
+            return self._evaluate_own_table(split or "test", allow_changed_table)
+        if split is not None or allow_changed_table:
+            raise ValueError("split= and allow_changed_table= score the run's own table: call evaluate() without data")
         out, ds, manifest = self._outputs(data, root, bad_files)
-        keep = ds.has_label[out.index]
+        keep = ds.has_label[out.index] if out is not None else np.zeros(0, dtype=bool)
         if not keep.any():
-            raise ValueError(f"no row of {manifest.source} has a known label in column {self.label!r}; nothing to score")
+            raise ValueError(f"no row of {manifest.source} has a known label in column {self.label!r} and an input; "
+                             "nothing to score")
         sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
                           per_modality={m: v[keep] for m, v in out.per_modality.items()},
                           present={m: v[keep] for m, v in out.present.items()}, task=out.task)
         return compute_metrics(sub, self.modalities)
+
+    def _evaluate_own_table(self, split: str, allow_changed_table: bool) -> dict[str, Any]:
+        from polymodal.config import load_config
+        from polymodal.data.datasets.run_splits import run_splits
+        from polymodal.engine.evaluate import _outputs_for, compute_metrics
+
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split={split!r}; expected train, val or test")
+        run = self._require_run()
+        with run_splits(run, allow_changed_table=allow_changed_table):
+            out, ds = _outputs_for(load_config(run / "config.yaml"), run, split, "best", "cpu")
+        return compute_metrics(out, [m.name for m in ds.schema])
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

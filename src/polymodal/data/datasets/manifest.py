@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -1190,8 +1191,11 @@ class ManifestDataset(MultimodalDataset):
     def run_files(self) -> dict[str, str]:
         """Files a run keeps beside its checkpoints: the fitted state, the split of every row, the check."""
         m = self.manifest
-        return {"data_state.json": json.dumps(m.state(), indent=1), "splits.csv": m.splits_csv(),
-                "data_check.md": m.report.to_markdown()}
+        files = {"data_state.json": json.dumps(m.state(), indent=1), "splits.csv": m.splits_csv(),
+                 "data_check.md": m.report.to_markdown()}
+        if m.options.stored_splits:  # a resumed run: the split of every row stays as stored
+            del files["splits.csv"]
+        return files
 
 
 def _sha256(source: str) -> str | None:
@@ -1257,9 +1261,22 @@ def cached_manifest(source: str | os.PathLike, options: Mapping[str, Any]) -> Ma
     if key not in _CACHE:
         opts = dict(options)
         _CACHE.clear()  # keep only the latest table in memory
-        _CACHE[key] = from_manifest(p, label=opts.pop("label", None), root=opts.pop("root", None),
-                                    schema=opts.pop("schema", None), **opts)
+        m = from_manifest(p, label=opts.pop("label", None), root=opts.pop("root", None),
+                          schema=opts.pop("schema", None), **opts)
+        _print_check(m)
+        _CACHE[key] = m
     return _CACHE[key]
+
+
+def _print_check(m: Manifest) -> None:
+    """Print the data check before training (every column's kind, what was changed); when the run's
+    stored splits are used, only what is not information."""
+    if m.options.stored_splits:
+        for p in m.report.problems:
+            if p.severity != "info":
+                print(f"{p.severity}: {p.check}: {p.detail}", file=sys.stderr)
+        return
+    print(m.report.to_markdown(), file=sys.stderr)
 
 
 @DATASETS.register("manifest", tiny={"manifest": "example"})
