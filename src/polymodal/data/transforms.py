@@ -76,6 +76,45 @@ class LogMel(nn.Module):
         return torch.log(mel + self.cfg.eps)
 
 
+@dataclass(frozen=True)
+class STFTConfig:
+    """Log-magnitude STFT spectrogram: log(|STFT| + eps), Hann window, centred frames.
+
+    The defaults (256-point FFT, hop 128: 32 ms / 16 ms at 8 kHz) are what MLA's reference code uses
+    on spoken digits; its CREMA-D recipe uses n_fft 512, hop 353 at 22.05 kHz.
+    """
+
+    n_fft: int = 256
+    hop_length: int = 128
+    eps: float = 1e-7
+
+    def frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_length
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+class LogSTFT(nn.Module):
+    """Waveform (B, samples) -> log-magnitude spectrogram (B, n_fft // 2 + 1, frames). No parameters."""
+
+    def __init__(self, cfg: STFTConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or STFTConfig()
+        if self.cfg.n_fft < 2 or self.cfg.hop_length < 1:
+            raise ValueError(f"stft options n_fft={self.cfg.n_fft}, hop_length={self.cfg.hop_length}: need n_fft >= 2, hop >= 1")
+        self.register_buffer("window", torch.hann_window(self.cfg.n_fft), persistent=False)
+
+    def forward(self, wav: Tensor) -> Tensor:
+        if wav.dim() != 2:
+            raise ValueError(f"LogSTFT expects waveforms of shape (B, samples); got {tuple(wav.shape)}")
+        spec = torch.stft(
+            wav.float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window, center=True, return_complex=True
+        )  # (B, F, T)
+        return torch.log(spec.abs() + self.cfg.eps)
+
+
 def logmel_numpy_reference(wav: Tensor, cfg: LogMelConfig) -> Tensor:
     """Slow, obvious log-mel (framing + DFT by matrix product) used by tests as the naive twin."""
     n = cfg.n_fft

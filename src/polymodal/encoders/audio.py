@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.schema import Modality
-from polymodal.data.transforms import LogMel, LogMelConfig
+from polymodal.data.transforms import LogMel, LogMelConfig, LogSTFT, STFTConfig
 from polymodal.encoders.base import ENCODERS, Encoder
 from polymodal.encoders.image import check_input, check_kind, conv_block
-from polymodal.encoders.resnet import resnet18
+from polymodal.encoders.resnet import resnet18, small_stem
 
 WAVEFORM_REPRESENTATIONS = ("waveform", "raw")
+FRONTS = ("logmel", "stft")
 
 
 def _logmel_config(modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None, encoder: str) -> LogMelConfig:
@@ -49,16 +50,44 @@ def _logmel_config(modality: Modality, logmel: LogMelConfig | Mapping[str, Any] 
 
 
 class AudioFrontEnd(nn.Module):
-    """Waveform (B, samples) or log-mel (B, n_mels, frames) -> normalised log-mel (B, 1, n_mels, frames)."""
+    """Waveform (B, samples) or log-mel (B, n_mels, frames) -> normalised spectrogram (B, 1, bins, frames).
+
+    front="logmel" (default): the log-mel (computed here from a waveform, or the dataset's cached one);
+    front="stft": the log-magnitude STFT spectrogram of a waveform (``stft`` options: n_fft, hop_length,
+    eps; see :class:`polymodal.data.transforms.STFTConfig`), which needs waveform input.
+    ``input_hw``: (bins, frames) of the spectrogram, what the ResNet's ``stem="auto"`` looks at.
+    """
 
     def __init__(
-        self, modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None = None, encoder: str = "audio"
+        self, modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None = None, encoder: str = "audio",
+        front: str = "logmel", stft: STFTConfig | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_kind(modality, "audio", encoder)
         rep, shape = modality.representation, tuple(modality.shape)
         self.encoder = encoder
         self.logmel: LogMel | None = None
+        self.stft: LogSTFT | None = None
+        if front not in FRONTS:
+            raise ValueError(f"encoder {encoder!r}: front={front!r}; expected one of {', '.join(FRONTS)}")
+        if front == "stft":
+            if rep not in WAVEFORM_REPRESENTATIONS or len(shape) != 1:
+                raise ValueError(
+                    f"encoder {encoder!r}: front=stft computes a spectrogram from waveforms, but modality "
+                    f"{modality.name!r} holds {rep!r} of shape {shape}; serve waveforms (for the AV-digits "
+                    f"datasets: data.cache_features=false) or use front=logmel"
+                )
+            given = asdict(stft) if isinstance(stft, STFTConfig) else dict(stft or {})
+            try:
+                self.stft = LogSTFT(STFTConfig(**given))
+            except TypeError:
+                raise ValueError(f"encoder {encoder!r}: bad stft options {given}; allowed keys: "
+                                 f"{', '.join(STFTConfig.__dataclass_fields__)}") from None
+            self.n_mels = self.stft.cfg.n_freqs
+            self.input_hw = (self.n_mels, self.stft.cfg.frames(shape[0]))
+            return
+        if stft is not None:
+            raise ValueError(f"encoder {encoder!r}: stft options are given but front={front!r}; set front=stft")
         if rep in WAVEFORM_REPRESENTATIONS:
             if len(shape) != 1:
                 raise ValueError(
@@ -67,6 +96,7 @@ class AudioFrontEnd(nn.Module):
                 )
             self.logmel = LogMel(_logmel_config(modality, logmel, encoder))
             self.n_mels = self.logmel.cfg.n_mels
+            self.input_hw = (self.n_mels, self.logmel.cfg.frames(shape[0]))
         elif rep == "logmel":
             if len(shape) != 2:
                 raise ValueError(
@@ -74,6 +104,7 @@ class AudioFrontEnd(nn.Module):
                     f"got {shape}"
                 )
             self.n_mels = shape[0]
+            self.input_hw = (shape[0], shape[1])
             if logmel is not None:
                 cfg = _logmel_config(modality, logmel, encoder)
                 if cfg.n_mels != self.n_mels:
@@ -88,15 +119,15 @@ class AudioFrontEnd(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.logmel is not None:
+        if self.logmel is not None or self.stft is not None:
             check_input(self.encoder, x, "(B, samples) waveform", 2)
-            mel = self.logmel(x)  # (B, n_mels, frames)
+            mel = self.logmel(x) if self.logmel is not None else self.stft(x)  # (B, bins, frames)
         else:
             check_input(self.encoder, x, f"(B, {self.n_mels}, frames) log-mel", 3, (1, self.n_mels))
             mel = x.float()
         mean = mel.mean(dim=(1, 2), keepdim=True)
         std = mel.std(dim=(1, 2), keepdim=True)
-        return ((mel - mean) / (std + 1e-5)).unsqueeze(1)  # (B, 1, n_mels, frames)
+        return ((mel - mean) / (std + 1e-5)).unsqueeze(1)  # (B, 1, bins, frames)
 
 
 class AudioCNN(Encoder):
@@ -138,9 +169,10 @@ class AudioCNN(Encoder):
 
 
 class AudioResNet18(Encoder):
-    """Log-mel -> ResNet-18 (3x3 stem, no max-pool) whose last stage has ``width`` channels.
+    """Spectrogram -> ResNet-18 whose last stage has ``width`` channels (``small_input``: 3x3/1 stem without
+    max-pool; else the standard 7x7/2 stem + max-pool).
 
-    sequence(x)  -> (B, T', width), T' = frames / 8 rounded up (frequency averaged out)
+    sequence(x)  -> (B, T', width), T' = frames / 8 (small stem) or / 32 rounded up (frequency averaged out)
     forward(x)   -> (B, width), the time average of ``sequence``
     low_level(x) -> (B, stem_channels * grid**2), the stem's map average-pooled to grid x grid
     """
@@ -148,10 +180,11 @@ class AudioResNet18(Encoder):
     kind = "audio"
     supports_sequence = True
 
-    def __init__(self, front: AudioFrontEnd, width: int = 512, low_level_grid: int = 4, name: str = "audio_resnet18") -> None:
+    def __init__(self, front: AudioFrontEnd, width: int = 512, low_level_grid: int = 4, name: str = "audio_resnet18",
+                 small_input: bool = True) -> None:
         super().__init__()
         self.name, self.front, self.grid = name, front, low_level_grid
-        self.backbone = resnet18(1, width, dims=2, small_input=True)
+        self.backbone = resnet18(1, width, dims=2, small_input=small_input)
         self.out_dim = width
         self.low_level_dim = self.backbone.stem_channels * low_level_grid**2
 
@@ -172,9 +205,14 @@ def audio_cnn(
     channels: Sequence[int] = (16, 32, 64),
     logmel: LogMelConfig | Mapping[str, Any] | None = None,
     low_level_grid: int = 4,
+    front: str = "logmel",
+    stft: STFTConfig | Mapping[str, Any] | None = None,
 ) -> AudioCNN:
-    """Small 2-D CNN over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames)."""
-    return AudioCNN(AudioFrontEnd(modality, logmel, "audio_cnn"), width, tuple(channels), low_level_grid)
+    """Small 2-D CNN over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).
+
+    front: "logmel" (default) or "stft" (log-magnitude STFT of a waveform, ``stft`` options n_fft, hop_length).
+    """
+    return AudioCNN(AudioFrontEnd(modality, logmel, "audio_cnn", front, stft), width, tuple(channels), low_level_grid)
 
 
 @ENCODERS.register("audio_resnet18", tiny={"width": 8})
@@ -183,6 +221,14 @@ def audio_resnet18(
     width: int = 512,
     logmel: LogMelConfig | Mapping[str, Any] | None = None,
     low_level_grid: int = 4,
+    stem: str = "auto",
+    front: str = "logmel",
+    stft: STFTConfig | Mapping[str, Any] | None = None,
 ) -> AudioResNet18:
-    """ResNet-18 over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames)."""
-    return AudioResNet18(AudioFrontEnd(modality, logmel, "audio_resnet18"), width, low_level_grid)
+    """ResNet-18 over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).
+
+    stem: "standard" (7x7/2 + max-pool), "small" (3x3/1) or "auto" (small when the spectrogram has fewer
+    than 64 bins or frames; the 40 x 101 log-mel of AV-digits gets it). front: "logmel" or "stft".
+    """
+    fe = AudioFrontEnd(modality, logmel, "audio_resnet18", front, stft)
+    return AudioResNet18(fe, width, low_level_grid, small_input=small_stem(stem, fe.input_hw, "audio_resnet18"))

@@ -170,14 +170,13 @@ def image_cnn(
 
 
 @ENCODERS.register("image_resnet18", tiny={"width": 8})
-def image_resnet18(
-    modality: Modality, width: int = 512, small_input: bool | None = None, low_level_grid: int = 4
-) -> ImageResNet18:
+def image_resnet18(modality: Modality, width: int = 512, stem: str = "auto", low_level_grid: int = 4) -> ImageResNet18:
     """ResNet-18 for images (B, C, H, W); width 512 is the standard network.
 
-    small_input: 3x3 stride-1 stem without max-pool; None picks it for images under 64 px.
+    stem: "standard" (7x7/2 + max-pool, ImageNet), "small" (3x3/1, no max-pool) or "auto" (small for
+    images under 64 px).
     """
+    from polymodal.encoders.resnet import small_stem
+
     c, h, w = image_modality_shape(modality, "image_resnet18")
-    if small_input is None:
-        small_input = min(h, w) < 64
-    return ImageResNet18(c, width, small_input, low_level_grid)
+    return ImageResNet18(c, width, small_stem(stem, (h, w), "image_resnet18"), low_level_grid)

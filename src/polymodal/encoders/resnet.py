@@ -7,7 +7,11 @@ proportionally (stage i has ``width * 2**i / 8`` channels); ``small_input=True``
 7x7/2 stem + max-pool for a 3x3/1 stem (CIFAR style), for inputs such as 28x28 images or
 40x101 log-mels.
 
-Registered encoders built on it: ``image_resnet18`` (image.py) and ``audio_resnet18`` (audio.py).
+Registered encoders built on it: ``image_resnet18`` (image.py) and ``audio_resnet18`` (audio.py), whose
+``stem`` option is ``standard`` (7x7/2 + max-pool: the network sees the input at 1/4 resolution after
+the stem, a quarter of the compute of ``small`` on 2-D input of a given size), ``small`` (3x3/1, no
+max-pool), or ``auto``: ``small`` when the input's smaller side is under ``AUTO_SMALL_BELOW`` (64) pixels
+or frames, else ``standard``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,19 @@ _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 _MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 _AVGPOOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
+
+
+STEMS = ("standard", "small", "auto")
+AUTO_SMALL_BELOW = 64
+
+
+def small_stem(stem: str, input_hw: Sequence[int], encoder: str) -> bool:
+    """Resolve a ``stem`` option to ``small_input`` for an input of spatial size ``input_hw``."""
+    if stem not in STEMS:
+        raise ValueError(f"encoder {encoder!r}: stem={stem!r}; expected one of {', '.join(STEMS)}")
+    if stem == "auto":
+        return min(input_hw) < AUTO_SMALL_BELOW
+    return stem == "small"
 
 
 def _check_dims(dims: int) -> None:
