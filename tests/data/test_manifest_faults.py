@@ -313,3 +313,13 @@ def test_no_val_split_names_the_option(base):
     df["split"] = ["test" if i % 5 == 0 else "train" for i in range(len(df))]
     with pytest.raises(DatasetValidationError, match="splits.val"):
         _read(folder, df, "noval.csv", splits={"val": 0})
+
+
+def test_the_check_with_every_column_kind_is_printed_before_training(base, capsys):
+    from polymodal.data.datasets.manifest import cached_manifest
+
+    folder, df = base
+    cached_manifest(write_csv(df, folder / "printed.csv"), {"label": "label", "id": "id", "schema": {"image": "ignore"}})
+    err = capsys.readouterr().err
+    assert "| info | column_kind | image | " in err and "ignored (given in the schema)" in err
+    assert "| info | column_kind | audio | " in err

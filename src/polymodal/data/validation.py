@@ -84,7 +84,7 @@ class ValidationReport:
         if self.errors:
             n = len(self.errors)
             raise DatasetValidationError(
-                f"{self.source}: {n} error{'s' if n > 1 else ''} found before training; nothing was changed. "
+                f"{self.source}: {n} error{'s' if n > 1 else ''} found by the data check; nothing was changed. "
                 f"Fix the table or the files (or set the option named in the detail column):\n\n{self.to_markdown()}",
                 self,
             )
