@@ -5,6 +5,7 @@ from __future__ import annotations
 import polymodal.data.datasets  # noqa: F401  (fills DATASETS)
 import polymodal.encoders  # noqa: F401  (fills ENCODERS)
 import polymodal.fusion  # noqa: F401  (fills FUSIONS)
+import polymodal.reasoning.strategy  # noqa: F401  (the cbm strategy; the concept fusions come with polymodal.fusion)
 import polymodal.strategies  # noqa: F401  (fills STRATEGIES)
 from polymodal.data.base import DATASETS
 from polymodal.encoders.base import ENCODERS

@@ -1,7 +1,8 @@
 """Fusion zoo, one module per family; importing this package fills ``FUSIONS``.
 
 Registered names: ``late``, ``shared_head``, ``early``, ``concat``, ``concat_mlp``, ``tfn``, ``lmf``,
-``gated``, ``film``, ``bilinear``, ``mult``.
+``gated``, ``film``, ``bilinear``, ``mult``; ``program``, ``relation`` and ``concept_bottleneck`` live in
+``polymodal.reasoning`` (imported at the end, so that they are registered with the others).
 """
 
 from polymodal.fusion import (  # noqa: F401  (each import registers its fusions)
@@ -41,3 +42,5 @@ __all__ = [
     "SharedHeadFusion",
     "TensorFusion",
 ]
+
+import polymodal.reasoning.fusion  # noqa: E402, F401  (registers program, relation, concept_bottleneck)

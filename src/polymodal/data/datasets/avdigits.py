@@ -11,6 +11,11 @@ Variants (registered in ``DATASETS``; modalities in this order):
     avdigits-hard   audio, image            noisy audio (snr_db), noisy + occluded image
     avdigits-3view  audio, image, image2    as hard, two different images of the digit
     avdigits-sum    audio, image            clean, label = (audio digit + image digit) % 10
+    avdigits-sum-hard    audio, image       as sum, with the avdigits-hard corruptions
+    avdigits-compare     audio, image       clean sum pairing, label = audio digit <, =, > image digit (0, 1, 2)
+
+Every split carries ``concept_labels`` (modality -> {"digit": (N,) int64}): the digit each modality
+shows, for concept-level training and evaluation (``polymodal.reasoning``).
 
 Tensors per sample: audio (8000,) float32 waveform at 8 kHz, or (n_mels, frames) log-mel when
 ``cache_features`` (the default); image (1, 28, 28) float32 in [0, 1].
@@ -320,8 +325,9 @@ class Variant:
     name: str
     corrupted: bool  # noisy audio, noisy + occluded images
     views: tuple[str, ...]  # image modalities, in order
-    sum_label: bool  # label = (audio digit + image digit) % 10
+    sum_label: bool  # images of the sum pairing (any digit); label = (audio digit + image digit) % 10
     summary: str
+    relation: str = "sum"  # with sum_label: "sum" (mod 10) or "compare" (<, =, > as 0, 1, 2)
 
 
 VARIANTS = {
@@ -331,6 +337,9 @@ VARIANTS = {
         Variant("avdigits-hard", True, ("image",), False, "AV-digits with noisy speech and noisy, occluded digits"),
         Variant("avdigits-3view", True, ("image", "image2"), False, "AV-digits hard with two images per clip"),
         Variant("avdigits-sum", False, ("image",), True, "AV-digits, label = (spoken + written digit) mod 10"),
+        Variant("avdigits-sum-hard", True, ("image",), True, "AV-digits sum with the avdigits-hard corruptions"),
+        Variant("avdigits-compare", False, ("image",), True, "AV-digits, label = spoken <, =, > written digit",
+                relation="compare"),
     )
 }
 
@@ -364,6 +373,7 @@ class AVDigits(MultimodalDataset):
         persist_features: bool = True,  # keep computed log-mels in polymodal.paths.cache_dir()
         missing_rate: float = 0.0,  # fraction of (sample, modality) slots marked absent
         missing_seed: int = 0,
+        pairs: int | None = None,  # keep a seeded random subset of this many rows of the split (data efficiency)
         root: str | os.PathLike | None = None,  # raw data folder: recorded only (data come from the artifact)
         artifact_dir: str | os.PathLike | None = None,  # default: the artifact shipped with the package
     ) -> None:
@@ -375,8 +385,8 @@ class AVDigits(MultimodalDataset):
         given = {"snr_db": snr_db, "sigma": sigma, "occlusion": occlusion}
         if not v.corrupted and any(x is not None for x in given.values()):
             raise ValueError(
-                f"{variant} is not corrupted: options snr_db/sigma/occlusion apply to avdigits-hard and "
-                f"avdigits-3view only; remove {[k for k, x in given.items() if x is not None]}"
+                f"{variant} is not corrupted: options snr_db/sigma/occlusion apply to "
+                f"{', '.join(n for n, w in VARIANTS.items() if w.corrupted)} only; remove {[k for k, x in given.items() if x is not None]}"
             )
         self.corruption: dict[str, float | int] | None = None
         if v.corrupted:
@@ -398,6 +408,11 @@ class AVDigits(MultimodalDataset):
         art = load_artifact(artifact_dir)
         rec = art.recipe
         keep = rec.split == SPLITS.index(split)
+        if pairs is not None:
+            n = _number("pairs", pairs, 1, int(keep.sum()), integer=True)
+            chosen = np.random.default_rng([int(n), SPLITS.index(split)]).choice(np.flatnonzero(keep), n, replace=False)
+            keep = np.zeros_like(keep)
+            keep[chosen] = True
         clip = rec.clip[keep]
         self.name, self.split, self.variant = variant, split, v
         self.files = tuple(art.files[i] for i in clip)
@@ -406,10 +421,15 @@ class AVDigits(MultimodalDataset):
         all_rows = {"image": rec.sum_row if v.sum_label else rec.image_row, "image2": rec.image2_row}
         self.image_rows = {name: all_rows[name][keep] for name in v.views}
         self.labels = rec.sum_label[keep] if v.sum_label else self.audio_digits.copy()
+        self.concept_labels = {"audio": {"digit": self.audio_digits.copy()}}
+        self.concept_labels.update({name: {"digit": art.image_labels[rows]} for name, rows in self.image_rows.items()})
+        if v.relation == "compare":
+            digit = self.concept_labels["image"]["digit"]
+            self.labels = np.sign(self.audio_digits - digit).astype(np.int64) + 1
 
         snr = None if self.corruption is None else float(self.corruption["snr_db"])
         if cache_features:
-            tag = f"{split}|" + ("clean" if snr is None else f"snr{snr!r}")
+            tag = f"{split}|" + ("clean" if snr is None else f"snr{snr!r}") + ("" if pairs is None else f"|pairs{pairs}")
             audio = torch.from_numpy(_cached_logmel(art, keep, tag, snr, cfg, persist_features))
             audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "logmel", extra={"logmel": asdict(cfg)})
         else:
@@ -432,6 +452,8 @@ class AVDigits(MultimodalDataset):
         self.realised_missing_rate = float(1.0 - self.present.mean())
         self.task, self.num_outputs = "classification", 10
         self.class_names = tuple(str(d) for d in range(10))
+        if v.relation == "compare":
+            self.num_outputs, self.class_names = 3, ("less", "equal", "greater")
         self.provenance = {
             "dataset": variant,
             "split": split,
@@ -445,6 +467,7 @@ class AVDigits(MultimodalDataset):
             "missing_rate": rate,
             "realised_missing_rate": self.realised_missing_rate,
             "missing_seed": int(missing_seed),
+            "pairs": None if pairs is None else int(pairs),
             "root": None if root is None else str(root),
         }
 
