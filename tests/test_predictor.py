@@ -187,3 +187,17 @@ def test_evaluate_without_data_uses_the_stored_split_and_refuses_a_changed_table
             stored.loc[stored["id"].isin(["s000", "s001"]), "split"].eq("val").sum()
     finally:
         df.to_csv(table, index=False)
+
+
+def test_predictions_say_which_rows_the_model_was_trained_on(small, tmp_path):
+    folder, df = small
+    p = polymodal.Predictor(label="label", id="id", path=tmp_path / "run").fit(
+        folder / "t.csv", strategy="joint", max_epochs=1, overrides=TINY)
+    stored = pd.read_csv(tmp_path / "run" / "splits.csv", dtype=str, keep_default_na=False)
+    new = df.drop(columns="label").copy()
+    new.loc[0, "size"] = "9.5"  # no longer the row it was in training
+    new.to_csv(folder / "new.csv", index=False)
+    pred = p.predict(folder / "new.csv")
+    assert pred.loc[0, "stored_split"] == "" and list(pred["stored_split"][1:]) == list(stored["split"][1:])
+    with pytest.warns(UserWarning, match="used to train or select this model"):
+        p.evaluate(folder / "t.csv")

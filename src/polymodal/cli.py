@@ -210,6 +210,10 @@ def _cmd_predict(run_dir: Path, manifest: Path, out: Path, root: Path | None, ba
     print(f"{len(frame)} predictions written to {out} (rows without a modality: "
           f"{', '.join(f'{m} {n}' for m, n in missing.items())}"
           f"{f'; {empty} row(s) with no input at all, marked no_input' if empty else ''})")
+    if "stored_split" in frame:
+        seen = int(frame["stored_split"].isin(["train", "val"]).sum())
+        if seen:
+            print(f"note: {seen} row(s) are rows this model was trained or selected on (column stored_split)")
     return 0
 
 

@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import time
+import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,8 +251,10 @@ class Predictor:
 
     def predict(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None):
         """A data frame with one row per input row: ``id``, ``prediction`` (class name or value), for
-        classification ``prob_<class>`` per class, ``present_<modality>`` (whether the row had it) and
-        ``no_input`` (the row had no modality at all: its prediction is empty and its probabilities NaN).
+        classification ``prob_<class>`` per class, ``present_<modality>`` (whether the row had it),
+        ``no_input`` (the row had no modality at all: its prediction is empty and its probabilities NaN) and
+        ``stored_split``: for a row of the run's own training table (same input cells) the split it had in
+        training (train / val / test), else "" (a row the model never saw).
 
         bad_files: what to do with a missing or unreadable file, an odd cell or a cell that is not a number
         ("error", "skip": predict the row without it, "drop": leave the row out); default: the setting the
@@ -283,7 +287,23 @@ class Predictor:
                 present[at] = out.present[m][order]
             frame[f"present_{m}"] = present
         frame["no_input"] = manifest.no_input[rows]
+        stored = self._stored_splits(manifest)
+        if stored is not None:
+            frame["stored_split"] = [stored[r] for r in rows]
         return pd.DataFrame(frame)
+
+    def _stored_splits(self, manifest) -> list[str] | None:
+        """The split each row of ``manifest`` had in training (matched by its input cells; "" for a row the
+        run never saw), or None when the run stored no splits with input hashes."""
+        from polymodal.data.datasets.run_splits import SPLITS_FILE, read_splits_csv, stored_splits_of
+
+        path = self._require_run() / SPLITS_FILE
+        if not path.is_file():
+            return None
+        stored = read_splits_csv(path)
+        if not stored or not all(s.inputs for s in stored):
+            return None
+        return stored_splits_of(stored, manifest.input_keys)
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
         """(N, classes) class probabilities, rows in table order (classification only)."""
@@ -315,6 +335,15 @@ class Predictor:
         sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
                           per_modality={m: v[keep] for m, v in out.per_modality.items()},
                           present={m: v[keep] for m, v in out.present.items()}, task=out.task)
+        stored = self._stored_splits(manifest)
+        if stored is not None:
+            seen = Counter(stored[r] for r in ds.rows[out.index[keep]] if stored[r] in ("train", "val"))
+            if seen:
+                warnings.warn(
+                    f"{sum(seen.values())} of the {int(keep.sum())} rows scored in {manifest.source} were used to train or "
+                    f"select this model ({', '.join(f'{n} {s}' for s, n in sorted(seen.items()))} rows of its stored split, "
+                    "matched by their input cells): these metrics are optimistic. evaluate() without data scores the "
+                    "run's own test rows", stacklevel=2)
         return compute_metrics(sub, self.modalities)
 
     def _evaluate_own_table(self, split: str, allow_changed_table: bool) -> dict[str, Any]:

@@ -358,6 +358,7 @@ class Manifest:
         else:
             self._infer_layout()
         self.keys = run_splits.row_keys(self.table, self._content_columns(), self.n)
+        self.input_keys = run_splits.row_keys(self.table, self._content_columns()[1:], self.n)  # without the label
         self.stored_split: np.ndarray | None = None
         if not self.fitted and self.options.stored_splits:
             self._match_stored_splits(Path(self.options.stored_splits))
@@ -615,6 +616,7 @@ class Manifest:
                 split[i] = stored[j].split
         self.table = {c: [cells[r] for r in perm] for c, cells in self.table.items()}
         self.keys = [self.keys[r] for r in perm]
+        self.input_keys = [self.input_keys[r] for r in perm]
         self.row_number = self.row_number[perm]
         self.stored_split = split
 
@@ -1120,13 +1122,14 @@ class Manifest:
         return ManifestDataset(self, split, rows)
 
     def splits_csv(self) -> str:
-        """``row,id,split,content`` for every row (empty split: no label; dropped rows say so; content: a hash of
-        the row's label and input cells, which matches rows when the table is read again)."""
+        """``row,id,split,content,inputs`` for every row (empty split: no label; dropped rows say so; content: a
+        hash of the row's label and input cells, which matches rows when the table is read again; inputs: the
+        same without the label, which finds training rows in a table to predict)."""
         ids = self.row_ids(np.arange(self.n))
-        lines = ["row,id,split,content"]
+        lines = ["row,id,split,content,inputs"]
         for r in range(self.n):
             s = "dropped" if self.dropped[r] else str(self.split[r])
-            lines.append(f"{self.row_number[r]},{_csv(ids[r])},{s},{self.keys[r]}")
+            lines.append(f"{self.row_number[r]},{_csv(ids[r])},{s},{self.keys[r]},{self.input_keys[r]}")
         return "\n".join(lines) + "\n"
 
 

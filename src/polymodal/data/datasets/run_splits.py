@@ -87,13 +87,15 @@ class StoredRow:
     id: str
     split: str  # train, val, test, "" (no label), dropped
     content: str  # "" in splits.csv files written before contents were stored
+    inputs: str = ""  # the hash of the input cells only (no label)
 
 
 def read_splits_csv(path: str | os.PathLike) -> list[StoredRow]:
     p = Path(path)
     try:
         reader = csv.DictReader(io.StringIO(p.read_text()))
-        rows = [StoredRow(int(r["row"]), r["id"], r["split"], r.get("content") or "") for r in reader]
+        rows = [StoredRow(int(r["row"]), r["id"], r["split"], r.get("content") or "", r.get("inputs") or "")
+                for r in reader]
     except (KeyError, ValueError, TypeError, OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{p} is not a splits file written by polymodal (row,id,split[,content]): {e}; "
                          "the run's stored splits are damaged: start a new run") from e
@@ -150,6 +152,20 @@ def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str]) 
             m.added.append(r)
     m.removed = sorted(j for js in pool.values() for j in js)
     return m
+
+
+def stored_splits_of(stored: list[StoredRow], input_keys: list[str]) -> list[str]:
+    """The stored split of each row of a table to predict, found by its input cells ("" for a row that was
+    not in the training table, or when the run stored no input hashes)."""
+    pool: dict[str, list[str]] = {}
+    for s in stored:
+        if s.inputs:
+            pool.setdefault(s.inputs, []).append(s.split)
+    out = []
+    for k in input_keys:
+        splits = pool.get(k)
+        out.append(splits.pop(0) if splits else "")
+    return out
 
 
 def _some(items: list[str], k: int = 5) -> str:
