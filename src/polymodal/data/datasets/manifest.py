@@ -20,9 +20,15 @@ Relative paths resolve against ``root`` (default: the manifest's folder). An emp
 a missing modality for that row. An empty numeric cell is imputed with the training mean and flagged
 by an indicator feature; a tabular modality is missing only when all its cells are empty.
 
-Splits come from a ``split`` column (train/val/test; empty cells are assigned), else a seeded split
-stratified by label, grouped by ``splits.group`` when given, optionally k-fold (``splits.folds``,
-``splits.fold``). Everything the model needs to read new rows the same way (class names, image size,
+A column's kind is the kind of the majority of its cells: a cell that does not fit (a typo in an
+extension, a word or ``nan`` in a column of numbers) is an ``odd_cell`` / ``bad_number`` row of the check
+and follows ``bad_files``; the check lists every column's kind (``column_kind``), ignored ones included.
+
+Splits come from a ``split`` column (train/val/test; empty cells are assigned; a split the column does not
+give is carved out of its train rows), else a seeded split stratified by label, grouped by
+``splits.group`` when given, optionally k-fold (``splits.folds``, ``splits.fold``). A run stores the split
+of every row (``splits.csv``); evaluation and resume read it back (``stored_splits``, see
+:mod:`polymodal.data.datasets.run_splits`) and refuse a table whose rows changed. Everything the model needs to read new rows the same way (class names, image size,
 sample rate, normalisation statistics computed on the training split, category vocabularies) is the
 manifest's :meth:`Manifest.state`, stored with a run as ``data_state.json``.
 
