@@ -72,3 +72,20 @@ def test_reference_mode_leaves_an_encoder_alone_until_its_step_comes():
     for k in (0, 1):  # after the steps of a and b, c has not moved (no gradient: SGD skips it)
         assert all(torch.equal(x, y) for x, y in zip(before, snapshots[k], strict=True)), f"moved at step {k + 1}"
     assert any(not torch.equal(x, y) for x, y in zip(before, snapshots[2], strict=True))  # its own step moves it
+
+
+def test_hgm_rescale_keeps_the_projected_direction_at_the_unprojected_norm():
+    torch.manual_seed(0)
+    g = torch.randn(5, 8)
+    plain, rescaled = MLA(hgm_rescale=False), MLA(hgm_rescale=True)
+    schema = tuple(Modality(m, "tabular", (5,)) for m in ("a", "b"))
+    model = build_model(schema, 5, fusion="shared_head", width=8)
+    for s in (plain, rescaled):
+        s.setup(model, None)
+        for _ in range(3):
+            s.projector.update(torch.randn(8), 0.05)
+        s.projector.P = plain.projector.P.clone()
+    p, r = plain._project(g), rescaled._project(g)
+    assert torch.linalg.vector_norm(p) < 0.5 * torch.linalg.vector_norm(g)  # the normalised P shrinks the step
+    assert torch.linalg.vector_norm(r) == pytest.approx(float(torch.linalg.vector_norm(g)), rel=1e-5)
+    torch.testing.assert_close(r / torch.linalg.vector_norm(r), p / torch.linalg.vector_norm(p))

@@ -24,10 +24,13 @@ from typing import Any
 from polymodal.report.metrics import mean_std
 
 OPTIONAL_KEYS = ("variant", "fusion", "missing_rate", "missing_at", "label_budget")
-_METRIC = re.compile(r"^(fused_acc(@(fixed|entropy|entropy-batch))?|[A-Za-z0-9][\w-]*_acc|macro_f1|sec_per_epoch|params|epoch)$")
+_METRIC = re.compile(
+    r"^(fused_acc(@(fixed|entropy|entropy-batch))?|[A-Za-z0-9][\w-]*_acc|macro_f1|sec_per_epoch|params|epoch"
+    r"|samples_per_sec|efficiency)$"
+)
 METRICS_HELP = (
     "fused_acc, fused_acc@fixed, fused_acc@entropy, fused_acc@entropy-batch, <modality>_acc, "
-    "macro_f1, sec_per_epoch, params, epoch"
+    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency"
 )
 
 
@@ -103,6 +106,8 @@ def _format_cell(metric: str, values: Sequence[float], common_n: int) -> str:
     mean, std, n = mean_std(values)
     if _is_fraction_metric(metric):
         text = f"{100 * mean:.2f}" + (f" +- {100 * std:.2f}" if n > 1 else "")
+    elif metric == "efficiency":  # a ratio, e.g. engine / bare-loop throughput
+        text = f"{mean:.3f}" + (f" +- {std:.3f}" if n > 1 else "")
     elif metric == "params":
         text = f"{round(mean):,}" + (f" +- {round(std):,}" if n > 1 and std > 0 else "")
     elif metric == "sec_per_epoch":

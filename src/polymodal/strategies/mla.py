@@ -80,6 +80,9 @@ class MLA(Strategy):
     hgm:         head gradient modification on/off (off = plain gradient: the ablation)
     hgm_normalize: Frobenius-normalise P after each update (reference definition; it also shrinks
                  the head's effective learning rate by about 1/sqrt(d))
+    hgm_rescale: rescale the projected head gradient to the norm of the unprojected one, so that HGM
+                 changes the direction of the head's step and not its size (off by default: the
+                 paper's definition; docs/strategies.md has the measurement)
     hgm_mean:    "batch" (official code) or "running" (the paper's dataset mean, as a running mean of
                  the modality's features over the current epoch)
     fusion_rule: test-time rule: "entropy" (per sample, default), "entropy-batch", "fixed"
@@ -97,6 +100,7 @@ class MLA(Strategy):
         grad_mode: Literal["clear", "zero", "reference"] = "clear",
         hgm: bool = True,
         hgm_normalize: bool = True,
+        hgm_rescale: bool = False,
         hgm_mean: Literal["batch", "running"] = "batch",
         fusion_rule: str = "entropy",
         fusion_weights: dict[str, float] | None = None,
@@ -111,6 +115,7 @@ class MLA(Strategy):
         self.grad_mode = grad_mode
         self.hgm = hgm
         self.hgm_normalize = hgm_normalize
+        self.hgm_rescale = hgm_rescale
         self.hgm_mean = hgm_mean
         self.fusion_rule = fusion_rule
         self.fusion_weights = dict(fusion_weights) if fusion_weights is not None else None
@@ -184,6 +189,14 @@ class MLA(Strategy):
             if id(p) in self._ever_had_grad:
                 p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
 
+    def _project(self, grad: Tensor) -> Tensor:
+        projected = self.projector.project(grad)
+        if self.hgm_rescale:
+            norm = torch.linalg.vector_norm(projected)
+            if float(norm) > 0:
+                projected = projected * (torch.linalg.vector_norm(grad) / norm)
+        return projected
+
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         """One alternating step per modality. With ``optim.accumulate = k > 1`` the micro-batches are gathered
         and the k of them make one alternating round: each modality's step sees the gradient of all k (its
@@ -233,7 +246,7 @@ class MLA(Strategy):
                     n = torch.tensor(float(total_rows), device=feat_sum.device)
                     self.projector.update(self._direction(m, feat_sum, n, ctx), alpha)
                 if head.weight.grad is not None:
-                    head.weight.grad = self.projector.project(head.weight.grad)
+                    head.weight.grad = self._project(head.weight.grad)
             had = {id(p) for p in params if p.grad is not None}
             self._ever_had_grad |= had
             self._batch_had_grad |= had
