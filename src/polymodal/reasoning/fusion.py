@@ -6,7 +6,9 @@
 
 All three share :class:`ConceptFusion`: ``concept_logits(features, present)`` gives each concept's
 logits (B, V) from its modality's features (one linear head, or MLP, per modality), and
-``reason(probs, present)`` maps concept probabilities to label logits. ``forward`` chains them, so the
+``reason(probs, present)`` maps concept probabilities to label logits. Every concept fusion takes
+``hidden`` (0: linear concept heads, else an MLP with that many units) and ``temperature`` (concept
+logits are divided by it: below 1, the concepts start further from uniform). ``forward`` chains them, so the
 fusions train with any strategy (``joint``: the label alone) and with ``cbm`` (concept supervision).
 Interventions replace a concept's probabilities by a one-hot and call ``reason`` again
 (:mod:`polymodal.reasoning.analysis`).
@@ -52,12 +54,15 @@ class ConceptFusion(Fusion):
 
     concepts: list[Concept]
 
-    def __init__(self, in_dims: dict[str, int], concepts: list[Concept], hidden: int = 0) -> None:
+    def __init__(self, in_dims: dict[str, int], concepts: list[Concept], hidden: int = 0, temperature: float = 1.0) -> None:
         super().__init__()
         if not in_dims:
             raise ValueError(f"{type(self).__name__} needs at least one modality in in_dims; got none")
         if not isinstance(hidden, int) or hidden < 0:
             raise ValueError(f"model.fusion_args.hidden={hidden!r}: expected an integer >= 0 (0 = linear concept heads)")
+        if not isinstance(temperature, int | float) or not temperature > 0:
+            raise ValueError(f"model.fusion_args.temperature={temperature!r}: expected a number > 0")
+        self.temperature = float(temperature)
         self.concepts = concepts
         self.modality_names = list(in_dims)
         heads = {}
@@ -77,7 +82,7 @@ class ConceptFusion(Fusion):
         out: dict[str, Tensor] = {}
         for m, head in self.heads.items():
             x = torch.where(present[m][:, None], features[m], 0.0)
-            z = head(x)
+            z = head(x) / self.temperature
             sizes = [c.num_values for c in self.concepts if c.modality == m]
             parts = z.split(sizes, dim=1)
             for c, part in zip([c for c in self.concepts if c.modality == m], parts, strict=True):
@@ -143,6 +148,7 @@ class ProgramFusion(ConceptFusion):
         rule_args: dict[str, Any] | None = None,
         concepts: Any = None,
         hidden: int = 0,
+        temperature: float = 1.0,
     ) -> None:
         if rule is None:
             raise ValueError(f"program fusion needs a rule: set model.fusion_args.rule to one of {RULES.names()}")
@@ -158,7 +164,7 @@ class ProgramFusion(ConceptFusion):
         elif isinstance(rule, Rule):
             default = rule.values if isinstance(rule.values, int) else rule.values[0]
         concept_list = parse_concepts(concepts, list(in_dims), default)
-        super().__init__(in_dims, concept_list, hidden)
+        super().__init__(in_dims, concept_list, hidden, temperature)
         _check_table_size("program", concept_list, num_outputs)
         table = as_table(rule, [c.num_values for c in concept_list], num_outputs, rule_args)
         self.register_buffer("table", table, persistent=False)
@@ -191,9 +197,10 @@ class RelationFusion(ConceptFusion):
         rank: int | None = None,
         hidden: int = 0,
         init_std: float = 1.0,
+        temperature: float = 1.0,
     ) -> None:
         concept_list = parse_concepts(concepts, list(in_dims), 10)
-        super().__init__(in_dims, concept_list, hidden)
+        super().__init__(in_dims, concept_list, hidden, temperature)
         _check_table_size("relation", concept_list, num_outputs)
         cards = [c.num_values for c in concept_list]
         self.rank = rank
@@ -243,9 +250,10 @@ class ConceptBottleneckFusion(ConceptFusion):
         concepts: Any = None,
         hidden: int = 0,
         head_hidden: int = 128,
+        temperature: float = 1.0,
     ) -> None:
         concept_list = parse_concepts(concepts, list(in_dims), 10)
-        super().__init__(in_dims, concept_list, hidden)
+        super().__init__(in_dims, concept_list, hidden, temperature)
         if not isinstance(head_hidden, int) or head_hidden < 0:
             raise ValueError(f"model.fusion_args.head_hidden={head_hidden!r}: expected an integer >= 0 (0 = linear head)")
         width = sum(c.num_values for c in concept_list) + len(in_dims)
