@@ -85,6 +85,8 @@ class Batch:
                         f"declares {tuple(spec.shape)} (check the dataset's transforms)"
                     )
             if x.is_floating_point() and bool(mask.any()):
+                if bool(torch.isfinite(x).all()):  # the common case: no copy of the present rows needed
+                    continue
                 bad = ~torch.isfinite(x[mask].reshape(int(mask.sum()), -1)).all(dim=1)
                 if bool(bad.any()):
                     rows = torch.nonzero(mask).flatten()[bad].tolist()
