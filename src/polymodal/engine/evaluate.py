@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from polymodal.config import load_config
 from polymodal.data.schema import Modality
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy
-from polymodal.engine.checkpoint import load_checkpoint
+from polymodal.engine.checkpoint import load_checkpoint, load_model_state
 from polymodal.engine.data import make_eval_loader
 from polymodal.models import MultimodalModel
 from polymodal.report.metrics import (
@@ -260,7 +260,7 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
     strategy = build_strategy(cfg)
     model = build_run_model(cfg, datasets["train"], strategy)
     strategy.setup(model, datasets["train"])
-    model.load_state_dict(ckpt.model)
+    load_model_state(model, ckpt.model, run_dir / "checkpoints" / checkpoint / "model.safetensors", run_dir / "config.yaml")
     strategy.load_state_dict(ckpt.strategy)
     fabric = Fabric(accelerator=accelerator or cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision)
     model = fabric.setup_module(model)
