@@ -36,8 +36,15 @@ import torch
 
 from polymodal.bench.results import ResultRow, read_results, write_results
 from polymodal.bench.runner import Job, run_jobs
-from polymodal.reasoning import as_table, best_permutation, best_shift, concept_outputs, intervention_accuracy, load_run
-from polymodal.reasoning import table_agreement
+from polymodal.reasoning import (
+    as_table,
+    best_permutation,
+    best_shift,
+    concept_outputs,
+    intervention_accuracy,
+    load_run,
+    table_agreement,
+)
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "avdigits_joint.yaml"
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="sum,compare,hard,pairs")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--runs-dir", default=str(HERE / "runs" / "reasoning"))
     p.add_argument("--out", default=str(HERE / "results"))

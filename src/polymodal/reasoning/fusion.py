@@ -137,6 +137,10 @@ class ProgramFusion(ConceptFusion):
                n = the number of classes)
     concepts:  see :func:`polymodal.reasoning.concepts.parse_concepts`; default: one concept per
                modality with the rule's number of values
+    temperature: concept logits are divided by it (default 0.2): the concepts start away from
+               uniform, where p(y) of a sum is flat in every direction and label-only training
+               stalls (on avdigits-sum: 13 epochs to 94 % validation accuracy at 0.2, about 20 to 74 %
+               at 1.0)
     Missing modality: its concepts are marginalised under a uniform prior. No per-modality logits.
     """
 
@@ -148,7 +152,7 @@ class ProgramFusion(ConceptFusion):
         rule_args: dict[str, Any] | None = None,
         concepts: Any = None,
         hidden: int = 0,
-        temperature: float = 1.0,
+        temperature: float = 0.2,
     ) -> None:
         if rule is None:
             raise ValueError(f"program fusion needs a rule: set model.fusion_args.rule to one of {RULES.names()}")
@@ -187,6 +191,7 @@ class RelationFusion(ConceptFusion):
     (:func:`polymodal.reasoning.analysis.table_agreement`).
 
     concepts: default 10 values per modality. init_std: std of W's (or the factors') initial values.
+    temperature: as in :class:`ProgramFusion` (default 0.2).
     """
 
     def __init__(
@@ -197,7 +202,7 @@ class RelationFusion(ConceptFusion):
         rank: int | None = None,
         hidden: int = 0,
         init_std: float = 1.0,
-        temperature: float = 1.0,
+        temperature: float = 0.2,
     ) -> None:
         concept_list = parse_concepts(concepts, list(in_dims), 10)
         super().__init__(in_dims, concept_list, hidden, temperature)
