@@ -12,7 +12,7 @@ def test_defaults_validate_and_round_trip(tmp_path):
 
 
 def test_overrides_are_typed():
-    cfg = load_config(None, ["optim.lr=0.05", "trainer.max_epochs=3", "data.options.size=16", "trainer.patience=null"])
+    cfg = load_config(None, ["optim.lr=0.05", "trainer.max_epochs=3", "data.dataset=synthetic", "data.options.size=16", "trainer.patience=null"])
     assert cfg.optim.lr == 0.05 and cfg.trainer.max_epochs == 3
     assert cfg.data.options == {"size": 16} and cfg.trainer.patience is None
 

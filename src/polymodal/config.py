@@ -8,6 +8,7 @@ against their registries.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -217,7 +218,64 @@ def validate_config(tree: dict[str, Any], source: str = "config") -> RunConfig:
     except ValidationError as e:
         raise ConfigError(_format_errors(e, source)) from None
     _check_registry_names(cfg)
+    _check_component_args(cfg)
     return cfg
+
+
+# arguments the builders pass themselves: never config keys
+_BUILDER_ARGS = {"self", "split", "modality", "in_dims", "num_outputs", "root", "cache_features"}
+
+
+def _accepted(factory: Any) -> tuple[list[str], bool]:
+    """(parameter names a factory accepts from a config, whether it takes any keyword: **kwargs)."""
+    sig = inspect.signature(factory)
+    names = [p.name for p in sig.parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _BUILDER_ARGS]
+    return names, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def _unknown_args(path: str, given: dict[str, Any], factory: Any, what: str, extra: Sequence[str] = ()) -> list[str]:
+    allowed, open_ended = _accepted(factory)
+    allowed = [*allowed, *extra]
+    if open_ended:
+        return []
+    problems = []
+    for key in given:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"  {path}.{key}: {what} takes no argument {key!r}{hint}; got value {given[key]!r}; "
+                            f"allowed: {', '.join(allowed) or 'none'}")
+    return problems
+
+
+def _check_component_args(cfg: RunConfig) -> None:
+    """Bind every component's arguments to its registered factory's signature at load time, before any data
+    is read: ``strategy.args``, ``model.fusion_args``, ``model.encoders.<modality>``, ``data.options`` and
+    ``data.split_options.<split>``. Every problem is reported at once."""
+    from polymodal import registries
+    from polymodal.encoders.base import DEFAULT_ENCODER
+
+    strategy = registries.STRATEGIES.get(cfg.strategy.name).factory
+    problems = _unknown_args("strategy.args", cfg.strategy.args, strategy, f"strategy {cfg.strategy.name!r}")
+    fusion = cfg.model.fusion or getattr(strategy, "default_fusion", None)
+    if fusion in registries.FUSIONS:
+        problems += _unknown_args("model.fusion_args", cfg.model.fusion_args, registries.FUSIONS.get(fusion).factory,
+                                  f"fusion {fusion!r}")
+    for modality, spec in cfg.model.encoders.items():
+        name = spec.get("name", DEFAULT_ENCODER.get(modality))  # a modality named after its kind: its default
+        if name is None or name not in registries.ENCODERS:
+            continue
+        args = {k: v for k, v in spec.items() if k != "name"}
+        problems += _unknown_args(f"model.encoders.{modality}", args, registries.ENCODERS.get(name).factory,
+                                  f"encoder {name!r}")
+    if cfg.data.manifest is None:
+        factory = registries.DATASETS.get(cfg.data.dataset).factory
+        problems += _unknown_args("data.options", cfg.data.options, factory, f"dataset {cfg.data.dataset!r}")
+        for split, opts in cfg.data.split_options.items():
+            problems += _unknown_args(f"data.split_options.{split}", opts, factory, f"dataset {cfg.data.dataset!r}")
+    if problems:
+        raise ConfigError("invalid configuration: component arguments that nothing takes:\n" + "\n".join(problems))
 
 
 def _check_registry_names(cfg: RunConfig) -> None:

@@ -147,8 +147,8 @@ def test_lock_is_released_on_error_and_reentrant(tmp_path, test_components):
 
 
 def test_a_failed_start_leaves_no_folder(tmp_path):
-    cfg = tiny_config(tmp_path, "trainer.max_epochs=1", "strategy.name=joint", "strategy.args={nope: 1}")
-    with pytest.raises(ValueError, match="do not fit strategy"):
+    cfg = tiny_config(tmp_path, "trainer.max_epochs=1", "strategy.name=mla", "model.fusion=late")
+    with pytest.raises(ValueError, match="model.fusion=shared_head"):
         train(cfg)
     assert not cfg.run_dir.exists()
     bad_data = tiny_config(tmp_path, "trainer.max_epochs=1", "name=empty", "data.split_options={val: {size: 0}}")
@@ -159,7 +159,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path):
 
 
 def test_a_failed_start_never_removes_an_existing_folder(tmp_path):
-    cfg = tiny_config(tmp_path, "trainer.max_epochs=1", "strategy.args={nope: 1}")
+    cfg = tiny_config(tmp_path, "trainer.max_epochs=1", "strategy.name=mla", "model.fusion=late")
     cfg.run_dir.mkdir(parents=True)
     (cfg.run_dir / "notes.txt").write_text("mine")
     with pytest.raises(ValueError):

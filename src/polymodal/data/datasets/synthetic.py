@@ -16,6 +16,8 @@ modality); ``missing_rate`` / ``missing_seed`` apply the benchmark protocol's ex
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -42,7 +44,8 @@ class SyntheticDataset(MultimodalDataset):
         task: str = "classification",
         num_targets: int = 1,
         target_noise: float = 0.1,
-        **_: object,
+        root: str | None = None,  # the engine passes data.root and data.cache_features to every dataset:
+        cache_features: bool = True,  # this one is generated in memory and needs neither
     ) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"synthetic dataset: task={task!r}; expected 'classification' or 'regression'")
@@ -125,3 +128,7 @@ def _regression_data(
 def synthetic(split: str = "train", **options: object) -> SyntheticDataset:
     """Tiny deterministic two-modality tabular dataset (smoke tests, examples)."""
     return SyntheticDataset(split=split, **options)  # type: ignore[arg-type]
+
+
+# the options are SyntheticDataset's own: the config check binds data.options to them
+synthetic.__signature__ = inspect.signature(SyntheticDataset)  # type: ignore[attr-defined]
