@@ -80,7 +80,8 @@ def test_regression_predictor_needs_fixed_fusion_for_mla(table, tmp_path, monkey
     assert pred["prediction"].dtype.kind == "f" and "prob_0" not in pred
     with pytest.raises(ValueError, match="classification"):
         p.predict_proba(df.head(4))
-    assert p.evaluate(df)["n"] == len(df)
+    with pytest.warns(UserWarning, match="optimistic"):  # its own training rows: said so
+        assert p.evaluate(df)["n"] == len(df)
 
 
 def test_cli_train_on_a_manifest_then_predict(table, tmp_path, monkeypatch, capsys):
