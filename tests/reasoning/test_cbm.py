@@ -128,3 +128,15 @@ def test_bad_setups_are_explained():
         ConceptBottleneckStrategy().setup(late, ds)
     with pytest.raises(ValueError, match="not a manifest table"):
         ConceptBottleneckStrategy(concept_columns={"a.concept": "col"}).setup(model, ds)
+
+
+def test_balance_loss_is_zero_for_balanced_and_log_v_for_collapsed_concepts():
+    from polymodal.reasoning.strategy import balance_loss
+
+    present = {"a": torch.tensor([True, True, True, False])}
+    balanced = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])  # the absent row is not counted
+    collapsed = torch.tensor([[1.0, 0, 0]] * 3 + [[0, 1, 0]])
+    assert float(balance_loss({"a.x": balanced}, present, {"a.x": "a"})) == pytest.approx(0.0, abs=1e-6)
+    assert float(balance_loss({"a.x": collapsed}, present, {"a.x": "a"})) == pytest.approx(np.log(3), abs=1e-5)
+    with pytest.raises(ValueError, match="strategy.args.balance=-1"):
+        ConceptBottleneckStrategy(balance=-1)
