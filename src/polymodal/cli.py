@@ -179,19 +179,8 @@ def _cmd_eval(run_dir: Path, split: str, allow_changed_table: bool = False) -> i
     from polymodal.engine import evaluate_run
     from polymodal.report.metrics import summarize
 
-    try:
-        with run_splits(run_dir, allow_changed_table=allow_changed_table):  # the rows' splits stored with this run
-            preds = evaluate_run(run_dir, split=split)
-    except RuntimeError as e:  # weights that do not fit the model config.yaml describes: name the files
-        if "loading state_dict" not in str(e):
-            raise
-        from polymodal.engine.build import rebuild_run_model
-        from polymodal.engine.checkpoint import load_checkpoint, load_model_state
-
-        best = run_dir / "checkpoints" / "best"
-        load_model_state(rebuild_run_model(run_dir), load_checkpoint(best).model, best / "model.safetensors",
-                         run_dir / "config.yaml")
-        raise
+    with run_splits(run_dir, allow_changed_table=allow_changed_table):  # the rows' splits stored with this run
+        preds = evaluate_run(run_dir, split=split)  # weights that do not fit config.yaml: the tensors are named
     _print_metrics(f"{split} metrics of {run_dir}:", summarize(preds))
     return 0
 

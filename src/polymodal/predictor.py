@@ -213,10 +213,10 @@ class Predictor:
         """(config, best checkpoint) of the run, read once."""
         if self._model is None:
             from polymodal.config import load_config
-            from polymodal.engine.checkpoint import load_checkpoint
+            from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint
 
             run = self._require_run()
-            self._model = (load_config(run / "config.yaml"), load_checkpoint(run / "checkpoints" / "best"))
+            self._model = (load_config(run / "config.yaml"), load_checkpoint(checkpoint_dir(run)))
         return self._model
 
     def _outputs(self, data: Any, root: str | os.PathLike | None, bad_files: str | None = None):
@@ -224,7 +224,7 @@ class Predictor:
         from lightning_fabric import Fabric
 
         from polymodal.engine.build import build_run_model, build_strategy
-        from polymodal.engine.checkpoint import load_model_state
+        from polymodal.engine.checkpoint import load_model_state, model_file
         from polymodal.engine.data import make_loader
         from polymodal.engine.evaluate import collect_outputs
 
@@ -236,7 +236,7 @@ class Predictor:
         strategy = build_strategy(cfg)
         model = build_run_model(cfg, ds, strategy)
         strategy.setup(model, ds)
-        load_model_state(model, ckpt.model, self._require_run() / "checkpoints" / "best" / "model.safetensors",
+        load_model_state(model, ckpt.model, model_file(self._require_run()),
                          self._require_run() / "config.yaml")
         strategy.load_state_dict(ckpt.strategy)
         fabric = Fabric(accelerator="cpu", devices=1)

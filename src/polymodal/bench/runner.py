@@ -26,7 +26,9 @@ class Job:
 def _param_count(run_dir: Path) -> int | None:
     from safetensors import safe_open
 
-    path = run_dir / "checkpoints" / "best" / "model.safetensors"
+    from polymodal.engine.checkpoint import model_file
+
+    path = model_file(run_dir)
     if not path.is_file():
         return None
     total = 0

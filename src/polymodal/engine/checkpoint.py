@@ -33,10 +33,25 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STRATEGY_FILE = "strategy.safetensors"
+
+
+def checkpoint_dir(run_dir: str | os.PathLike, which: str = "best") -> Path:
+    """``run_dir/checkpoints/<which>``: the one place a run's checkpoint folders are named."""
+    if which not in ("best", "last"):
+        raise ValueError(f"checkpoint {which!r}; expected 'best' or 'last'")
+    return Path(run_dir) / CHECKPOINTS_DIR / which
+
+
+def model_file(run_dir: str | os.PathLike, which: str = "best") -> Path:
+    """The model weights of a run's ``best`` (or ``last``) checkpoint."""
+    return checkpoint_dir(run_dir, which) / MODEL_FILE
+
+
 TRAINING_STATE_KEYS: dict[str, tuple[type, ...]] = {
     "epoch": (int,), "global_step": (int,), "best_metric": (int, float, type(None)),
     "best_epoch": (int, type(None)), "bad_epochs": (int,), "stopped_reason": (str, type(None)),

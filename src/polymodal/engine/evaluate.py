@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from polymodal.config import load_config
 from polymodal.data.schema import Modality
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy
-from polymodal.engine.checkpoint import load_checkpoint, load_model_state
+from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint, load_model_state, model_file
 from polymodal.engine.data import make_eval_loader
 from polymodal.models import MultimodalModel
 from polymodal.report.metrics import (
@@ -255,12 +255,12 @@ def load_predictions(path: str | os.PathLike) -> Predictions | RegressionPredict
 
 def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: str | None):
     """Rebuild ``cfg``'s model, load ``run_dir``'s checkpoint and collect outputs on ``split``."""
-    ckpt = load_checkpoint(run_dir / "checkpoints" / checkpoint)
+    ckpt = load_checkpoint(checkpoint_dir(run_dir, checkpoint))
     datasets = build_datasets(cfg, ["train", split]) if split != "train" else build_datasets(cfg, ["train"])
     strategy = build_strategy(cfg)
     model = build_run_model(cfg, datasets["train"], strategy)
     strategy.setup(model, datasets["train"])
-    load_model_state(model, ckpt.model, run_dir / "checkpoints" / checkpoint / "model.safetensors", run_dir / "config.yaml")
+    load_model_state(model, ckpt.model, model_file(run_dir, checkpoint), run_dir / "config.yaml")
     strategy.load_state_dict(ckpt.strategy)
     fabric = Fabric(accelerator=accelerator or cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision)
     model = fabric.setup_module(model)

@@ -31,6 +31,7 @@ from lightning_fabric.strategies import DDPStrategy
 from polymodal.config import RunConfig, dump_config
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy, check_task
 from polymodal.engine.checkpoint import (
+    CHECKPOINTS_DIR,
     Checkpoint,
     DamagedRunFile,
     check_training_state,
@@ -97,7 +98,7 @@ def train(cfg: RunConfig, *, resume: bool = False) -> TrainResult:
     ``trainer.strategy=ddp`` re-launches the current command line per rank (Fabric's rule): use it
     from a script or the CLI; ``ddp_spawn`` works from anywhere with a picklable config.
     """
-    ckpt_dir = cfg.run_dir / "checkpoints"
+    ckpt_dir = cfg.run_dir / CHECKPOINTS_DIR
     if resume and not ((cfg.run_dir / "config.yaml").is_file() or checkpoint_exists(ckpt_dir / "last")):
         raise FileNotFoundError(
             f"nothing to resume: {cfg.run_dir} is not a run folder (no config.yaml, no checkpoint); check the run "
@@ -134,7 +135,7 @@ class _Run:
     def __init__(self, fabric: Fabric, cfg: RunConfig, resume: bool = False) -> None:
         self.fabric, self.cfg = fabric, cfg
         self.run_dir: Path = cfg.run_dir
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.ckpt_dir = self.run_dir / CHECKPOINTS_DIR
         self.rank0 = fabric.is_global_zero
         t = cfg.trainer
         seed_everything(cfg.seed, deterministic=t.deterministic, num_threads=t.num_threads)

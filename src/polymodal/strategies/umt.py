@@ -76,8 +76,10 @@ def load_teacher(run_dir: str | Path, modality: str, template: nn.Module) -> nn.
     """A frozen copy of ``template`` holding encoder ``modality`` of a finished run's best checkpoint."""
     from safetensors.torch import load_file
 
+    from polymodal.engine.checkpoint import model_file
+
     run_dir = Path(run_dir)
-    path = run_dir / "checkpoints" / "best" / "model.safetensors"
+    path = model_file(run_dir)
     key = f"strategy.args.teachers.{modality}"
     if not path.is_file():
         raise FileNotFoundError(f"{key}: no teacher checkpoint at {path}; {_HOW_TO}")
