@@ -36,6 +36,13 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     return torch.clamp(torch.minimum(up, down), min=0.0).float()
 
 
+def centred_stft(wav: Tensor, n_fft: int, hop_length: int, window: Tensor, who: str) -> Tensor:
+    """Complex STFT (B, n_fft // 2 + 1, 1 + samples // hop) of waveforms (B, samples), centred frames."""
+    if wav.dim() != 2:
+        raise ValueError(f"{who} expects waveforms of shape (B, samples); got {tuple(wav.shape)}")
+    return torch.stft(wav.float(), n_fft, hop_length, window=window, center=True, return_complex=True)
+
+
 @dataclass(frozen=True)
 class LogMelConfig:
     sample_rate: int = 8000
@@ -66,11 +73,7 @@ class LogMel(nn.Module):
         )
 
     def forward(self, wav: Tensor) -> Tensor:
-        if wav.dim() != 2:
-            raise ValueError(f"LogMel expects waveforms of shape (B, samples); got {tuple(wav.shape)}")
-        spec = torch.stft(
-            wav.float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window, center=True, return_complex=True
-        )  # (B, F, T)
+        spec = centred_stft(wav, self.cfg.n_fft, self.cfg.hop_length, self.window, "LogMel")  # (B, F, T)
         power = spec.real.square() + spec.imag.square()
         mel = torch.einsum("bft,fm->bmt", power, self.fbank)
         return torch.log(mel + self.cfg.eps)
@@ -107,11 +110,7 @@ class LogSTFT(nn.Module):
         self.register_buffer("window", torch.hann_window(self.cfg.n_fft), persistent=False)
 
     def forward(self, wav: Tensor) -> Tensor:
-        if wav.dim() != 2:
-            raise ValueError(f"LogSTFT expects waveforms of shape (B, samples); got {tuple(wav.shape)}")
-        spec = torch.stft(
-            wav.float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window, center=True, return_complex=True
-        )  # (B, F, T)
+        spec = centred_stft(wav, self.cfg.n_fft, self.cfg.hop_length, self.window, "LogSTFT")  # (B, F, T)
         return torch.log(spec.abs() + self.cfg.eps)
 
 
