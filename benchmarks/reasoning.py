@@ -13,6 +13,8 @@ Grid (every run trained through the engine, ``polymodal.bench.runner.run_jobs``)
                concept bottleneck with the digits supervised (cbm, joint mode, concept_weight=1)
     compare    avdigits-compare, program (rule compare), label only
     hard       avdigits-sum-hard, program (sum_mod10), label only
+    relsup     avdigits-sum, relation with the digits supervised (cbm, concept_weight=1): the rule
+               must still be learned, from grounded concepts
     pairs      avdigits-sum, program, label only, 300 and 1,200 training pairs (2,400 = the sum runs)
 
 After training, each run's best checkpoint is reloaded to read its concepts: concept accuracy per
@@ -21,7 +23,8 @@ a -> a + c, b -> b - c with the best agreement; relation: a Hungarian matching p
 and the supervised bottleneck: identity), the product of the two concept accuracies, the learned
 table's agreement with the true one (relation), and the accuracy when 10 % / 30 % of the least
 confident test concepts are replaced by the true (aligned) digit. The TFN rows are read from
-benchmarks/results/fusions.json (same profile, at most 20 epochs).
+benchmarks/results/fusions.json (same profile, at most 20 epochs). Each run folder also gets
+``concepts_test.csv``: per test sample, the prediction and each concept's value and probability.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from polymodal.reasoning import (
     best_permutation,
     best_shift,
     concept_outputs,
+    explain,
     intervention_accuracy,
     load_run,
     table_agreement,
@@ -53,6 +57,7 @@ METHODS = {  # name -> (fusion overrides, strategy overrides)
     "program": (("model.fusion=program",), LABEL_ONLY),
     "relation": (("model.fusion=relation",), LABEL_ONLY),
     "cbm-supervised": (("model.fusion=concept_bottleneck",), ("strategy.name=cbm", "strategy.args.concept_weight=1.0")),
+    "relation-supervised": (("model.fusion=relation",), ("strategy.name=cbm", "strategy.args.concept_weight=1.0")),
 }
 RULE = {"avdigits-sum": "sum_mod10", "avdigits-sum-hard": "sum_mod10", "avdigits-compare": "compare"}
 FRACTIONS = (0.0, 0.1, 0.3)
@@ -62,7 +67,9 @@ def jobs_for(groups: list[str], seeds: list[int], epochs: int, lr: float) -> lis
     common = (f"trainer.max_epochs={epochs}", "trainer.patience=null", f"optim.lr={lr}")
     grid: list[tuple[str, str, int | None]] = []  # (dataset, method, pairs)
     if "sum" in groups:
-        grid += [("avdigits-sum", m, None) for m in METHODS]
+        grid += [("avdigits-sum", m, None) for m in ("program", "relation", "cbm-supervised")]
+    if "relsup" in groups:  # the relation head with the digits supervised: does it find the rule then?
+        grid.append(("avdigits-sum", "relation-supervised", None))
     if "compare" in groups:
         grid.append(("avdigits-compare", "program", None))
     if "hard" in groups:
@@ -93,7 +100,7 @@ def analyse(run_dir: Path, dataset: str, method: str) -> dict[str, float]:
         c = best_shift(pred["val"][0], truth["val"][0], pred["val"][1], truth["val"][1])
         perms = [(np.arange(10) + c) % 10, (np.arange(10) - c) % 10]
         res["shift"] = c
-    elif method == "relation":  # Hungarian matching of each modality's latent values to digits on val
+    elif method.startswith("relation"):  # Hungarian matching of each modality's latent values to digits on val
         perms = [best_permutation(pred["val"][i], truth["val"][i], 10) for i in range(2)]
         true_table = as_table("sum_mod10", [10, 10], 10)
         res["rule_table_acc"] = table_agreement(model.fusion.relation_table().detach(), true_table, perms)
@@ -112,7 +119,7 @@ def analyse(run_dir: Path, dataset: str, method: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="sum,compare,hard,pairs")
+    p.add_argument("--only", default="sum,relsup,compare,hard,pairs")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.002)
@@ -138,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             done[j.name]["sec_per_epoch"] = json.loads((runs_dir / j.name / "results.json").read_text())["sec_per_epoch"]
             cache.write_text(json.dumps(done, indent=1))
         per_job[j.name] = done[j.name]
+        table = runs_dir / j.name / "concepts_test.csv"
+        if not table.is_file():  # per-sample explanation: prediction, each concept's value and probability
+            model, splits = load_run(runs_dir / j.name, ["test"])
+            explain(model, splits["test"]).to_csv(table, index=False)
 
     rows: list[ResultRow] = []
     keys = sorted({(j.tags["dataset"], j.tags["method"], j.tags["pairs"]) for j in jobs}, key=str)

@@ -175,7 +175,7 @@ def intervention_accuracy(
     n = len(outs.label)
     n_slots = int(sum(outs.present[mod[k]].sum() for k in keys))
     order = np.argsort(conf, kind="stable")
-    dtype = next(iter(fusion.parameters())).dtype if any(True for _ in fusion.parameters()) else torch.float32
+    dtype = next(fusion.parameters()).dtype  # every concept fusion has its concept heads
     present = {m: torch.from_numpy(v) for m, v in outs.present.items()}
     result = {}
     for f in fractions:
