@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.report.metrics import mean_std
+from polymodal.report.table import markdown_table
 
 OPTIONAL_KEYS = ("variant", "fusion", "missing_rate", "missing_at", "label_budget")
 _METRIC = re.compile(
@@ -148,21 +149,21 @@ def render_markdown(
         f"Each cell: mean +- std (ddof = 1) over n = {common_n} runs (other n marked); "
         "accuracies and macro F1 in %, times in seconds.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|---|" + "---|" * (len(used) + 1) + "---:|" * len(metrics),
     ]
+    body = []
     for by_metric in cells.values():
         row = next(iter(by_metric.values()))
         opts = ["default" if k == "variant" and getattr(row, k) is None else _plain(getattr(row, k)) for k in used]
         vals = [_format_cell(m, by_metric[m].values, common_n) if m in by_metric else "-" for m in metrics]
-        lines.append("| " + " | ".join([_plain(row.method), *opts, _plain(row.dataset), *vals]) + " |")
+        body.append([_plain(row.method), *opts, _plain(row.dataset), *vals])
+    lines += markdown_table(header, body, "l" * (len(used) + 2) + "r" * len(metrics))
     if notes:
         lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
 
 
 def _plain(x: object) -> str:
-    return "-" if x is None else str(x).replace("|", "\\|")
+    return "-" if x is None else str(x)
 
 
 # ----------------------------------------------------------------------------- files

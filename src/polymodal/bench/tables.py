@@ -26,6 +26,7 @@ import numpy as np
 
 from polymodal.bench.compare import paired_bootstrap
 from polymodal.bench.results import OPTIONAL_KEYS, ResultRow, write_results
+from polymodal.report.table import markdown_table
 
 FORMAT = 2
 KEYS = ("variant", "missing_rate", "missing_at")
@@ -127,16 +128,18 @@ def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: li
             "(each draw resamples one set of test samples shared by all seeds and both methods, and resamples "
             f"seeds with replacement). A typical interval's half-width is {np.median(half):.2f} points: "
             "differences smaller than that are not resolved by this table.\n\n"
-            "| method | dataset | condition | difference | 95 % interval | seeds |\n|---|---|---|---:|---|---:|\n"
-            + "\n".join(f"| {x['method']} | {x['dataset']} | {condition(x)} | {100 * x['mean']:+.2f} | "
-                        f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}] | {x['n_seeds']} |" for x in diffs)
+            + "\n".join(markdown_table(
+                ["method", "dataset", "condition", "difference", "95 % interval", "seeds"],
+                [[x["method"], x["dataset"], condition(x), f"{100 * x['mean']:+.2f}",
+                  f"[{100 * x['ci95'][0]:+.2f}, {100 * x['ci95'][1]:+.2f}]", x["n_seeds"]] for x in diffs], "lllrlr"))
         )
     if realised:
         parts.append(
             "Realised missing rates (fraction of (sample, modality) slots missing, mean over seeds):\n\n"
-            "| method | dataset | condition | train | val | test |\n|---|---|---|---:|---:|---:|\n"
-            + "\n".join(f"| {x['method']} | {x['dataset']} | {condition(x)} | {x['train']:.3f} | {x['val']:.3f} | "
-                        f"{x['test']:.3f} |" for x in realised)
+            + "\n".join(markdown_table(
+                ["method", "dataset", "condition", "train", "val", "test"],
+                [[x["method"], x["dataset"], condition(x), *(f"{x[k]:.3f}" for k in ("train", "val", "test"))]
+                 for x in realised], "lllrrr"))
         )
     if extra_notes:
         parts.append(extra_notes.strip())

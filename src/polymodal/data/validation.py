@@ -69,11 +69,12 @@ class ValidationReport:
     def to_markdown(self) -> str:
         if not self.problems:
             return f"Dataset check of {self.source}: no problems found.\n"
+        from polymodal.report.table import markdown_table
+
+        rows = [[p.severity, p.check, p.column or "-", p.count, p.detail.replace("|", "/"), ", ".join(p.examples)]
+                for p in sorted(self.problems, key=lambda p: (_ORDER[p.severity], p.check, p.column))]
         lines = [f"Dataset check of {self.source}:", "",
-                 "| severity | check | column | count | detail | examples |", "|---|---|---|---:|---|---|"]
-        for p in sorted(self.problems, key=lambda p: (_ORDER[p.severity], p.check, p.column)):
-            ex = ", ".join(e.replace("|", "\\|") for e in p.examples)
-            lines.append(f"| {p.severity} | {p.check} | {p.column or '-'} | {p.count} | {p.detail.replace('|', '/')} | {ex} |")
+                 *markdown_table(["severity", "check", "column", "count", "detail", "examples"], rows, "lllrll")]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:

@@ -47,6 +47,7 @@ from polymodal.report.plots import (
     plot_regression_scatter,
     plot_reliability,
 )
+from polymodal.report.table import markdown_table
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "predictions_test.npz", "provenance.json")
 FIGURES = {"curves": "learning_curves.png", "grad": "grad_norms.png", "reliability": "reliability_test.png",
@@ -180,15 +181,9 @@ def _num(x: object, fmt: str = ".4f") -> str:
     return format(x, fmt) if _is_number(x) else "n/a"
 
 
-def _cell(x: object) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """Markdown table; first column left-aligned, the others right-aligned."""
-    lines = ["| " + " | ".join(_cell(c) for c in header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(markdown_table(header, rows))
 
 
 def _modalities(results: dict[str, Any], suffixes: tuple[str, ...] = ("_acc",)) -> list[str]:
