@@ -120,9 +120,11 @@ def accuracy(y_true: np.ndarray | Sequence[int], probs_or_pred: np.ndarray | Seq
 
 
 def confusion_matrix(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], num_classes: int) -> np.ndarray:
-    """Counts (C, C) int64: rows are true classes, columns predicted classes."""
+    """Counts (C, C) int64: rows are true classes, columns predicted classes (scikit-learn's)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
     t, p = _pair(y_true, y_pred, num_classes)
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return sk_confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def per_class_report(
@@ -131,30 +133,30 @@ def per_class_report(
     """Per-class ``precision``, ``recall``, ``f1`` (float64, (C,)) and ``support`` (int64, (C,)).
 
     Support counts true samples of each class. A ratio whose denominator is 0 (a class never
-    predicted, or never present) is 0.0, as scikit-learn's ``zero_division=0``.
+    predicted, or never present) is 0.0: scikit-learn's ``precision_recall_fscore_support`` with
+    ``zero_division=0``.
     """
-    cm = confusion_matrix(y_true, y_pred, num_classes)
-    tp = np.diag(cm).astype(np.float64)
-    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+    from sklearn.metrics import precision_recall_fscore_support
+
+    t, p = _pair(y_true, y_pred, num_classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        t, p, labels=np.arange(num_classes), zero_division=0
+    )
+    return {"precision": precision.astype(np.float64), "recall": recall.astype(np.float64),
+            "f1": f1.astype(np.float64), "support": support.astype(np.int64)}
 
 
 def macro_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], num_classes: int) -> float:
     """Unweighted mean of per-class F1 over the classes that occur in ``y_true`` or ``y_pred``.
 
-    Classes absent from both are left out of the mean (scikit-learn's default ``labels``: the
-    classes present), so a small evaluation split that lacks a class is not penalised for it.
+    Classes absent from both are left out of the mean (scikit-learn's ``f1_score(average="macro")``
+    with its default ``labels``: the classes present), so a small evaluation split that lacks a class is
+    not penalised for it.
     """
+    from sklearn.metrics import f1_score
+
     t, p = _pair(y_true, y_pred, num_classes)
-    f1 = per_class_report(t, p, num_classes)["f1"]
-    seen = np.zeros(num_classes, dtype=bool)
-    seen[t] = True
-    seen[p] = True
-    return float(f1[seen].mean())
+    return float(f1_score(t, p, average="macro", labels=np.union1d(t, p), zero_division=0))
 
 
 def reliability_bins(y_true: np.ndarray | Sequence[int], probs: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
