@@ -13,6 +13,7 @@ Grid (every run trained through the engine, ``polymodal.bench.runner.run_jobs``)
                concept bottleneck with the digits supervised (cbm, joint mode, concept_weight=1)
     compare    avdigits-compare, program (rule compare), label only
     hard       avdigits-sum-hard, program (sum_mod10), label only
+    hardsup    avdigits-sum-hard, program with the digits supervised (cbm, concept_weight=1)
     relsup     avdigits-sum, relation with the digits supervised (cbm, concept_weight=1): the rule
                must still be learned, from grounded concepts
     pairs      avdigits-sum, program, label only, 300 and 1,200 training pairs (2,400 = the sum runs)
@@ -58,9 +59,11 @@ METHODS = {  # name -> (fusion overrides, strategy overrides)
     "relation": (("model.fusion=relation",), LABEL_ONLY),
     "cbm-supervised": (("model.fusion=concept_bottleneck",), ("strategy.name=cbm", "strategy.args.concept_weight=1.0")),
     "relation-supervised": (("model.fusion=relation",), ("strategy.name=cbm", "strategy.args.concept_weight=1.0")),
+    "program-supervised": (("model.fusion=program",), ("strategy.name=cbm", "strategy.args.concept_weight=1.0")),
 }
 RULE = {"avdigits-sum": "sum_mod10", "avdigits-sum-hard": "sum_mod10", "avdigits-compare": "compare"}
 FRACTIONS = (0.0, 0.1, 0.3)
+COLUMNS = ("fused_acc", "audio_concept_acc", "image_concept_acc", "concept_product_acc", "rule_table_acc", "sec_per_epoch")
 
 
 def jobs_for(groups: list[str], seeds: list[int], epochs: int, lr: float) -> list[Job]:
@@ -74,12 +77,14 @@ def jobs_for(groups: list[str], seeds: list[int], epochs: int, lr: float) -> lis
         grid.append(("avdigits-compare", "program", None))
     if "hard" in groups:
         grid.append(("avdigits-sum-hard", "program", None))
+    if "hardsup" in groups:  # the corrupted sum with the digits supervised
+        grid.append(("avdigits-sum-hard", "program-supervised", None))
     if "pairs" in groups:
         grid += [("avdigits-sum", "program", n) for n in (300, 1200)]
     jobs = []
     for ds, method, pairs in grid:
         fusion, strategy = METHODS[method]
-        rule = (f"model.fusion_args.rule={RULE[ds]}",) if method == "program" else ()
+        rule = (f"model.fusion_args.rule={RULE[ds]}",) if method.startswith("program") else ()
         subset = () if pairs is None else (f"data.split_options.train.pairs={pairs}",)
         for seed in seeds:
             name = f"{ds}-{method}" + ("" if pairs is None else f"-pairs{pairs}") + f"-seed{seed}"
@@ -119,7 +124,7 @@ def analyse(run_dir: Path, dataset: str, method: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="sum,relsup,compare,hard,pairs")
+    p.add_argument("--only", default="sum,relsup,compare,hard,hardsup,pairs")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.002)
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         if not got:
             continue
         kw = {"variant": method, "label_budget": pairs or 2400}
-        for metric in ("fused_acc", "audio_concept_acc", "image_concept_acc", "concept_product_acc", "rule_table_acc", "sec_per_epoch"):
+        for metric in COLUMNS:
             vals = [g[metric] for g in got if metric in g]
             if vals:
                 rows.append(ResultRow("cbm", ds, metric, vals, **kw))
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "concept accuracies after aligning latent concepts to digits on val",
         command=command.strip(),
         out_dir=args.out,
-        columns=["fused_acc", "audio_concept_acc", "image_concept_acc", "concept_product_acc", "rule_table_acc", "sec_per_epoch"],
+        columns=[c for c in COLUMNS if any(r.metric == c for r in rows)],
         title="Reasoning through concepts on AV-digits",
         notes=NOTES,
     )
@@ -190,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
 NOTES = """\
 method `cbm` = the cbm strategy (docs/reasoning.md); variant = the fusion: `program` (known rule,
 exact), `relation` (learned table), trained from the task label alone (no digit labels, balance=1);
-`cbm-supervised` = concept bottleneck with the digits supervised (joint mode, concept_weight=1).
+`cbm-supervised` = concept bottleneck with the digits supervised (joint mode, concept_weight=1);
+`relation-supervised` / `program-supervised` = those fusions with the digits supervised the same way.
 `+intervene-k%`: the same models with the k % least confident test concepts replaced by the true digit.
 label_budget = training pairs. Concept accuracies: test, after aligning each model's latent concepts to
-digits on validation (program on a sum: the best cyclic shift; relation: Hungarian matching; compare and
-the supervised bottleneck: none). concept_product_acc = audio x image concept accuracy (what the fused
+digits on validation (program on a sum from the label alone: the best cyclic shift; relation: Hungarian
+matching; compare and the supervised models: none). concept_product_acc = audio x image concept accuracy (what the fused
 accuracy would be if the rule were applied to the argmax concepts with independent errors).
 rule_table_acc = fraction of the 100 digit pairs whose learned class (argmax of the relation table at the
 aligned concepts) is the true (a + b) mod 10. `joint / tfn (fusions.md)`: the best fusion of
