@@ -48,6 +48,8 @@ MODELS = {"default": None, "resnet18": str(ROOT / "configs" / "avdigits_mla_resn
 
 def _config(model: str, strategy: str, steps: int, threads: int, out: Path, extra: list[str]) -> RunConfig:
     fusion = ["model.fusion=shared_head"] if strategy == "mla" else ["model.fusion=late"]
+    if strategy != "mla":  # the ResNet-18 config's strategy.args are MLA's
+        fusion.append("strategy.args={}")
     return load_config(MODELS[model], [
         f"strategy.name={strategy}", *fusion, "trainer.max_epochs=2", f"trainer.max_steps_per_epoch={steps}",
         "trainer.patience=null", "trainer.progress=false", f"trainer.num_threads={threads}", f"out_dir={out}",

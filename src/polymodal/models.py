@@ -20,6 +20,7 @@ class ModelOutput:
     logits: Tensor  # (B, C) fused logits
     per_modality: dict[str, Tensor] | None  # name -> (B, C), when the fusion yields them
     features: dict[str, Tensor]  # name -> what the encoder gave the fusion
+    concepts: dict[str, Tensor] | None = None  # concept key -> (B, V) probabilities (concept fusions)
 
 
 class MultimodalModel(nn.Module):
@@ -89,7 +90,7 @@ class MultimodalModel(nn.Module):
             out: FusionOutput = self.fusion(feats, present, sequence_mask=masks)
         else:
             out = self.fusion(feats, present)
-        return ModelOutput(out.logits, out.per_modality, feats)
+        return ModelOutput(out.logits, out.per_modality, feats, out.concepts)
 
 
 def build_model(

@@ -51,3 +51,23 @@ def test_short_real_training_through_the_cli_beats_chance(tmp_path, capsys):
     table = explain(model, test)
     assert len(table) == len(test) and {"prediction", "audio.concept", "audio.concept_prob", "image.concept"} <= set(table.columns)
     assert (table["prediction"] == outs.logits.argmax(1)).all()
+
+
+def test_predictions_file_and_report_carry_the_predicted_concepts(tmp_path, capsys):
+    from polymodal.report.metrics import load_predictions
+
+    args = ["train", "data.dataset=avdigits-sum", "model.fusion=program", "model.fusion_args.rule=sum_mod10",
+            "strategy.name=cbm", "trainer.max_epochs=1", "trainer.max_steps_per_epoch=3", f"out_dir={tmp_path}",
+            "name=concepts", *SHORT]
+    assert main(args) == 0, capsys.readouterr().err
+    run = tmp_path / "concepts"
+    pred = load_predictions(run / "predictions_test.npz")
+    assert set(pred.concepts) == {"audio.concept", "image.concept"}
+    model, datasets = load_run(run, ["test"])
+    outs = concept_outputs(model, datasets["test"])
+    order = np.argsort(pred.index)
+    for key, p in pred.concepts.items():
+        assert p.shape == (len(datasets["test"]), 10)
+        np.testing.assert_allclose(p[order], outs.probs[key], atol=1e-5)
+    report = (run / "report.md").read_text()
+    assert "## Concepts (test)" in report and "| audio.concept | 300 |" in report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class EvalOutputs:
     per_modality: name -> (N, C) logits with every other modality absent; missing when unavailable
     present:      name -> (N,) bool, whether the modality was present in the sample
     task:         "classification" or "regression"; by default what ``label`` says (float -> regression)
+    concepts:     concept key -> (N, V) probabilities, from fusions that reason through concepts
     """
 
     index: np.ndarray
@@ -55,6 +56,7 @@ class EvalOutputs:
     per_modality: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
     task: str | None = None
+    concepts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task is None:
@@ -93,7 +95,10 @@ def collect_outputs(
     failed: dict[str, str] = {}
     for batch in loader:
         batch.validate(schema)
-        rows = {"index": batch.index, "label": batch.label, "logits": strategy.predict(model, batch).logits.float()}
+        fused = strategy.predict(model, batch)
+        rows = {"index": batch.index, "label": batch.label, "logits": fused.logits.float()}
+        for key, p in (getattr(fused, "concepts", None) or {}).items():
+            rows[f"concept/{key}"] = p.float()
         for m in names:
             rows[f"present/{m}"] = batch.present[m]
             if m in failed:
@@ -132,6 +137,7 @@ def collect_outputs(
         per_modality={m: pick[f"per/{m}"].astype(np.float32) for m in names if f"per/{m}" in pick},
         present={m: pick[f"present/{m}"].astype(bool) for m in names},
         task=task,
+        concepts={k[len("concept/"):]: v.astype(np.float32) for k, v in pick.items() if k.startswith("concept/")},
     )
 
 
@@ -199,6 +205,7 @@ def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predi
         index=out.index,
         class_names=tuple(class_names),
         present=dict(out.present),
+        concepts=dict(out.concepts),
     )
 
 
@@ -234,6 +241,8 @@ def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tup
         arrays[f"probs_{m}"] = p
     for m, p in out.present.items():
         arrays[f"present_{m}"] = p
+    for key, p in out.concepts.items():
+        arrays[f"concept_{key}"] = p
     np.savez_compressed(path, **arrays)
 
 
@@ -250,6 +259,7 @@ def load_predictions(path: str | os.PathLike) -> Predictions | RegressionPredict
             index=z["index"],
             class_names=tuple(str(c) for c in z["class_names"]),
             present={m: z[f"present_{m}"].astype(bool) for m in modalities if f"present_{m}" in z},
+            concepts={k[len("concept_"):]: z[k] for k in z.files if k.startswith("concept_")},
         )
 
 

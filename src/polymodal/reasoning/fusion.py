@@ -97,7 +97,8 @@ class ConceptFusion(Fusion):
         raise NotImplementedError
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        return FusionOutput(self.reason(self.concept_probs(features, present), present))
+        probs = self.concept_probs(features, present)
+        return FusionOutput(self.reason(probs, present), concepts=probs)
 
     def _marginalised(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> list[Tensor]:
         """Each concept's distribution, the uniform prior where its modality is absent."""

@@ -276,7 +276,30 @@ def _class_section(pred: Predictions, run_dir: Path) -> list[str]:
         for c in range(num_classes)
     ]
     out += ["Per-class report:", "", _table(["class", "precision", "recall", "F1", "support"], rows), ""]
-    return out
+    return out + _concept_section(pred)
+
+
+def _concept_section(pred: Predictions) -> list[str]:
+    """Predicted concepts (fusions that reason through concepts): per concept, the rows where its
+    modality is present, the mean confidence of the predicted value, the share of rows below 0.5, and the
+    most frequent predicted values; per-sample values are in ``predictions_test.npz`` (``concept_<key>``)."""
+    if not pred.concepts:
+        return []
+    rows = []
+    for key, p in pred.concepts.items():
+        p = np.asarray(p, dtype=np.float64)
+        here = np.asarray(pred.present.get(key.split(".", 1)[0], np.ones(len(p), dtype=bool)), dtype=bool)
+        if not here.any():
+            rows.append([key, "0", "n/a", "n/a", "-"])
+            continue
+        conf, value = p[here].max(axis=1), p[here].argmax(axis=1)
+        counts = np.bincount(value, minlength=p.shape[1])
+        top = ", ".join(f"{v} ({100 * counts[v] / here.sum():.0f} %)" for v in np.argsort(-counts, kind="stable")[:3])
+        rows.append([key, str(int(here.sum())), f"{conf.mean():.3f}", f"{100 * np.mean(conf < 0.5):.1f} %", top])
+    return ["## Concepts (test)", "",
+            "What each modality's concept head predicts on the test rows where the modality is present; "
+            "per-sample concept probabilities are in `predictions_test.npz` (`concept_<key>`).", "",
+            _table(["concept", "rows", "mean confidence", "confidence < 0.5", "most predicted values"], rows), ""]
 
 
 def _regression_section(pred: RegressionPredictions) -> list[str]:

@@ -36,6 +36,7 @@ class Predictions:
     index: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
     present: dict[str, np.ndarray] = field(default_factory=dict)
+    concepts: dict[str, np.ndarray] = field(default_factory=dict)  # concept key -> (N, V) probabilities
     task: ClassVar[str] = "classification"
 
 
@@ -345,6 +346,8 @@ def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path
             arrays["class_names"] = np.asarray(pred.class_names, dtype=str)
         for name, rows in pred.present.items():
             arrays[f"present_{name}"] = np.asarray(rows, dtype=bool)
+        for key, p in pred.concepts.items():
+            arrays[f"concept_{key}"] = np.asarray(p)
     arrays["index"] = np.asarray(pred.index) if pred.index is not None else np.arange(len(arrays["y_true"]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -372,7 +375,9 @@ def load_predictions(path: str | Path) -> Predictions | RegressionPredictions:
         index = z["index"] if "index" in z.files else None
         names = tuple(str(c) for c in z["class_names"]) if "class_names" in z.files else ()
         present = {k[len("present_"):]: z[k].astype(bool) for k in z.files if k.startswith("present_")}
-    return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names, present=present)
+        concepts = {k[len("concept_"):]: z[k] for k in z.files if k.startswith("concept_")}
+    return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names, present=present,
+                       concepts=concepts)
 
 
 

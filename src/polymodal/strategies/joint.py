@@ -26,6 +26,8 @@ def masked_cross_entropy(logits: Tensor, label: Tensor, rows: Tensor, weight: Te
     if not bool(rows.any()):
         return logits.sum() * 0.0
     w = None if weight is None else weight.to(logits.device, logits.dtype)
+    if bool(rows.all()):  # the common case: no copy of the selected rows (the same numbers)
+        return F.cross_entropy(logits, label, weight=w)
     return F.cross_entropy(logits[rows], label[rows], weight=w)
 
 
