@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in read_results(fusions)[2]:
             if r.dataset == "avdigits-sum" and r.fusion == "tfn" and r.metric in ("fused_acc", "sec_per_epoch"):
                 rows.append(ResultRow("joint", r.dataset, r.metric, r.values, variant="tfn (fusions.md)", label_budget=2400))
-    command = "python benchmarks/reasoning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    # the command that reproduces the table (--no-train only re-tabulates finished runs, so it is left out)
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--no-train", "--train")]
+    command = "python benchmarks/reasoning.py " + " ".join(given)
     js, md = write_results(
         "reasoning",
         rows,
