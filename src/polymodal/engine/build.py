@@ -77,8 +77,9 @@ def build_strategy(cfg: RunConfig) -> Strategy:
 
 
 def build_run_model(cfg: RunConfig, dataset: MultimodalDataset, strategy: Strategy) -> MultimodalModel:
-    """Encoders + fusion for ``dataset``'s schema; the fusion defaults to the strategy's choice."""
-    return build_model(
+    """Encoders + fusion for ``dataset``'s schema; the fusion defaults to the strategy's choice.
+    ``trainer.channels_last`` puts the model in channels_last memory format (see MultimodalModel)."""
+    model = build_model(
         dataset.schema,
         dataset.num_outputs,
         fusion=cfg.model.fusion or strategy.default_fusion,
@@ -86,6 +87,9 @@ def build_run_model(cfg: RunConfig, dataset: MultimodalDataset, strategy: Strate
         encoders=cfg.model.encoders,
         width=cfg.model.width,
     )
+    if cfg.trainer.channels_last:
+        model.use_channels_last()
+    return model
 
 
 def rebuild_run_model(run_dir: str | os.PathLike) -> MultimodalModel:
