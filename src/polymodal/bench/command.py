@@ -203,7 +203,7 @@ def run_bench(
                 f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}"
                 f"{'; missing at test: the model trained on complete data, evaluated under the mask' if derived else ''}")
     return write_tables(out, records, protocol=protocol, command=command or "polymodal bench", baseline=baseline,
-                        realised=realised, log=log)
+                        realised=realised)
 
 
 def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str, seed: int,

@@ -83,7 +83,8 @@ def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list
     for r in runs:
         key = _group_key(r)
         if key not in by_group:
-            by_group[key], _ = {}, order.append(key)
+            by_group[key] = {}
+            order.append(key)
         if r.get("test_correct") is not None:
             by_group[key][int(r["seed"])] = decode_correct(r["test_correct"], f"run {r['method']} seed {r['seed']}")
     out = []
@@ -148,7 +149,7 @@ def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: li
 
 def write_tables(
     out: Path, runs: list[dict[str, Any]], *, protocol: str, command: str, baseline: str = "joint",
-    realised: list[dict[str, Any]] | None = None, notes: str = "", log: Callable[[str], None] = print,
+    realised: list[dict[str, Any]] | None = None, notes: str = "",
 ) -> dict[str, Path]:
     """Write ``OUT.md``, ``OUT.json`` (with the run records), ``OUT.csv`` and ``OUT.png`` from run records."""
     if not runs:
@@ -203,7 +204,7 @@ def recompute(json_path: str | Path, log: Callable[[str], None] = print) -> dict
     before = _values_by_key(doc.get("rows", []))
     paths = write_tables(path.parent / path.stem, runs, protocol=doc.get("protocol", ""), command=doc.get("command", ""),
                          baseline=doc.get("baseline", "joint"), realised=doc.get("realised_missing_rates"),
-                         notes=doc.get("notes", ""), log=log)
+                         notes=doc.get("notes", ""))
     after = json.loads(paths["json"].read_text())
     changed = [k for k, v in _values_by_key(after["rows"]).items() if k in before and not np.allclose(before[k], v)]
     if changed:

@@ -264,11 +264,9 @@ def remove_unfinished_run(run_dir: str | os.PathLike) -> None:
     lock (then :class:`RunLocked`)."""
     run_dir = Path(run_dir)
     info = read_lock(run_dir)
-    if info is not None:
-        if info and info.get("host") == _host() and not _alive(info):
-            pass  # stale: a killed run
-        else:
-            raise _refusal(run_dir, info or {"pid": "?", "host": "?", "started": "?"}, "")
+    stale = bool(info) and info.get("host") == _host() and not _alive(info)  # the lock of a killed run
+    if info is not None and not stale:
+        raise _refusal(run_dir, info or {"pid": "?", "host": "?", "started": "?"}, "")
     shutil.rmtree(run_dir)
 
 

@@ -21,6 +21,7 @@ presence flag. Absent feature slots are never read (``torch.where`` before the h
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,9 +93,9 @@ class ConceptFusion(Fusion):
     def concept_probs(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.softmax(-1) for k, v in self.concept_logits(features, present).items()}
 
+    @abstractmethod
     def reason(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         """Label logits (B, C) from concept probabilities (key -> (B, V)) and the presence mask."""
-        raise NotImplementedError
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         probs = self.concept_probs(features, present)
