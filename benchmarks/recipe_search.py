@@ -8,11 +8,13 @@ over the three seeds. Test accuracy is reported beside it and is never used to c
 ordinary run folders under ``--runs-dir`` and finished ones are reused, so an interrupted search
 resumes. Writes benchmarks/results/recipe_search.md and .json.
 
-    python benchmarks/recipe_search.py [--methods joint,unimodal,mla] [--grid full|small] [--processes 2]
+    python benchmarks/recipe_search.py [--methods joint,unimodal,mla] [--grid full|medium|small] [--processes 2]
 
 The grid (``full``): SGD (momentum 0.9) at lr 0.01, 0.03, 0.1 and AdamW at lr 5e-4, 2e-3, 5e-3, each
 with a cosine or a constant schedule, for 20 or 40 epochs (24 recipes per method), weight decay 1e-4,
 batch 64, early stopping with patience 5 on validation, on avdigits-hard with the default encoders.
+``medium`` keeps the six optimiser/lr pairs with the cosine schedule and 20 epochs (6 recipes per
+method); ``small`` is a two-recipe smoke grid.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 GRIDS = {
     "full": {"opt": [("sgd", 0.01), ("sgd", 0.03), ("sgd", 0.1), ("adamw", 5e-4), ("adamw", 2e-3), ("adamw", 5e-3)],
              "scheduler": ["cosine", "none"], "epochs": [20, 40]},
+    "medium": {"opt": [("sgd", 0.01), ("sgd", 0.05), ("sgd", 0.1), ("adamw", 1e-3), ("adamw", 2e-3), ("adamw", 5e-3)],
+               "scheduler": ["cosine"], "epochs": [20]},
     "small": {"opt": [("sgd", 0.05), ("adamw", 2e-3)], "scheduler": ["cosine"], "epochs": [20]},
 }
 FUSION = {"mla": "shared_head"}
