@@ -5,6 +5,7 @@
     polymodal eval RUN_DIR [--split test] [--allow-changed-table]
     polymodal predict RUN_DIR --manifest new.csv --out predictions.csv [--bad-files skip]
     polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
+    polymodal index add PATHS --index DIR --model TOWER | search --index DIR "text" | serve --index DIR
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
+
+    from polymodal.coordinated.cli import add_parsers  # index / search / serve (docs/search.md)
+
+    add_parsers(sub)
     return p
 
 
@@ -226,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root, ns.bad_files)
         if ns.command == "bench":
             return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
+        if ns.command in ("index", "search", "serve"):
+            from polymodal.coordinated.cli import run
+
+            return run(ns)
     except (ConfigError, KeyError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

@@ -1,0 +1,546 @@
+"""A persistent, incremental vector index over media files, on FAISS (docs/search.md, "The index format").
+
+On disk an index is a folder::
+
+    manifest.json          what the index holds: model id, dimension, shards, removed rows, ANN file
+    shard-000001.npy       (rows, dim) float32 L2-normalised vectors, written once, never changed
+    shard-000001.jsonl     one JSON line per row: path, content hash, modality, timestamp
+    ivf-000007.faiss       the trained IVF index (only past ``ivf_threshold`` live rows)
+    lock                   held (flock) by the one process that writes
+
+Row ids are row numbers across the shards in order. Adding writes a new shard; removing appends row
+ids to ``removed`` in the manifest. Every write goes to a temporary file that is fsync'ed and renamed
+into a name no manifest has used yet; the manifest is replaced last (atomic rename, then the folder is
+fsync'ed). A process killed at any moment therefore leaves the previous manifest and every file it
+names intact: the index loads as it was at the last commit, and the next writer deletes the leftovers.
+
+Search is exact (``IndexFlatIP``: inner product = cosine on unit vectors) until the index holds
+``ivf_threshold`` live rows; past it an ``IndexIVFFlat`` is trained (``nlist`` cells, ``nprobe``
+probed per query, see :func:`ivf_params`) and re-trained when the collection has grown four-fold
+since. The vectors in the shards stay the source of truth: the IVF file may lag behind the manifest
+(rows added since it was saved are added on load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "polymodal-index"
+VERSION = 1
+MANIFEST = "manifest.json"
+DEFAULT_IVF_THRESHOLD = 50_000
+
+
+class IndexError_(Exception):
+    """Base class of index errors (named with a trailing underscore: ``IndexError`` is a builtin)."""
+
+
+class ModelMismatchError(IndexError_, ValueError):
+    """Vectors of one embedding model offered to an index built with another."""
+
+
+class IndexFormatError(IndexError_, ValueError):
+    """A folder that is not a polymodal index, or one whose files do not agree with its manifest."""
+
+
+def ivf_params(n: int) -> tuple[int, int]:
+    """(nlist, nprobe) for ``n`` vectors: nlist ~ 4 sqrt(n) rounded to a power of two, nprobe = nlist / 256 (>= 8).
+
+    At 1e6 clustered vectors of width 256 this gives (4096, 16), which benchmarks/results/index_scaling.md
+    measures against exact search.
+    """
+    nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(max(n, 1)))))
+    return nlist, max(8, nlist // 256)
+
+
+def build_ivf(vectors: np.ndarray, ids: np.ndarray, nlist: int, *, train_size: int | None = None, seed: int = 0) -> Any:
+    """A trained ``IndexIVFFlat`` (inner product) holding ``vectors`` under ``ids``.
+
+    k-means is trained on at most ``train_size`` (default 64 * nlist) rows drawn with ``seed``.
+    """
+    import faiss
+
+    n, dim = vectors.shape
+    if n < nlist:
+        raise ValueError(f"an IVF index with nlist={nlist} cells needs at least {nlist} vectors; got {n}")
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    take = min(n, train_size or 64 * nlist)
+    sample = vectors if take == n else vectors[np.random.default_rng(seed).choice(n, take, replace=False)]
+    index.cp.seed = seed
+    index.cp.niter = 20
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the indexed file, its score (inner product of unit vectors) and where in it."""
+
+    path: str
+    score: float
+    modality: str
+    timestamp: float | None
+    content_hash: str
+    row: int
+
+
+@dataclass
+class AddReport:
+    """What an :meth:`Index.add` did, file by file."""
+
+    added: list[str] = field(default_factory=list)  # newly embedded files
+    copied: list[str] = field(default_factory=list)  # same content already indexed under another path
+    unchanged: list[str] = field(default_factory=list)  # same path, same content: nothing to do
+    replaced: list[str] = field(default_factory=list)  # same path, new content: old rows removed
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    rows: int = 0  # vectors written
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through ``write(f)`` to a temporary beside ``path``, fsync it, rename it to ``path``."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, mode) as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Index:
+    """A folder of vectors and metadata with a FAISS search structure (see the module docstring).
+
+    Open with :meth:`open` (existing) or :meth:`create`; :meth:`open_or_create` does either. Reading
+    (search) needs no lock; :meth:`add` and :meth:`remove` hold the folder's lock while they write.
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self._load()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(
+        cls, root: str | os.PathLike, model_id: str, dim: int, *, model_spec: str | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD, nprobe: int | None = None,
+    ) -> Index:
+        """A new empty index in ``root`` (created; it must not already hold an index)."""
+        root = Path(root).expanduser().resolve()
+        if (root / MANIFEST).exists():
+            raise FileExistsError(f"{root} already holds an index; open it with Index.open")
+        if dim < 1:
+            raise ValueError(f"index dimension must be >= 1; got {dim}")
+        if ivf_threshold < 256:
+            raise ValueError(f"ivf_threshold={ivf_threshold}: an IVF index needs at least 256 vectors to train")
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT, "version": VERSION, "model_id": model_id, "model_spec": model_spec, "dim": int(dim),
+            "generation": 0, "shards": [], "removed": [], "roots": [], "ivf_threshold": int(ivf_threshold),
+            "nprobe": nprobe, "ann": None, "updated": time.time(),
+        }
+        index = cls(root, manifest)
+        with index._locked():
+            index._commit()
+        return index
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Index:
+        """The index in ``root`` as of its last complete commit."""
+        root = Path(root).expanduser().resolve()
+        path = root / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{root} holds no index ({MANIFEST} missing); build one with `polymodal index add PATHS --index {root} "
+                "--model MODEL`"
+            )
+        try:
+            manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise IndexFormatError(f"{path} is not valid JSON ({e}); the index is damaged") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexFormatError(f"{path} is not a polymodal index manifest (no \"format\": \"{FORMAT}\")")
+        if manifest.get("version") != VERSION:
+            raise IndexFormatError(f"{path}: index format version {manifest.get('version')}; this polymodal reads {VERSION}")
+        return cls(root, manifest)
+
+    @classmethod
+    def open_or_create(cls, root: str | os.PathLike, model_id: str, dim: int, **kwargs: Any) -> Index:
+        """Open the index in ``root``, or create it when absent; an existing one must have this model id."""
+        if (Path(root).expanduser() / MANIFEST).is_file():
+            index = cls.open(root)
+            index.check_model(model_id)
+            return index
+        return cls.create(root, model_id, dim, **kwargs)
+
+    def _load(self) -> None:
+        m = self.manifest
+        self.model_id: str = m["model_id"]
+        self.dim: int = int(m["dim"])
+        vecs, meta = [], []
+        for shard in m["shards"]:
+            v = np.load(self.root / shard["vectors"])
+            rows = [json.loads(line) for line in (self.root / shard["meta"]).read_text().splitlines() if line]
+            if v.shape != (shard["rows"], self.dim) or len(rows) != shard["rows"] or v.dtype != np.float32:
+                raise IndexFormatError(
+                    f"{self.root}: shard {shard['vectors']} holds {v.shape} {v.dtype} vectors and {len(rows)} metadata rows; "
+                    f"the manifest promises ({shard['rows']}, {self.dim}) float32"
+                )
+            vecs.append(v)
+            meta.extend(rows)
+        self.vectors = np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
+        self.meta: list[dict[str, Any]] = meta
+        self.removed: set[int] = set(m["removed"])
+        self._by_path: dict[str, list[int]] = {}
+        self._by_hash: dict[str, list[int]] = {}
+        for i, row in enumerate(meta):
+            if i not in self.removed:
+                self._by_path.setdefault(row["path"], []).append(i)
+                self._by_hash.setdefault(row["hash"], []).append(i)
+        self._ann: Any = None  # built lazily by _search_structure
+        self._flat_ids: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ facts
+
+    def __len__(self) -> int:
+        """Live vectors (removed rows not counted)."""
+        return len(self.meta) - len(self.removed)
+
+    @property
+    def paths(self) -> list[str]:
+        """Indexed files (resolved paths), sorted."""
+        return sorted(self._by_path)
+
+    @property
+    def roots(self) -> list[str]:
+        """Folders the indexed files were added from (files outside them are never served)."""
+        return list(self.manifest["roots"])
+
+    @property
+    def kind(self) -> str:
+        """``flat`` (exact) or ``ivf`` (approximate), what a search uses now."""
+        return "ivf" if self.manifest["ann"] else "flat"
+
+    def contains(self, path: str | os.PathLike) -> bool:
+        return str(Path(path).resolve()) in self._by_path
+
+    def check_model(self, model_id: str) -> None:
+        """Raise :class:`ModelMismatchError` unless ``model_id`` is the index's."""
+        if model_id != self.model_id:
+            spec = self.manifest.get("model_spec")
+            raise ModelMismatchError(
+                f"index {self.root} was built with model {self.model_id!r}"
+                f"{f' (--model {spec})' if spec else ''}; vectors of {model_id!r} live in another embedding space "
+                "and cannot be compared with it: search with the index's own model, or build a new index for this one"
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The folder's writer lock; the manifest is re-read under it so two writers never lose each other's rows."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"another process is writing to the index {self.root}; wait for it to finish") from None
+            try:
+                current = self.root / MANIFEST
+                if current.is_file():
+                    on_disk = json.loads(current.read_text())
+                    if on_disk.get("generation") != self.manifest.get("generation"):
+                        self.manifest = on_disk
+                        self._load()
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _name(self, prefix: str, ext: str) -> str:
+        return f"{prefix}-{self.manifest['generation'] + 1:06d}{ext}"
+
+    def _commit(self, vectors: np.ndarray | None = None, meta: Sequence[dict[str, Any]] = (),
+                removed: Iterable[int] = (), ann: Any = None, drop_ann: bool = False,
+                trained_on: int | None = None) -> None:
+        """Write a new shard and/or removals and/or a new IVF file, then the manifest (atomically, last)."""
+        import faiss
+
+        m = dict(self.manifest)
+        m["shards"] = list(m["shards"])
+        if vectors is not None and len(vectors):
+            vec_name, meta_name = self._name("shard", ".npy"), self._name("shard", ".jsonl")
+            _write_durable(self.root / vec_name, lambda f: np.save(f, np.ascontiguousarray(vectors, np.float32)))
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in meta)
+            _write_durable(self.root / meta_name, lambda f: f.write(text.encode()))
+            m["shards"].append({"vectors": vec_name, "meta": meta_name, "rows": int(len(vectors))})
+        m["removed"] = sorted(set(m["removed"]).union(int(r) for r in removed))
+        if ann is not None:
+            ann_name = self._name("ivf", ".faiss")
+            buf = faiss.serialize_index(ann)
+            _write_durable(self.root / ann_name, lambda f: f.write(buf.tobytes()))
+            nlist = faiss.extract_index_ivf(ann).nlist
+            m["ann"] = {"file": ann_name, "kind": "ivf", "nlist": int(nlist), "rows": sum(s["rows"] for s in m["shards"]),
+                        "removed": len(m["removed"]), "trained_on": int(trained_on or ann.ntotal)}
+        elif drop_ann:
+            m["ann"] = None
+        m["generation"] = self.manifest["generation"] + 1
+        m["updated"] = time.time()
+        text = json.dumps(m, indent=1) + "\n"
+        _write_durable(self.root / MANIFEST, lambda f: f.write(text.encode()))
+        _fsync_dir(self.root)
+        self.manifest = m
+        self._collect_garbage()
+        self._apply(vectors, meta, m["removed"])
+        if ann is not None or drop_ann:
+            self._ann = ann
+            self._flat_ids = None
+
+    def _apply(self, vectors: np.ndarray | None, meta: Sequence[dict[str, Any]], removed: list[int]) -> None:
+        """Bring the in-memory state up to a commit without reading the shards back."""
+        start = len(self.meta)
+        if vectors is not None and len(vectors):
+            self.vectors = np.concatenate([self.vectors, np.asarray(vectors, np.float32)])
+            self.meta.extend(dict(r) for r in meta)
+        gone = set(removed) - self.removed
+        self.removed = set(removed)
+        for r in gone:
+            row = self.meta[r]
+            for table, key in ((self._by_path, row["path"]), (self._by_hash, row["hash"])):
+                table[key].remove(r)
+                if not table[key]:
+                    del table[key]
+        for i in range(start, len(self.meta)):
+            self._by_path.setdefault(self.meta[i]["path"], []).append(i)
+            self._by_hash.setdefault(self.meta[i]["hash"], []).append(i)
+        if len(self.meta) > start or gone:
+            self._ann, self._flat_ids = None, None  # rebuilt (or brought up to date) on the next search
+
+    def _collect_garbage(self) -> None:
+        """Delete shard / IVF files and temporaries no longer named by the manifest (leftovers of a killed writer)."""
+        keep = {MANIFEST, "lock"}
+        for s in self.manifest["shards"]:
+            keep.update((s["vectors"], s["meta"]))
+        if self.manifest["ann"]:
+            keep.add(self.manifest["ann"]["file"])
+        for p in self.root.iterdir():
+            ours = p.name.startswith(("shard-", "ivf-", MANIFEST + ".tmp"))
+            if ours and p.name not in keep and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+    def add(
+        self, paths: Iterable[str | os.PathLike], embedder: Any, *, fps: float = 1.0, commit_every: int = 64,
+        progress: Callable[[int, int, str], None] | None = None, on_error: str = "skip",
+    ) -> AddReport:
+        """Embed and add media files and folders; commit every ``commit_every`` files.
+
+        A file already indexed with the same content is left alone; one whose content changed replaces
+        its old rows; content already indexed under another path is copied without embedding again.
+        Files whose modality the embedder does not cover, and (``on_error="skip"``) unreadable files,
+        are skipped and reported. ``progress(done, total, path)`` is called after each file.
+        """
+        from polymodal.coordinated.embedders import check_embeddings
+        from polymodal.coordinated.media import collect, content_hash, embed_modality, read_items
+        from polymodal.data.io import MediaError
+
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error={on_error!r}; expected 'skip' or 'raise'")
+        if commit_every < 1:
+            raise ValueError(f"commit_every={commit_every}; expected at least 1 file per commit")
+        self.check_model(embedder.model_id)
+        if int(embedder.dim) != self.dim:
+            raise ModelMismatchError(f"embedder {embedder.model_id!r} gives {embedder.dim}-d vectors; the index holds {self.dim}-d")
+        given = [Path(p).expanduser() for p in paths]
+        files, others = collect(given)
+        report = AddReport(skipped=[(str(p), "not a media file") for p in others])
+        roots = {str(p.resolve() if p.is_dir() else p.resolve().parent) for p in given}
+        with self._locked():
+            new_roots = sorted(set(self.manifest["roots"]) | roots)
+            if new_roots != self.manifest["roots"]:
+                self.manifest = {**self.manifest, "roots": new_roots}
+            pending_v: list[np.ndarray] = []
+            pending_m: list[dict[str, Any]] = []
+            pending_removed: list[int] = []
+            pending_files = 0
+            seen_hash: dict[str, tuple[np.ndarray, list[dict[str, Any]]]] = {}
+            for done, media in enumerate(files, 1):
+                path = str(media.path)
+                try:
+                    digest = content_hash(media.path)
+                    old = self._by_path.get(path, [])
+                    if old and self.meta[old[0]]["hash"] == digest:
+                        report.unchanged.append(path)
+                        continue
+                    if embed_modality(media.modality) not in embedder.modalities:
+                        report.skipped.append((path, f"{media.modality} files: model {self.model_id} does not embed them"))
+                        continue
+                    if digest in self._by_hash:
+                        rows = self._by_hash[digest]
+                        vecs, metas = self.vectors[rows], [dict(self.meta[r], path=path) for r in rows]
+                        report.copied.append(path)
+                    elif digest in seen_hash:
+                        vecs, metas = seen_hash[digest][0], [dict(r, path=path) for r in seen_hash[digest][1]]
+                        report.copied.append(path)
+                    else:
+                        items = read_items(media, fps)
+                        vecs = check_embeddings(
+                            embedder.embed(embed_modality(media.modality), [it.payload for it in items]),
+                            len(items), self.dim, embedder.model_id,
+                        )
+                        metas = [{"path": path, "hash": digest, "modality": media.modality, "timestamp": it.timestamp}
+                                 for it in items]
+                        report.added.append(path)
+                    seen_hash[digest] = (vecs, metas)
+                    if old:
+                        pending_removed.extend(old)
+                        report.replaced.append(path)
+                    pending_v.append(vecs)
+                    pending_m.extend(metas)
+                    pending_files += 1
+                except (MediaError, OSError, ValueError) as exc:
+                    if on_error == "raise":
+                        raise
+                    report.skipped.append((path, str(exc)))
+                finally:
+                    if progress is not None:
+                        progress(done, len(files), path)
+                if pending_files >= commit_every:
+                    report.rows += sum(len(v) for v in pending_v)
+                    self._commit(np.concatenate(pending_v), pending_m, pending_removed)
+                    pending_v, pending_m, pending_removed, pending_files = [], [], [], 0
+            if pending_v or pending_removed or self.manifest["roots"] != new_roots or not files:
+                report.rows += sum(len(v) for v in pending_v)
+                self._commit(np.concatenate(pending_v) if pending_v else None, pending_m, pending_removed)
+            self._maybe_retrain()
+        return report
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
+        """Remove indexed files: each path is a file or a folder (every indexed file under it). Returns the removed paths.
+
+        A path that matches nothing indexed is an error naming it (nothing is removed then).
+        """
+        targets = [Path(p).expanduser().resolve() for p in paths]
+        with self._locked():
+            hit: dict[str, list[int]] = {}
+            for t in targets:
+                prefix = str(t) + os.sep
+                matched = {p: r for p, r in self._by_path.items() if p == str(t) or p.startswith(prefix)}
+                if not matched:
+                    raise FileNotFoundError(f"{t} is not in the index {self.root} (no indexed file is it or lies under it)")
+                hit.update(matched)
+            self._commit(removed=[r for rows in hit.values() for r in rows])
+            self._maybe_retrain()
+        return sorted(hit)
+
+    def _maybe_retrain(self) -> None:
+        """Train an IVF index past ``ivf_threshold`` live rows (again after four-fold growth); drop it below."""
+        live = len(self)
+        ann = self.manifest["ann"]
+        if live < self.manifest["ivf_threshold"]:
+            if ann:
+                self._commit(drop_ann=True)
+            return
+        if ann and live <= 4 * ann["trained_on"]:
+            if self._ann_lag() > 0.1 * live:  # save the rows added since, so that loading stays fast
+                self._commit(ann=self._search_structure(), trained_on=ann["trained_on"])
+            return
+        ids = self._live_ids()
+        nlist, _ = ivf_params(live)
+        self._commit(ann=build_ivf(self.vectors[ids], ids, nlist))
+
+    def _ann_lag(self) -> int:
+        ann = self.manifest["ann"]
+        return len(self.meta) - ann["rows"] + len(self.removed) - ann["removed"] if ann else 0
+
+    # ------------------------------------------------------------------ searching
+
+    def _live_ids(self) -> np.ndarray:
+        ids = np.arange(len(self.meta), dtype=np.int64)
+        return ids if not self.removed else np.setdiff1d(ids, np.fromiter(self.removed, np.int64))
+
+    def _search_structure(self) -> Any:
+        """The FAISS index searches run on, built (or read and brought up to date) on first use."""
+        import faiss
+
+        if self._ann is not None:
+            return self._ann
+        ann = self.manifest["ann"]
+        if ann is None:
+            ids = self._live_ids()
+            flat = faiss.IndexFlatIP(self.dim)
+            flat.add(np.ascontiguousarray(self.vectors[ids]))
+            self._ann, self._flat_ids = flat, ids
+            return flat
+        index = faiss.deserialize_index(np.fromfile(self.root / ann["file"], dtype=np.uint8))
+        if ann["rows"] < len(self.meta):  # rows committed after the IVF file was saved
+            new = np.arange(ann["rows"], len(self.meta), dtype=np.int64)
+            new = new[~np.isin(new, np.fromiter(self.removed, np.int64, len(self.removed)))]
+            index.add_with_ids(np.ascontiguousarray(self.vectors[new]), new)
+        late = sorted(self.removed)[ann["removed"]:] if len(self.removed) > ann["removed"] else []
+        if late:
+            index.remove_ids(np.asarray(sorted(self.removed), dtype=np.int64))
+        self._ann, self._flat_ids = index, None
+        return index
+
+    def search(self, queries: np.ndarray, k: int = 10, *, model_id: str, nprobe: int | None = None) -> list[list[Hit]]:
+        """The ``k`` best hits of each query row (``(Q, dim)`` unit vectors of the model ``model_id``)."""
+        import faiss
+
+        self.check_model(model_id)
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"queries have shape {tuple(np.shape(queries))}; expected (Q, {self.dim})")
+        if k < 1:
+            raise ValueError(f"k={k}; expected at least 1 result")
+        if len(self) == 0:
+            return [[] for _ in range(len(q))]
+        index = self._search_structure()
+        if self.manifest["ann"]:
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = int(nprobe or self.manifest.get("nprobe") or ivf_params(len(self))[1])
+        scores, idx = index.search(np.ascontiguousarray(q), min(k, len(self)))
+        out = []
+        for srow, irow in zip(scores, idx, strict=True):
+            hits = []
+            for s, i in zip(srow, irow, strict=True):
+                if i < 0:
+                    continue
+                row = int(self._flat_ids[i]) if self._flat_ids is not None else int(i)
+                m = self.meta[row]
+                hits.append(Hit(m["path"], float(s), m["modality"], m.get("timestamp"), m["hash"], row))
+            out.append(hits)
+        return out
+
+    def search_items(self, embedder: Any, modality: str, items: Sequence[Any], k: int = 10) -> list[list[Hit]]:
+        """Embed query items with ``embedder`` (checked against the index's model) and search."""
+        self.check_model(embedder.model_id)
+        return self.search(embedder.embed(modality, list(items)), k, model_id=embedder.model_id)
+
+    def live_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(row id, metadata) of every live row."""
+        for i, m in enumerate(self.meta):
+            if i not in self.removed:
+                yield i, m

@@ -1,0 +1,305 @@
+"""``polymodal serve``: a small search page for an index, on 127.0.0.1 only (docs/search.md).
+
+Pages (server-rendered HTML, no JavaScript):
+
+- ``/?q=TEXT&k=24``  text search (for a model that embeds text), thumbnails of the hits;
+- ``/?like=ROW``     hits nearest to an indexed row (works for every model: audio, images, video);
+- ``/file/R/PATH``   an indexed file, ``R`` the number of the indexed folder, ``PATH`` relative to it;
+- ``/thumb/R/PATH?t=SECONDS``  a JPEG thumbnail of an image, or of a video's frame at ``t``.
+
+Only files that are in the index *and* lie inside one of its folders are ever served: a path segment
+that is ``..``, ``.``, empty, or holds a slash, backslash or NUL, also after URL-decoding (``%2e%2e``,
+double encoding), is refused with 403, and so is a path whose real location (symlinks resolved) is
+outside the folder; anything else that is not an indexed file is 404. The query text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import mimetypes
+import os
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from polymodal.coordinated.index import MANIFEST, Hit, Index
+
+THUMB_SIZE = 256
+MAX_K = 200
+
+
+class Refused(Exception):
+    """A request for a file that must not be served: ``status`` is 403 (outside) or 404 (not indexed)."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+def _decoded(segment: str) -> str:
+    """A URL path segment decoded until it no longer changes (so that %252e%252e is seen as ..)."""
+    for _ in range(4):
+        nxt = unquote(segment)
+        if nxt == segment:
+            return segment
+        segment = nxt
+    raise Refused(403, "path segment encoded too many times")
+
+
+class SearchApp:
+    """What the request handler calls: resolves files safely, runs searches, renders pages."""
+
+    def __init__(self, index: Index, model: str | None = None) -> None:
+        self.index = index
+        self.model = model
+        self._embedder: Any = None
+        self._lock = threading.Lock()
+        self._stamp = self._manifest_stamp()
+
+    # ------------------------------------------------------------ index and model
+
+    def _manifest_stamp(self) -> float:
+        try:
+            return (self.index.root / MANIFEST).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def refresh(self) -> None:
+        """Re-open the index when another process committed to it since."""
+        stamp = self._manifest_stamp()
+        if stamp != self._stamp:
+            with self._lock:
+                self.index, self._stamp = Index.open(self.index.root), stamp
+
+    def embedder(self) -> Any:
+        """The index's embedding model, loaded once (checked against the index's model id)."""
+        from polymodal.coordinated.cli import index_embedder
+
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = index_embedder(self.index, self.model)
+            return self._embedder
+
+    def embeds_text(self) -> bool:
+        spec = self.model or self.index.manifest.get("model_spec") or ""
+        from polymodal.coordinated.embedders import TOWERS
+
+        if spec in TOWERS:
+            return "text" in TOWERS[spec].modalities
+        return "text" in self.embedder().modalities
+
+    # ------------------------------------------------------------ files
+
+    def url_of(self, path: str, kind: str = "file") -> str | None:
+        """``/file/R/rel`` (or ``/thumb/...``) of an indexed path; None when it lies in no indexed folder."""
+        for i, root in enumerate(self.index.roots):
+            prefix = root.rstrip(os.sep) + os.sep
+            if path.startswith(prefix):
+                rel = Path(path[len(prefix):]).as_posix()
+                return f"/{kind}/{i}/" + "/".join(quote(part, safe="") for part in rel.split("/"))
+        return None
+
+    def resolve(self, raw_path: str) -> Path:
+        """The indexed file a ``/file/R/...`` or ``/thumb/R/...`` request path names; :class:`Refused` otherwise."""
+        parts = raw_path.split("/")[2:]  # drop "" and "file" / "thumb"
+        if len(parts) < 2:
+            raise Refused(404, "expected /file/<folder number>/<path inside it>")
+        segments = [_decoded(p) for p in parts]
+        for seg in segments:
+            if seg in ("", ".", "..") or any(c in seg for c in ("/", "\\", "\x00")):
+                raise Refused(403, f"path segment {seg!r} is not allowed")
+        root_no, rel = segments[0], segments[1:]
+        roots = self.index.roots
+        if not root_no.isdigit() or int(root_no) >= len(roots):
+            raise Refused(404, f"no indexed folder number {root_no!r}")
+        root = Path(os.path.realpath(roots[int(root_no)]))
+        real = Path(os.path.realpath(root.joinpath(*rel)))
+        if real != root and root not in real.parents:
+            raise Refused(403, "the path leads outside the indexed folder")
+        if not self.index.contains(real) or not real.is_file():
+            raise Refused(404, "not an indexed file")
+        return real
+
+    def thumbnail(self, path: Path, t: float | None) -> bytes:
+        """JPEG bytes of an image, or of the video frame nearest after ``t`` seconds, at most 256 px a side."""
+        from PIL import Image
+
+        from polymodal.coordinated.media import file_modality, load_image, video_frame_at
+
+        modality = file_modality(path)
+        if modality == "image":
+            img = load_image(path)
+        elif modality == "video":
+            img = video_frame_at(path, t or 0.0)
+        else:
+            raise Refused(404, f"no thumbnail for {modality} files")
+        img.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        return buf.getvalue()
+
+    # ------------------------------------------------------------ search and pages
+
+    def search(self, query: str | None, like: int | None, k: int) -> tuple[list[Hit], str | None]:
+        """Hits of a text query or of an indexed row's vector; (hits, message shown instead when there are none)."""
+        index = self.index
+        if like is not None:
+            if like < 0 or like >= len(index.meta) or like in index.removed:
+                return [], f"row {like} is not in the index"
+            return index.search(index.vectors[like], k, model_id=index.model_id)[0], None
+        if not query:
+            return [], None
+        if not self.embeds_text():
+            return [], (f"this index's model ({index.model_id}) does not embed text; open a result's "
+                        "\"similar\" link to search by example")
+        embedder = self.embedder()
+        with self._lock:
+            vec = embedder.embed("text", [query])
+        return index.search(vec, k, model_id=embedder.model_id)[0], None
+
+    def page(self, query: str, like: int | None, k: int) -> str:
+        hits, message = self.search(query, like, k)
+        esc = html.escape
+        cards = [self._card(h) for h in hits]
+        if like is not None and like < len(self.index.meta):
+            heading = f"Nearest to {esc(Path(self.index.meta[like]['path']).name)}"
+        elif query:
+            heading = f"Results for &ldquo;{esc(query)}&rdquo;"
+        else:
+            heading = f"{len(self.index.paths)} files indexed"
+        body = "".join(cards) if cards else f"<p class='msg'>{esc(message or 'no results')}</p>" if (query or like is not None) else ""
+        return _PAGE.format(
+            query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(self.index.model_id),
+            count=len(self.index), kind=esc(self.index.kind),
+        )
+
+    def _card(self, hit: Hit) -> str:
+        esc = html.escape
+        url = self.url_of(hit.path)
+        name = esc(Path(hit.path).name)
+        at = f" &middot; t = {hit.timestamp:.2f} s" if hit.timestamp is not None else ""
+        if url is None:
+            media = "<div class='none'>outside the indexed folders</div>"
+        elif hit.modality in ("image", "video"):
+            thumb = self.url_of(hit.path, "thumb") + (f"?t={hit.timestamp:g}" if hit.timestamp is not None else "")
+            frag = f"#t={hit.timestamp:g}" if hit.timestamp is not None else ""
+            media = f"<a href='{esc(url + frag)}'><img class='thumb' src='{esc(thumb)}' alt='{name}'></a>"
+        elif hit.modality == "audio":
+            media = f"<audio controls preload='none' src='{esc(url)}'></audio>"
+        else:
+            media = f"<a href='{esc(url)}'>{name}</a>"
+        return (f"<figure class='hit {esc(hit.modality)}' data-path='{esc(hit.path)}'>{media}<figcaption>{name}{at}"
+                f"<br><span class='score'>{hit.score:.3f}</span> &middot; <a href='/?like={hit.row}'>similar</a>"
+                "</figcaption></figure>")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>polymodal search</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+form input[type=text] {{ width: 28em; font-size: 1.1em; padding: .3em; }}
+.grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+figure.hit {{ margin: 0; width: 260px; }}
+img.thumb {{ max-width: 256px; max-height: 256px; border: 1px solid #ccc; }}
+figcaption {{ font-size: .85em; word-break: break-all; }}
+.score {{ color: #666; }} .msg {{ color: #a33; }} footer {{ margin-top: 2em; color: #888; font-size: .8em; }}
+</style></head>
+<body><h1>polymodal search</h1>
+<form method="get" action="/"><input type="text" name="q" value="{query}" placeholder="describe what you look for" autofocus>
+<input type="hidden" name="k" value="{k}"> <input type="submit" value="Search"></form>
+<h2>{heading}</h2>
+<div class="grid">{body}</div>
+<footer>model {model} &middot; {count} vectors &middot; {kind} search</footer>
+</body></html>
+"""
+
+
+def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``app``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "polymodal-search"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass  # quiet: the terminal shows the URL, not every request
+
+        def _send(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _error(self, status: int, why: str) -> None:
+            text = f"<!doctype html><title>{status}</title><p>{status} {html.escape(HTTPStatus(status).phrase)}: {html.escape(why)}</p>"
+            self._send(status, text.encode(), "text/html; charset=utf-8")
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            params = parse_qs(url.query)
+            try:
+                app.refresh()
+                if url.path in ("/", "/index.html"):
+                    query = params.get("q", [""])[0].strip()
+                    like = params.get("like", [None])[0]
+                    try:
+                        k = min(MAX_K, max(1, int(params.get("k", ["24"])[0])))
+                        like_row = int(like) if like is not None else None
+                    except ValueError:
+                        raise Refused(400, "k and like must be whole numbers") from None
+                    self._send(200, app.page(query, like_row, k).encode(), "text/html; charset=utf-8")
+                elif url.path.startswith("/file/"):
+                    path = app.resolve(url.path)
+                    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                    self._send(200, path.read_bytes(), ctype)
+                elif url.path.startswith("/thumb/"):
+                    path = app.resolve(url.path)
+                    t = params.get("t", [None])[0]
+                    try:
+                        seconds = float(t) if t is not None else None
+                    except ValueError:
+                        raise Refused(400, "t must be a number of seconds") from None
+                    self._send(200, app.thumbnail(path, seconds), "image/jpeg")
+                elif url.path == "/favicon.ico":
+                    self._send(204, b"", "image/x-icon")
+                else:
+                    raise Refused(404, "no such page")
+            except Refused as r:
+                self._error(r.status, str(r))
+            except Exception as exc:  # a bad file must not take the server down
+                self._error(500, f"{type(exc).__name__}: {exc}")
+
+    return Handler
+
+
+def make_server(index: Index, port: int = 0, model: str | None = None, *, preload: bool = True) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) for ``index``; the model is loaded first when ``preload``."""
+    app = SearchApp(index, model)
+    if preload and app.embeds_text():
+        app.embedder()
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app))
+    server.daemon_threads = True
+    return server
+
+
+def serve(index: Index, port: int = 0, model: str | None = None) -> None:
+    """Serve ``index`` until interrupted; prints ``serving <url>`` once the page answers."""
+    server = make_server(index, port, model)
+    host, bound = server.server_address[:2]
+    print(f"serving http://{host}:{bound}/ (index {index.root}; Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
