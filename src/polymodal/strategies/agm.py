@@ -42,13 +42,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    grad_norm,
-    require_classification,
-    unwrap,
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
+from polymodal.strategies.joint import encoder_grad_norms
+from polymodal.strategies.toolkit import (
+    GradSnapshot,
+    check_number,
+    check_setup,
+    check_window,
+    eval_mode,
+    in_window,
+    mean_over_present,
+    present_sum,
+    true_class_probability,
 )
 
 
@@ -101,37 +106,25 @@ class AGM(Strategy):
 
     def __init__(self, alpha: float = 1.0, clip: float = 10.0, modulation_starts: int = 0,
                  modulation_ends: int = 20) -> None:
-        if not (isinstance(alpha, int | float) and alpha >= 0):
-            raise ValueError(f"strategy.args.alpha={alpha!r}; expected a number >= 0 (official default 1.0)")
-        if not (isinstance(clip, int | float) and clip > 0):
-            raise ValueError(f"strategy.args.clip={clip!r}; expected a number > 0 (official 10)")
-        if not (isinstance(modulation_starts, int) and modulation_starts >= 0):
-            raise ValueError(f"strategy.args.modulation_starts={modulation_starts!r}; expected an epoch >= 0")
-        if not (isinstance(modulation_ends, int) and modulation_ends >= modulation_starts):
-            raise ValueError(f"strategy.args.modulation_ends={modulation_ends!r}; expected >= modulation_starts")
-        self.alpha, self.clip = float(alpha), float(clip)
+        self.alpha = check_number("alpha", alpha, note="official default 1.0")
+        self.clip = check_number("clip", clip, strict=True, note="official 10")
+        check_window(modulation_starts, modulation_ends)
         self.modulation_starts, self.modulation_ends = modulation_starts, modulation_ends
         self.running: dict[str, float] = {}  # modality -> running mean of its mono-modal loss s_hat
         self.counts: dict[str, int] = {}  # modality -> steps that entered its running mean
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("agm", train_dataset)
-        core = unwrap(model)
-        if len(core.modalities) < 2:
-            raise ValueError(f"strategy 'agm' needs >= 2 modalities; the model has {core.modalities}")
+        core = check_setup("agm", model, train_dataset)
         if len(core.modalities) > 6:
             raise ValueError(f"strategy 'agm' evaluates 2^M coalitions; M={len(core.modalities)} is too many (<= 6)")
 
     def _coalitions(self, core: nn.Module, batch: Batch, full: Tensor) -> dict[frozenset[str], Tensor]:
         names = core.modalities
         values = {frozenset(names): full.detach()}
-        was_training = core.training
-        core.eval()
-        with torch.no_grad():
+        with eval_mode(core), torch.no_grad():
             for size in range(1, len(names)):
                 for combo in itertools.combinations(names, size):
                     values[frozenset(combo)] = core(batch, modalities=list(combo)).logits
-        core.train(was_training)
         return values
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
@@ -141,35 +134,28 @@ class AGM(Strategy):
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
         phi = shapley_values(self._coalitions(core, batch, out.logits), core.modalities)
         names = [m for m in core.modalities if bool(batch.present[m].any())]
-        stats = []
+        stats = {}
         with torch.no_grad():
             for m in names:
                 rows = batch.present[m]
-                p = torch.softmax(phi[m][rows].float(), dim=1).gather(1, batch.label[rows, None]).squeeze(1)
-                stats.append(torch.stack([-torch.log(p.clamp_min(1e-8)).sum(), rows.sum().float()]))
-        before = {id(p): p.grad.detach().clone() for p in core.encoders.parameters() if p.grad is not None}
+                p = true_class_probability(phi[m][rows], batch.label[rows])
+                stats[m] = present_sum(-torch.log(p.clamp_min(1e-8)), rows)
+        snap = GradSnapshot(core.encoders.parameters())
         ctx.backward(loss)
         logs: dict[str, Tensor | float] = {"loss": loss.detach()}
         if len(names) >= 2:
-            st = torch.stack(stats)
-            if ctx.world_size > 1:
-                st = ctx.all_reduce_mean(st)
-            scores = {m: float(s / n) for m, (s, n) in zip(names, st.tolist(), strict=True)}
+            scores = mean_over_present(stats, ctx)
             running = {m: self.running.get(m, 0.0) for m in names}
             r, eta, k = agm_coefficients(scores, running, self.alpha, self.clip)
-            active = self.modulation_starts <= ctx.epoch <= self.modulation_ends
+            active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends)
             for m in names:
                 if active:  # scale this step's gradient; earlier micro-batches' (accumulation) are kept
-                    for p in core.encoders[m].parameters():
-                        if p.grad is not None:
-                            prev = before.get(id(p))
-                            p.grad = p.grad * k[m] if prev is None else prev + (p.grad - prev) * k[m]
+                    snap.scale(core.encoders[m].parameters(), k[m])
                 logs.update({f"score/{m}": scores[m], f"ratio/{m}": r[m], f"coeff/{m}": k[m] if active else 1.0})
             for m in names:
                 c = self.counts[m] = self.counts.get(m, 0) + 1
                 self.running[m] = running[m] * (c - 1) / c + scores[m] / c
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
+        logs.update(encoder_grad_norms(core))
         ctx.step()
         return logs
 

@@ -43,17 +43,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    backward_and_step,
-    require_classification,
-    unwrap,
-)
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.toolkit import check_setup, per_modality_logits, subset_loader, unimodal_losses
 
 FUSED = "fused"  # branch key of the multimodal (fused) loss
 
@@ -132,17 +126,10 @@ class GBlending(Strategy):
         self._due = False
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("gblending", train_dataset)
-        core = unwrap(model)
-        if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
-            raise ValueError(
-                "strategy 'gblending' needs >= 2 modalities and a fusion with per-modality logits "
-                f"(model.fusion=late); got {type(core.fusion).__name__} over {core.modalities}"
-            )
+        core = check_setup("gblending", model, train_dataset, per_modality=True,
+                           dataset_for="carve its held-out part")
         if FUSED in core.modalities:
             raise ValueError(f"strategy 'gblending' names its fused branch {FUSED!r}; rename that modality")
-        if train_dataset is None:
-            raise ValueError("strategy 'gblending' needs the training dataset in setup() to carve its held-out part")
         n = len(train_dataset)
         n_hold = int(round(self.holdout * n))
         if n_hold < 1 or n - n_hold < 1:
@@ -163,10 +150,7 @@ class GBlending(Strategy):
         self._due = epoch % self.super_epoch == 0 and epoch != self.estimated_at
 
     def _loader(self, idx: np.ndarray, batch_size: int, shuffle: bool, gen: torch.Generator | None) -> DataLoader:
-        return DataLoader(
-            Subset(self._dataset, idx.tolist()), batch_size=batch_size, shuffle=shuffle, generator=gen,
-            collate_fn=self._dataset.collate_fn(),
-        )
+        return subset_loader(self._dataset, idx, batch_size, shuffle, gen)
 
     @staticmethod
     def _mean_loss(
@@ -238,17 +222,13 @@ class GBlending(Strategy):
             return {"loss": 0.0, **logs}
         sub = batch if bool(keep.all()) else batch.select(keep)
         out = model(sub)
-        if out.per_modality is None:
-            raise ValueError("G-Blending needs per-modality logits; use model.fusion=late")
+        per = per_modality_logits(out, "G-Blending")
         loss_fused = F.cross_entropy(out.logits, sub.label, weight=weights_ce)
         loss = self.weights[FUSED] * loss_fused
         logs[f"loss/{FUSED}"] = loss_fused.detach()
-        for m in core.modalities:
-            rows = sub.present[m]
-            if bool(rows.any()):
-                loss_m = F.cross_entropy(out.per_modality[m][rows], sub.label[rows], weight=weights_ce)
-                loss = loss + self.weights[m] * loss_m
-                logs[f"loss/{m}"] = loss_m.detach()
+        for m, loss_m in unimodal_losses(per, sub.present, sub.label, weights_ce, names=core.modalities).items():
+            loss = loss + self.weights[m] * loss_m
+            logs[f"loss/{m}"] = loss_m.detach()
         return backward_and_step(core, loss, ctx, logs)
 
     def state_dict(self) -> dict[str, Any]:

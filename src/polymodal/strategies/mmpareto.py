@@ -36,13 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    grad_norm,
-    require_classification,
-    unwrap,
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
+from polymodal.strategies.joint import encoder_grad_norms
+from polymodal.strategies.toolkit import (
+    GradSnapshot,
+    check_number,
+    check_setup,
+    per_modality_logits,
+    unimodal_losses,
 )
 
 
@@ -77,18 +78,10 @@ class MMPareto(Strategy):
     """
 
     def __init__(self, scale: float = 1.5) -> None:
-        if not (isinstance(scale, int | float) and scale > 0):
-            raise ValueError(f"strategy.args.scale={scale!r}; expected a number > 0 (official 1.5)")
-        self.scale = float(scale)
+        self.scale = check_number("scale", scale, strict=True, note="official 1.5")
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("mmpareto", train_dataset)
-        core = unwrap(model)
-        if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
-            raise ValueError(
-                "strategy 'mmpareto' needs >= 2 modalities and a fusion with per-modality logits "
-                f"(model.fusion=late); got {type(core.fusion).__name__} over {core.modalities}"
-            )
+        check_setup("mmpareto", model, train_dataset, per_modality=True)
 
     @staticmethod
     def _grads(loss: Tensor, params: list[nn.Parameter], ctx: StepContext) -> list[Tensor]:
@@ -102,14 +95,9 @@ class MMPareto(Strategy):
         core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("MMPareto needs per-modality logits; use model.fusion=late")
+        per = per_modality_logits(out, "MMPareto")
         loss_mm = F.cross_entropy(out.logits, batch.label, weight=weights)
-        uni: dict[str, Tensor] = {}
-        for m in core.modalities:
-            rows = batch.present[m]
-            if bool(rows.any()):
-                uni[m] = F.cross_entropy(out.per_modality[m][rows], batch.label[rows], weight=weights)
+        uni = unimodal_losses(per, batch.present, batch.label, weights, names=core.modalities)
         params = {m: [p for p in core.encoders[m].parameters() if p.requires_grad] for m in uni}
         all_params = [p for m in uni for p in params[m]]
         g_mm_all = self._grads(loss_mm, all_params, ctx)
@@ -119,14 +107,13 @@ class MMPareto(Strategy):
             start += len(params[m])
         g_uni = {m: self._grads(uni[m], params[m], ctx) for m in uni}
         loss = loss_mm + sum(uni.values())
-        before = {id(p): p.grad.detach().clone() for p in all_params if p.grad is not None}
+        snap = GradSnapshot(all_params)
         ctx.backward(loss)
         logs: dict[str, Tensor | float] = {"loss": loss.detach(), "loss/fused": loss_mm.detach()}
         for m in uni:
             a_mm, a_uni = pareto_weights(_flat(g_mm[m]), _flat(g_uni[m]))
             # this step's plain gradient t (earlier micro-batches' accumulated gradient is kept apart)
-            plain = [None if p.grad is None else p.grad - before[id(p)] if id(p) in before else p.grad
-                     for p in params[m]]
+            plain = [snap.step_grad(p) for p in params[m]]
             raw_norm = float(_flat([a + b for a, b in zip(g_mm[m], g_uni[m], strict=True)]).norm())
             got_norm = float(_flat([g for g in plain if g is not None]).norm())
             # the engine's loss scaling (mixed precision, 1 / accumulate); 1 for a plain fp32 backward
@@ -138,9 +125,8 @@ class MMPareto(Strategy):
                 t_norm, d_norm = float(t.norm()), float(d.norm()) * loss_scale
                 factor = t_norm / d_norm if d_norm > 0 and t_norm > d_norm else 1.0
                 new = d * (loss_scale * factor * self.scale)
-                p.grad = before[id(p)] + new if id(p) in before else new
+                snap.replace(p, new)
             logs.update({f"loss/{m}": uni[m].detach(), f"weight_mm/{m}": a_mm, f"weight_uni/{m}": a_uni})
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
+        logs.update(encoder_grad_norms(core))
         ctx.step()
         return logs

@@ -29,7 +29,7 @@ official code: SGD lr 1e-3, momentum 0.9, weight decay 1e-4, StepLR(70, 0.1), ba
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -37,13 +37,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    grad_norm,
-    require_classification,
-    unwrap,
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.strategies.toolkit import (
+    GradSnapshot,
+    check_number,
+    check_setup,
+    check_window,
+    dominance_ratios,
+    in_window,
+    mean_over_present,
+    per_modality_logits,
+    present_sum,
+    true_class_probability,
+    unimodal_losses,
 )
 
 
@@ -54,25 +60,12 @@ def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> tuple[dict[st
     coeff_m = 1 - tanh(alpha * relu(ratio_m)) when ratio_m > 1, else 1.
     Returns (ratios, coefficients), keyed like ``scores``.
     """
-    names = list(scores)
-    if len(names) < 2:
-        raise ValueError(f"OGM needs scores of >= 2 modalities; got {names}")
-    ratios: dict[str, float] = {}
-    coeffs: dict[str, float] = {}
-    for m in names:
-        others = sum(scores[j] for j in names if j != m) / (len(names) - 1)
-        ratio = scores[m] / others if others > 0 else math.inf
-        ratios[m] = ratio
-        coeffs[m] = 1.0 - math.tanh(alpha * max(ratio, 0.0)) if ratio > 1 else 1.0
+    ratios = dominance_ratios(scores)
+    coeffs = {m: 1.0 - math.tanh(alpha * max(r, 0.0)) if r > 1 else 1.0 for m, r in ratios.items()}
     return ratios, coeffs
 
 
 _MIN_NDIM = {"weights": 2, "conv": 3}  # param_filter -> smallest parameter ndim that is modulated
-
-
-def _grad_snapshot(params: Iterable[Tensor]) -> dict[int, Tensor]:
-    """Copies of the gradients already present (accumulation), keyed by parameter id."""
-    return {id(p): p.grad.detach().clone() for p in params if p.grad is not None}
 
 
 @STRATEGIES.register("ogm_ge", tiny={})
@@ -102,20 +95,12 @@ class OGMGE(Strategy):
         param_filter: Literal["weights", "conv"] = "weights",
         seed: int = 0,
     ) -> None:
-        if not (isinstance(alpha, int | float) and alpha >= 0):
-            raise ValueError(f"strategy.args.alpha={alpha!r}; expected a number >= 0 (0.8 for CREMA-D)")
-        if not (isinstance(modulation_starts, int) and modulation_starts >= 0):
-            raise ValueError(f"strategy.args.modulation_starts={modulation_starts!r}; expected an epoch >= 0")
-        if not (isinstance(modulation_ends, int) and modulation_ends >= modulation_starts):
-            raise ValueError(
-                f"strategy.args.modulation_ends={modulation_ends!r}; expected an epoch >= modulation_starts "
-                f"({modulation_starts})"
-            )
+        self.alpha = check_number("alpha", alpha, note="0.8 for CREMA-D")
+        check_window(modulation_starts, modulation_ends)
         if ge_scope not in ("all", "modulated"):
             raise ValueError(f"strategy.args.ge_scope={ge_scope!r}; expected 'all' or 'modulated'")
         if param_filter not in ("weights", "conv"):
             raise ValueError(f"strategy.args.param_filter={param_filter!r}; expected 'weights' or 'conv'")
-        self.alpha = float(alpha)
         self.modulation_starts = modulation_starts
         self.modulation_ends = modulation_ends
         self.ge = ge
@@ -126,13 +111,7 @@ class OGMGE(Strategy):
         self._pending_rng: Tensor | None = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("ogm_ge", train_dataset)
-        core = unwrap(model)
-        if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
-            raise ValueError(
-                "strategy 'ogm_ge' needs >= 2 modalities and a fusion with per-modality logits "
-                f"(model.fusion=late); got {type(core.fusion).__name__} over {core.modalities}"
-            )
+        check_setup("ogm_ge", model, train_dataset, per_modality=True)
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if self._gen is None or self._gen.device != device:
@@ -145,55 +124,49 @@ class OGMGE(Strategy):
 
     def _scores(self, per: Mapping[str, Tensor], batch: Batch, ctx: StepContext) -> dict[str, float]:
         """Mean softmax probability of the true class per modality, over its present rows."""
-        stats = []
-        names = list(per)
+        stats = {}
         with torch.no_grad():
-            for m in names:
+            for m in per:
                 rows = batch.present[m]
-                p = torch.softmax(per[m][rows].float(), dim=1).gather(1, batch.label[rows, None]).sum()
-                stats.append(torch.stack([p, rows.sum().float()]))
-            stats_t = torch.stack(stats)  # (M, 2): sum of scores, present rows
-            if ctx.world_size > 1:
-                stats_t = ctx.all_reduce_mean(stats_t)
-        return {m: float(s / n) for m, (s, n) in zip(names, stats_t.tolist(), strict=True) if n > 0}
+                stats[m] = present_sum(true_class_probability(per[m][rows], batch.label[rows]), rows)
+        return mean_over_present(stats, ctx)
 
-    def _modulate(self, encoder: nn.Module, coeff: float, noise: bool, before: dict[int, Tensor]) -> None:
-        """Rewrite this step's gradient g of each selected weight as coeff * g (+ N(0, std(g)))."""
+    def _modulate(self, encoder: nn.Module, coeff: float, noise: bool, snap: GradSnapshot) -> None:
+        """Rewrite this step's gradient g of each selected weight as coeff * g (+ N(0, std(g))); the
+        gradient accumulated by earlier micro-batches is left untouched."""
         min_dim = _MIN_NDIM[self.param_filter]
         for p in encoder.parameters():
             if p.grad is None or p.grad.ndim < min_dim:
                 continue
-            prev = before.get(id(p))  # gradient accumulated by earlier micro-batches, left untouched
-            g = p.grad if prev is None else p.grad - prev
+            g = snap.step_grad(p)
             new = g * coeff
             if noise and g.numel() > 1:
                 std = float(g.float().std()) + 1e-8
                 gen = self._generator(g.device)
                 new = new + torch.randn(g.shape, generator=gen, device=g.device, dtype=g.dtype) * std
-            p.grad = new if prev is None else prev + new
+            snap.replace(p, new)
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("OGM-GE needs per-modality logits; use model.fusion=late")
+        per = per_modality_logits(out, "OGM-GE")
         weights = ctx.extra.get("class_weights")
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
-        before = _grad_snapshot(core.encoders.parameters())
+        snap = GradSnapshot(core.encoders.parameters())
         ctx.backward(loss)
-        scores = self._scores(out.per_modality, batch, ctx)
+        scores = self._scores(per, batch, ctx)
         ratios, coeffs = ogm_coefficients(scores, self.alpha) if len(scores) >= 2 else ({}, {})
-        active = self.modulation_starts <= ctx.epoch <= self.modulation_ends
+        active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends)
+        with torch.no_grad():
+            unimodal = unimodal_losses(per, batch.present, batch.label, names=core.modalities)
         logs: dict[str, Tensor | float] = {"loss": loss.detach()}
         for m in core.modalities:
             coeff = coeffs.get(m, 1.0)
             if active:
                 noise = self.ge and (self.ge_scope == "all" or coeff < 1.0)
-                self._modulate(core.encoders[m], coeff, noise, before)
-            rows = batch.present[m]
-            if bool(rows.any()):
-                with torch.no_grad():
-                    logs[f"loss/{m}"] = F.cross_entropy(out.per_modality[m][rows], batch.label[rows])
+                self._modulate(core.encoders[m], coeff, noise, snap)
+            if m in unimodal:
+                logs[f"loss/{m}"] = unimodal[m]
             if m in ratios:
                 logs[f"ratio/{m}"] = ratios[m]
             logs[f"coeff/{m}"] = coeff if active else 1.0

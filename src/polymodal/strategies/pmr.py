@@ -44,16 +44,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
 
 from polymodal.data.batch import Batch
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    backward_and_step,
-    require_classification,
-    unwrap,
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.toolkit import (
+    check_number,
+    check_setup,
+    check_window,
+    dominance_ratios,
+    eval_mode,
+    from_prefixed_state,
+    in_window,
+    mean_over_present,
+    prefixed_state,
+    present_sum,
+    subset_loader,
 )
 
 
@@ -65,14 +70,9 @@ def prototype_logits(features: Tensor, prototypes: Tensor, distance: str = "eucl
 
 def pmr_coefficients(scores: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """(rho, beta, gamma) per modality from prototype scores s_m (floats > 0); see the module docstring."""
-    names = list(scores)
-    rho, beta, gamma = {}, {}, {}
-    for m in names:
-        others = sum(scores[j] for j in names if j != m) / (len(names) - 1)
-        r = scores[m] / others if others > 0 else float("inf")
-        rho[m] = r
-        beta[m] = min(max(1.0 / r - 1.0, 0.0), 1.0) if r > 0 else 1.0
-        gamma[m] = min(max(r - 1.0, 0.0), 1.0)
+    rho = dominance_ratios(scores)
+    beta = {m: min(max(1.0 / r - 1.0, 0.0), 1.0) if r > 0 else 1.0 for m, r in rho.items()}
+    gamma = {m: min(max(r - 1.0, 0.0), 1.0) for m, r in rho.items()}
     return rho, beta, gamma
 
 
@@ -106,23 +106,19 @@ class PMR(Strategy):
         proto_batch_size: int = 64,
         seed: int = 0,
     ) -> None:
-        for key, value in (("alpha", alpha), ("mu", mu)):
-            if not (isinstance(value, int | float) and value >= 0):
-                raise ValueError(f"strategy.args.{key}={value!r}; expected a number >= 0")
+        self.alpha, self.mu = check_number("alpha", alpha), check_number("mu", mu)
         if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
             raise ValueError(f"strategy.args.momentum={momentum!r}; expected 0 <= momentum < 1")
-        for key, value in (("per_epochs", per_epochs), ("modulation_starts", modulation_starts)):
-            if not (isinstance(value, int) and value >= 0):
-                raise ValueError(f"strategy.args.{key}={value!r}; expected an integer >= 0 (epochs)")
-        if not (isinstance(modulation_ends, int) and modulation_ends >= modulation_starts):
-            raise ValueError(f"strategy.args.modulation_ends={modulation_ends!r}; expected >= modulation_starts")
+        if not (isinstance(per_epochs, int) and per_epochs >= 0):
+            raise ValueError(f"strategy.args.per_epochs={per_epochs!r}; expected an integer >= 0 (epochs)")
+        check_window(modulation_starts, modulation_ends)
         if distance not in ("euclidean", "squared"):
             raise ValueError(f"strategy.args.distance={distance!r}; expected 'euclidean' or 'squared'")
         if not (isinstance(proto_fraction, int | float) and 0 < proto_fraction <= 1):
             raise ValueError(f"strategy.args.proto_fraction={proto_fraction!r}; expected 0 < fraction <= 1")
         if not (isinstance(proto_batch_size, int) and proto_batch_size >= 1):
             raise ValueError(f"strategy.args.proto_batch_size={proto_batch_size!r}; expected an integer >= 1")
-        self.alpha, self.mu, self.per_epochs = float(alpha), float(mu), per_epochs
+        self.per_epochs = per_epochs
         self.momentum = float(momentum)
         self.modulation_starts, self.modulation_ends = modulation_starts, modulation_ends
         self.distance = distance
@@ -133,15 +129,7 @@ class PMR(Strategy):
         self._dataset: Any = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("pmr", train_dataset)
-        core = unwrap(model)
-        if core.fusion.input_level != "pooled" or len(core.modalities) < 2:
-            raise ValueError(
-                "strategy 'pmr' needs >= 2 modalities and a fusion over pooled (B, D) encoder features "
-                f"(model.fusion=late); got {type(core.fusion).__name__} over {core.modalities}"
-            )
-        if train_dataset is None:
-            raise ValueError("strategy 'pmr' needs the training dataset in setup() to compute class prototypes")
+        check_setup("pmr", model, train_dataset, input_level="pooled", dataset_for="compute class prototypes")
         self._dataset = train_dataset
 
     @torch.no_grad()
@@ -154,21 +142,18 @@ class PMR(Strategy):
         if self.proto_fraction < 1:
             rng = np.random.default_rng([self.seed, epoch])
             idx = np.sort(rng.permutation(n)[: max(1, int(round(self.proto_fraction * n)))])
-        loader = DataLoader(Subset(self._dataset, idx.tolist()), batch_size=self.proto_batch_size,
-                            shuffle=False, collate_fn=self._dataset.collate_fn())
-        was_training = core.training
-        core.eval()
+        loader = subset_loader(self._dataset, idx, self.proto_batch_size)
         c = core.num_outputs
         sums = {m: torch.zeros(c, core.feature_dim(m), device=device) for m in core.modalities}
         counts = {m: torch.zeros(c, device=device) for m in core.modalities}
-        for batch in loader:
-            batch = batch.to(device)
-            feats = core(batch).features
-            for m in core.modalities:
-                rows = batch.present[m]
-                sums[m].index_add_(0, batch.label[rows], feats[m][rows].float())
-                counts[m].index_add_(0, batch.label[rows], torch.ones_like(batch.label[rows], dtype=torch.float))
-        core.train(was_training)
+        with eval_mode(core):
+            for batch in loader:
+                batch = batch.to(device)
+                feats = core(batch).features
+                for m in core.modalities:
+                    rows = batch.present[m]
+                    sums[m].index_add_(0, batch.label[rows], feats[m][rows].float())
+                    counts[m].index_add_(0, batch.label[rows], torch.ones_like(batch.label[rows], dtype=torch.float))
         protos = {}
         for m in core.modalities:
             seen = counts[m] > 0
@@ -191,9 +176,9 @@ class PMR(Strategy):
         out = model(batch)
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}
-        active = self.modulation_starts <= ctx.epoch <= self.modulation_ends and bool(self.prototypes)
+        active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends) and bool(self.prototypes)
         if active:
-            pce, ent, stats = {}, {}, []
+            pce, ent, stats = {}, {}, {}
             names = [m for m in core.modalities if bool(batch.present[m].any())]
             for m in names:
                 rows = batch.present[m]
@@ -202,14 +187,9 @@ class PMR(Strategy):
                 pce[m] = F.cross_entropy(logits, batch.label[rows])
                 logp = torch.log_softmax(logits, dim=1)
                 ent[m] = -(logp.exp() * logp).sum(dim=1).mean()
-                with torch.no_grad():
-                    stats.append(torch.stack([logp.exp().gather(1, batch.label[rows, None]).sum(),
-                                              rows.sum().float()]))
+                stats[m] = present_sum(logp.detach().exp().gather(1, batch.label[rows, None]), rows)
             if len(names) >= 2:
-                st = torch.stack(stats)
-                if ctx.world_size > 1:
-                    st = ctx.all_reduce_mean(st)
-                scores = {m: float(s / n) for m, (s, n) in zip(names, st.tolist(), strict=True)}
+                scores = mean_over_present(stats, ctx)
                 rho, beta, gamma = pmr_coefficients(scores)
                 use_per = self.mu > 0 and ctx.epoch < self.modulation_starts + self.per_epochs
                 for m in names:
@@ -221,9 +201,7 @@ class PMR(Strategy):
         return backward_and_step(core, loss, ctx, logs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {f"prototype/{m}": p.detach().cpu().clone() for m, p in self.prototypes.items()}
+        return prefixed_state("prototype", self.prototypes)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.prototypes = {
-            k.split("/", 1)[1]: torch.as_tensor(v).float().clone() for k, v in state.items() if k.startswith("prototype/")
-        }
+        self.prototypes = from_prefixed_state(state, "prototype", torch.float32)

@@ -38,13 +38,14 @@ from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    grad_norm,
-    require_classification,
-    unwrap,
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
+from polymodal.strategies.joint import encoder_grad_norms
+from polymodal.strategies.toolkit import (
+    check_number,
+    check_setup,
+    from_prefixed_state,
+    per_modality_logits,
+    prefixed_state,
 )
 
 
@@ -86,23 +87,15 @@ class QMF(Strategy):
 
     def __init__(self, lam: float = 0.1, temperature: float = 10.0,
                  margin: Literal["paper", "reference"] = "paper") -> None:
-        if not (isinstance(lam, int | float) and lam >= 0):
-            raise ValueError(f"strategy.args.lam={lam!r}; expected a number >= 0 (official 0.1)")
-        if not (isinstance(temperature, int | float) and temperature > 0):
-            raise ValueError(f"strategy.args.temperature={temperature!r}; expected a number > 0 (official 10)")
+        self.lam = check_number("lam", lam, note="official 0.1")
+        self.temperature = check_number("temperature", temperature, strict=True, note="official 10")
         if margin not in ("paper", "reference"):
             raise ValueError(f"strategy.args.margin={margin!r}; expected 'paper' or 'reference'")
-        self.lam, self.temperature, self.margin = float(lam), float(temperature), margin
+        self.margin = margin
         self.history: dict[str, Tensor] = {}  # modality -> (N,) float64 cumulative per-sample CE
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("qmf", train_dataset)
-        core = unwrap(model)
-        if not getattr(core.fusion, "yields_per_modality", False) or len(core.modalities) < 2:
-            raise ValueError(
-                "strategy 'qmf' needs >= 2 modalities and a fusion with per-modality logits "
-                f"(model.fusion=late); got {type(core.fusion).__name__} over {core.modalities}"
-            )
+        core = check_setup("qmf", model, train_dataset, per_modality=True)
         n = len(train_dataset) if train_dataset is not None else 0
         self.history = {m: torch.zeros(n, dtype=torch.float64) for m in core.modalities}
 
@@ -119,9 +112,8 @@ class QMF(Strategy):
         core = unwrap(model)
         weights = ctx.extra.get("class_weights")
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("QMF needs per-modality logits; use model.fusion=late")
-        fused = energy_fusion(out.per_modality, batch.present, self.temperature)
+        per = per_modality_logits(out, "QMF")
+        fused = energy_fusion(per, batch.present, self.temperature)
         loss = F.cross_entropy(fused, batch.label, weight=weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}
         index = batch.index.cpu()
@@ -130,7 +122,7 @@ class QMF(Strategy):
             rows = batch.present[m]
             if not bool(rows.any()):
                 continue
-            o = out.per_modality[m][rows]
+            o = per[m][rows]
             ce = F.cross_entropy(o, batch.label[rows], weight=weights, reduction="none")
             loss = loss + ce.mean()
             hist = self._history(m, int(index.max()) + 1)
@@ -149,23 +141,18 @@ class QMF(Strategy):
             if ctx.world_size > 1:  # disjoint rows per rank: the mean times world size is the sum
                 delta = (ctx.all_reduce_mean(delta.to(out.logits.device)) * ctx.world_size).cpu().double()
             hist += delta
-        for m in core.modalities:
-            logs[f"grad_norm/{m}"] = grad_norm(core.encoders[m])
+        logs.update(encoder_grad_norms(core))
         ctx.step()
         logs["loss"] = loss.detach()
         return logs
 
     def predict(self, model: nn.Module, batch: Batch) -> ModelOutput:
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("QMF's test-time fusion needs per-modality logits (model.fusion=late)")
-        out.logits = energy_fusion(out.per_modality, batch.present, self.temperature)
+        out.logits = energy_fusion(per_modality_logits(out, "QMF's test-time fusion"), batch.present, self.temperature)
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {f"history/{m}": h.clone() for m, h in self.history.items()}
+        return prefixed_state("history", self.history)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = {
-            k.split("/", 1)[1]: torch.as_tensor(v).double().clone() for k, v in state.items() if k.startswith("history/")
-        }
+        self.history = from_prefixed_state(state, "history", torch.float64)

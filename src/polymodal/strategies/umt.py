@@ -40,14 +40,8 @@ from torch import Tensor, nn
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput
-from polymodal.strategies.base import (
-    STRATEGIES,
-    StepContext,
-    Strategy,
-    backward_and_step,
-    require_classification,
-    unwrap,
-)
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
+from polymodal.strategies.toolkit import check_number, check_setup, per_modality_logits, unimodal_losses
 
 TEACHER_STRATEGIES = ("unimodal", "ume")  # runs whose encoders were trained on one modality each
 _HOW_TO = (
@@ -123,15 +117,12 @@ class UMT(Strategy):
             raise ValueError(f"strategy 'umt' needs strategy.args.teachers (modality -> unimodal run folder); {_HOW_TO}")
         if not isinstance(teachers, Mapping):
             raise ValueError(f"strategy.args.teachers={teachers!r}; expected a mapping modality -> run folder")
-        if not (isinstance(distill_weight, int | float) and distill_weight >= 0):
-            raise ValueError(f"strategy.args.distill_weight={distill_weight!r}; expected a number >= 0")
+        self.distill_weight = check_number("distill_weight", distill_weight)
         self.teacher_dirs = {str(m): str(d) for m, d in teachers.items()}
-        self.distill_weight = float(distill_weight)
         self.teachers: dict[str, nn.Module] = {}
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("umt", train_dataset)
-        core = unwrap(model)
+        core = check_setup("umt", model, train_dataset, min_modalities=1)
         unknown = sorted(set(self.teacher_dirs) - set(core.modalities))
         if unknown:
             raise ValueError(
@@ -191,12 +182,7 @@ class UME(Strategy):
         self.weights = dict(weights) if weights is not None else None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        require_classification("ume", train_dataset)
-        core = unwrap(model)
-        if not getattr(core.fusion, "yields_per_modality", False):
-            raise ValueError(
-                f"strategy 'ume' needs a fusion with per-modality logits (model.fusion=late); got {type(core.fusion).__name__}"
-            )
+        core = check_setup("ume", model, train_dataset, min_modalities=1, per_modality=True)
         if self.weights is not None and set(self.weights) != set(core.modalities):
             raise ValueError(
                 f"strategy.args.weights names {sorted(self.weights)}; expected one weight for each of {core.modalities}"
@@ -205,24 +191,18 @@ class UME(Strategy):
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("UME needs per-modality logits; use model.fusion=late")
-        weights = ctx.extra.get("class_weights")
+        per = per_modality_logits(out, "UME")
         loss: Tensor | None = None
         logs: dict[str, Tensor | float] = {}
-        for m in core.modalities:
-            rows = batch.present[m]
-            if bool(rows.any()):
-                loss_m = F.cross_entropy(out.per_modality[m][rows], batch.label[rows], weight=weights)
-                loss = loss_m if loss is None else loss + loss_m
-                logs[f"loss/{m}"] = loss_m.detach()
+        for m, loss_m in unimodal_losses(per, batch.present, batch.label, ctx.extra.get("class_weights"),
+                                         names=core.modalities).items():
+            loss = loss_m if loss is None else loss + loss_m
+            logs[f"loss/{m}"] = loss_m.detach()
         if loss is None:  # no modality present in any row: nothing to learn from this batch
             return {"loss": 0.0}
         return backward_and_step(core, loss, ctx, logs)
 
     def predict(self, model: nn.Module, batch: Batch) -> ModelOutput:
         out = model(batch)
-        if out.per_modality is None:
-            raise ValueError("UME's prediction needs per-modality logits (model.fusion=late)")
-        out.logits = fixed_fusion(out.per_modality, batch.present, self.weights)
+        out.logits = fixed_fusion(per_modality_logits(out, "UME's prediction"), batch.present, self.weights)
         return out
