@@ -1,0 +1,205 @@
+"""The persistent index on real FSDD recordings (training-free audio-logmel tower): add, persist, reload,
+search, duplicate add, changed content, removal, a writer killed in the middle of an add, an interrupted
+commit, model mismatch, and the exact -> IVF switch past the threshold."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from polymodal.coordinated.embedders import load_embedder
+from polymodal.coordinated.index import Index, ModelMismatchError
+
+pytest.importorskip("faiss")
+
+
+@pytest.fixture(scope="module")
+def logmel():
+    return load_embedder("audio-logmel")
+
+
+def copy_recordings(raw_data: Path, dest: Path, n: int, speakers=("jackson", "theo", "nicolas")) -> list[Path]:
+    """``n`` real FSDD recordings copied into ``dest`` (digits and speakers mixed), sorted."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        name = f"{i % 10}_{speakers[(i // 10) % len(speakers)]}_{i // (10 * len(speakers))}.wav"
+        out.append(Path(shutil.copyfile(raw_data / "fsdd" / "recordings" / name, dest / name)))
+    return sorted(out)
+
+
+def test_add_persist_reload_search(tmp_path, raw_data, logmel):
+    files = copy_recordings(raw_data, tmp_path / "audio", 24)
+    (tmp_path / "audio" / "notes.csv").write_text("not media\n")
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim, model_spec="audio-logmel")
+    report = index.add([tmp_path / "audio"], logmel, commit_every=10)
+    assert len(report.added) == 24 and report.rows == 24
+    assert [Path(p).name for p, _ in report.skipped] == ["notes.csv"]
+    assert index.manifest["generation"] == 4  # create + 3 commits of 10, 10, 4 files
+
+    again = Index.open(tmp_path / "ix")  # a fresh process's view
+    assert len(again) == 24 and again.paths == [str(f.resolve()) for f in files]
+    assert again.roots == [str((tmp_path / "audio").resolve())]
+    np.testing.assert_array_equal(again.vectors, index.vectors)
+    wave, sr = sf.read(files[7], dtype="float32")
+    hits = again.search_items(logmel, "audio", [(wave, sr)], k=5)[0]
+    assert len(hits) == 5 and hits[0].path == str(files[7].resolve())
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].score > hits[1].score
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    row = again.meta[hits[0].row]
+    assert row["hash"] == hashlib.sha256(files[7].read_bytes()).hexdigest()
+    assert row["modality"] == "audio" and row["timestamp"] is None
+
+
+def test_duplicate_add_changed_content_and_copies(tmp_path, raw_data, logmel):
+    files = copy_recordings(raw_data, tmp_path / "audio", 6)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    index.add(files, logmel)
+    gen, shards = index.manifest["generation"], sorted(p.name for p in (tmp_path / "ix").glob("shard-*"))
+
+    calls = []
+
+    class Counting:
+        model_id, dim, modalities = logmel.model_id, logmel.dim, logmel.modalities
+
+        def embed(self, modality, items):
+            calls.append(len(items))
+            return logmel.embed(modality, items)
+
+    report = index.add(files, Counting())
+    assert len(report.unchanged) == 6 and not report.added and calls == []
+    assert index.manifest["generation"] == gen  # nothing written at all
+    assert sorted(p.name for p in (tmp_path / "ix").glob("shard-*")) == shards
+
+    copy = Path(shutil.copyfile(files[0], tmp_path / "audio" / "copy.wav"))
+    report = index.add([copy], Counting())
+    assert report.copied == [str(copy.resolve())] and calls == []  # same content: vectors reused
+    assert len(index) == 7
+
+    shutil.copyfile(raw_data / "fsdd" / "recordings" / "9_george_40.wav", files[1])  # new content, same path
+    report = index.add([files[1]], Counting())
+    assert report.replaced == [str(files[1].resolve())] and calls == [1]
+    assert len(index) == 7 and len(index.meta) == 8  # the old row is removed, not overwritten
+    assert index.meta[index._by_path[str(files[1].resolve())][0]]["hash"] == hashlib.sha256(files[1].read_bytes()).hexdigest()
+
+
+def test_remove_by_path_and_folder(tmp_path, raw_data, logmel):
+    a = copy_recordings(raw_data, tmp_path / "a", 4)
+    b = copy_recordings(raw_data, tmp_path / "b", 3, speakers=("lucas",))
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    index.add([tmp_path / "a", tmp_path / "b"], logmel)
+    assert index.remove([a[0]]) == [str(a[0].resolve())]
+    assert index.remove([tmp_path / "b"]) == sorted(str(p.resolve()) for p in b)
+    reopened = Index.open(tmp_path / "ix")
+    assert reopened.paths == [str(p.resolve()) for p in a[1:]] and len(reopened) == 3
+    hits = reopened.search(reopened.vectors[0], k=10, model_id=logmel.model_id)[0]
+    assert {h.path for h in hits} == set(reopened.paths)  # removed rows are never returned
+    with pytest.raises(FileNotFoundError, match="is not in the index"):
+        reopened.remove([tmp_path / "nowhere.wav"])
+    assert reopened.add([a[0]], logmel).added == [str(a[0].resolve())]  # removed files can come back
+
+
+def test_model_mismatch_is_refused(tmp_path, raw_data, logmel):
+    files = copy_recordings(raw_data, tmp_path / "audio", 3)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim, model_spec="audio-logmel")
+    index.add(files, logmel)
+
+    class Other:
+        model_id, dim, modalities = "another-model@0123", logmel.dim, ("audio",)
+
+        def embed(self, modality, items):
+            return logmel.embed(modality, items)
+
+    with pytest.raises(ModelMismatchError, match=r"built with model 'audio-logmel@v1' \(--model audio-logmel\)"):
+        index.search(np.ones((1, logmel.dim), np.float32), model_id="another-model@0123")
+    with pytest.raises(ModelMismatchError, match="another embedding space"):
+        index.add([files[0]], Other())
+    with pytest.raises(ModelMismatchError):
+        Index.open_or_create(tmp_path / "ix", "another-model@0123", logmel.dim)
+    with pytest.raises(ValueError, match=r"expected \(Q, 128\)"):
+        index.search(np.ones((1, 7), np.float32), model_id=logmel.model_id)
+
+
+def test_killed_add_leaves_a_loadable_index(tmp_path, raw_data, logmel):
+    """SIGKILL a real `polymodal index add` after some commits: the index loads with whole commits only."""
+    files = copy_recordings(raw_data, tmp_path / "audio", 150)
+    ix = tmp_path / "ix"
+    cmd = [sys.executable, "-m", "polymodal", "index", "add", str(tmp_path / "audio"), "--index", str(ix),
+           "--model", "audio-logmel", "--commit-every", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            m = ix / "manifest.json"
+            if m.is_file() and json.loads(m.read_text())["generation"] >= 4:
+                break
+            time.sleep(0.02)
+        time.sleep(0.05)  # land somewhere inside a later batch
+        assert proc.poll() is None, f"the add finished before it could be killed: {proc.stderr.read().decode()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(10)
+
+    index = Index.open(ix)
+    n = len(index)
+    assert 15 <= n < 150 and n % 5 == 0  # whole commits of 5 files, nothing half-written
+    by_name = {Path(p).name: p for p in index.paths}
+    sample = sorted(by_name)[:: max(1, n // 6)]
+    fresh = logmel.embed("audio", [sf.read(tmp_path / "audio" / s, dtype="float32") for s in sample])
+    for name, vec in zip(sample, fresh, strict=True):
+        np.testing.assert_allclose(index.vectors[index._by_path[by_name[name]][0]], vec, atol=1e-5)
+
+    report = index.add([tmp_path / "audio"], logmel)  # the next writer completes the job
+    assert len(report.unchanged) == n and len(report.added) == 150 - n
+    final = Index.open(ix)
+    assert len(final) == 150 and final.paths == [str(f.resolve()) for f in files]
+    named = {s["vectors"] for s in final.manifest["shards"]} | {s["meta"] for s in final.manifest["shards"]}
+    leftovers = [p.name for p in ix.iterdir() if p.name not in named | {"manifest.json", "lock"}]
+    assert leftovers == []  # temporaries and unreferenced shards of the killed writer are gone
+
+
+def test_failed_manifest_rename_keeps_the_previous_state(tmp_path, raw_data, logmel, monkeypatch):
+    files = copy_recordings(raw_data, tmp_path / "audio", 4)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    index.add(files[:2], logmel)
+    real_replace = os.replace
+
+    def crash_on_manifest(src, dst):
+        if str(dst).endswith("manifest.json"):
+            raise OSError("disk full (simulated)")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_manifest)
+    with pytest.raises(OSError, match="simulated"):
+        index.add(files[2:], logmel)
+    monkeypatch.undo()
+    reopened = Index.open(tmp_path / "ix")
+    assert reopened.paths == [str(f.resolve()) for f in files[:2]]
+    assert reopened.add(files, logmel).added == [str(f.resolve()) for f in files[2:]]
+
+
+def test_ivf_past_the_threshold_and_back(tmp_path, raw_data, logmel):
+    files = copy_recordings(raw_data, tmp_path / "audio", 300, speakers=("jackson", "theo", "nicolas", "george", "lucas"))
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim, ivf_threshold=256, nprobe=64)
+    index.add([tmp_path / "audio"], logmel, commit_every=300)
+    assert index.kind == "ivf" and index.manifest["ann"]["nlist"] == 64
+    assert (tmp_path / "ix" / index.manifest["ann"]["file"]).is_file()
+    reopened = Index.open(tmp_path / "ix")
+    queries = reopened.vectors[::30]
+    approx = reopened.search(queries, k=1, model_id=logmel.model_id)
+    exact = np.argmax(queries @ reopened.vectors.T, axis=1)
+    assert [h[0].row for h in approx] == list(exact)  # all 64 cells probed: IVF equals exact search
+
+    reopened.remove(files[:60])  # 240 live < 256: back to exact search
+    assert reopened.kind == "flat" and Index.open(tmp_path / "ix").kind == "flat"
+    assert not list((tmp_path / "ix").glob("ivf-*"))
