@@ -1,0 +1,78 @@
+"""The options of a manifest (``data.options`` in a config, keyword arguments of ``from_manifest``).
+
+The options of each column kind are defined beside its codec (``codecs/<kind>.py``) and collected here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from polymodal.data.datasets.manifest.codecs.audio import AudioOptions
+from polymodal.data.datasets.manifest.codecs.image import ImageOptions
+from polymodal.data.datasets.manifest.codecs.text import TextOptions
+from polymodal.data.datasets.manifest.codecs.timeseries import TimeseriesOptions
+from polymodal.data.datasets.manifest.codecs.video import VideoOptions
+from polymodal.data.datasets.manifest.errors import ManifestError
+
+STATE_VERSION = 1
+
+
+class _Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitOptions(_Opts):
+    column: str = "split"  # used when the table has it
+    group: str | None = None  # rows sharing a value stay in one split
+    val: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    seed: int = 0
+    folds: int | None = Field(None, ge=2)  # k-fold over the non-test rows; `fold` is the val part
+    fold: int = Field(0, ge=0)
+
+
+class ManifestOptions(_Opts):
+    label: str | None = None  # label column (required to train)
+    task: Literal["auto", "classification", "regression"] = "auto"
+    root: str | None = None  # folder relative paths resolve against; default: the manifest's folder
+    schema_: dict[str, str] = Field(default_factory=dict, alias="schema")  # column -> kind override
+    tabular_groups: dict[str, list[str]] = Field(default_factory=dict)  # modality name -> columns
+    id: str | None = None  # column naming each row in predictions (default: the row number)
+    bad_files: Literal["error", "skip", "drop"] = "error"  # also for odd cells and cells that are not numbers
+    delimiter: str | None = None  # CSV column separator; default: detected from the header line
+    cache_features: bool = True  # keep decoded inputs (and log-mels) in memory after the first read
+    splits: SplitOptions = Field(default_factory=SplitOptions)
+    # one field per column kind that has options, named after the kind (codecs/<kind>.py)
+    audio: AudioOptions = Field(default_factory=AudioOptions)
+    image: ImageOptions = Field(default_factory=ImageOptions)
+    video: VideoOptions = Field(default_factory=VideoOptions)
+    timeseries: TimeseriesOptions = Field(default_factory=TimeseriesOptions)
+    text: TextOptions = Field(default_factory=TextOptions)
+    # set by evaluation and resume (never stored with a run): a run's splits.csv, and whether rows that
+    # changed since training may be left out (else a changed table is an error)
+    stored_splits: str | None = None
+    allow_changed_table: bool = False
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def parse_options(options: Mapping[str, Any], where: str = "manifest option") -> ManifestOptions:
+    """Validate manifest options; every wrong key at once, with the allowed keys."""
+    try:
+        return ManifestOptions.model_validate(dict(options))
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msgs.append(f"{where} {key}: {err['msg']} (got {err.get('input')!r})")
+        keys = [f.alias or k for k, f in ManifestOptions.model_fields.items()]
+        raise ManifestError("; ".join(msgs) + f". Allowed keys: {', '.join(keys)}") from None
+
+
+def codec_options(options: ManifestOptions, kind: str) -> Any:
+    """The options of column kind ``kind``: the field named after it, or None (the codec's defaults)."""
+    value = getattr(options, kind, None)
+    return value if isinstance(value, BaseModel) else None
