@@ -56,13 +56,14 @@ def test_cross_modal_both_directions_and_presence():
     emb = {"audio": rng.standard_normal((20, 5)), "image": rng.standard_normal((20, 5))}
     present = {"audio": np.ones(20, bool), "image": np.arange(20) % 4 != 0}
     got = cross_modal_metrics(emb, labels, present, ks=(1, 5))
-    assert set(got) == {f"{d}/{k}" for d in ("audio->image", "image->audio") for k in ("R@1", "R@5", "mAP")}
+    assert set(got) == {f"{d}_{k}" for d in ("audio_to_image", "image_to_audio") for k in ("R1", "R5", "mAP")}
     keep = present["image"]
     a2i = naive(emb["audio"].tolist(), emb["image"][keep].tolist(), labels.tolist(), labels[keep].tolist(), (1, 5))
     i2a = naive(emb["image"][keep].tolist(), emb["audio"].tolist(), labels[keep].tolist(), labels.tolist(), (1, 5))
-    assert got["audio->image/R@1"] == pytest.approx(a2i["R@1"]) and got["audio->image/mAP"] == pytest.approx(a2i["mAP"])
-    assert got["image->audio/R@5"] == pytest.approx(i2a["R@5"]) and got["image->audio/mAP"] == pytest.approx(i2a["mAP"])
+    assert got["audio_to_image_R1"] == pytest.approx(a2i["R@1"]) and got["audio_to_image_mAP"] == pytest.approx(a2i["mAP"])
+    assert got["image_to_audio_R5"] == pytest.approx(i2a["R@5"]) and got["image_to_audio_mAP"] == pytest.approx(i2a["mAP"])
     assert mean_recall(got, 1) == pytest.approx((a2i["R@1"] + i2a["R@1"]) / 2)
+    assert mean_recall(got, 5, query="image") == pytest.approx(i2a["R@5"])
 
 
 def test_bad_shapes_are_named():

@@ -84,7 +84,8 @@ def cross_modal_metrics(
 
     ``embeddings``: modality -> (N, D) rows of one split (row i of every modality is sample i);
     ``labels`` (N,) class ids; ``present``: modality -> (N,) bool, a modality's rows that are absent are
-    neither queries nor gallery items. Keys: ``"<a>-><b>/R@1"``, ``"<a>-><b>/mAP"``, ...
+    neither queries nor gallery items. Keys: ``"<a>_to_<b>_R1"``, ``"<a>_to_<b>_mAP"``, ... (names that
+    logging back ends accept as they are).
     """
     names = list(embeddings)
     labels = np.asarray(labels)
@@ -97,13 +98,16 @@ def cross_modal_metrics(
             qr = np.ones(len(labels), bool) if present is None else np.asarray(present[q], bool)
             gr = np.ones(len(labels), bool) if present is None else np.asarray(present[g], bool)
             m = retrieval_metrics(np.asarray(embeddings[q])[qr], np.asarray(embeddings[g])[gr], labels[qr], labels[gr], ks)
-            out.update({f"{q}->{g}/{k}": v for k, v in m.items() if k != "n_queries"})
+            out.update({f"{q}_to_{g}_{k.replace('@', '')}": v for k, v in m.items() if k != "n_queries"})
     return out
 
 
-def mean_recall(metrics: Mapping[str, float], k: int = 1) -> float:
-    """Mean of every ``.../R@k`` entry of :func:`cross_modal_metrics` (e.g. the model-selection monitor)."""
-    vals = [v for key, v in metrics.items() if key.endswith(f"/R@{k}") and np.isfinite(v)]
+def mean_recall(metrics: Mapping[str, float], k: int = 1, query: str | None = None) -> float:
+    """Mean of every ``..._R<k>`` entry of :func:`cross_modal_metrics` (e.g. the model-selection monitor);
+    only those with ``query`` as the query modality when it is given."""
+    prefix = "" if query is None else f"{query}_to_"
+    vals = [v for key, v in metrics.items() if key.startswith(prefix) and key.endswith(f"_R{k}") and "_to_" in key
+            and v is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
 
 
