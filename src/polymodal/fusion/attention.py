@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import mean_over_present, zero_absent
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -108,7 +109,7 @@ class MulTFusion(Fusion):
                 f"mult fusion takes sequence features (B, T, {self.in_dims[m]}) for {m!r}; got shape "
                 f"{tuple(x.shape)}. Use a sequence-capable encoder (one whose supports_sequence is True)"
             )
-        x = torch.where(present[:, None, None], x, 0.0)
+        x = zero_absent(x, present)
         t = self.proj[m](x) + self.modality_embedding[self.names.index(m)]
         return t + sinusoidal_positions(t.shape[1], t.shape[2], t.device, t.dtype)
 
@@ -126,8 +127,7 @@ class MulTFusion(Fusion):
                     raise ValueError(f"mult fusion: sequence mask of {m!r} has shape {tuple(mask.shape)}; expected ({b}, {t})")
                 keep = keep & mask.to(torch.bool)
             valid[m] = keep
-        pooled: Tensor | None = None
-        count: Tensor | None = None
+        summaries = []
         for m in self.names:
             x = tokens[m]  # (B, T_m, H)
             sources = [n for n in self.names if n != m] or [m]  # self-attention with one modality
@@ -140,9 +140,6 @@ class MulTFusion(Fusion):
                 x = block(x, kv, ignore)
             w = valid[m].to(x.dtype)[..., None]  # pool the data positions only (all of them when none is)
             w = torch.where(w.sum(dim=1, keepdim=True) > 0, w, torch.ones_like(w))
-            summary = (self.norm(x) * w).sum(dim=1) / w.sum(dim=1)  # (B, H)
-            p = present[m][:, None]
-            summary = torch.where(p, summary, 0.0)
-            pooled = summary if pooled is None else pooled + summary
-            count = p.to(x.dtype) if count is None else count + p.to(x.dtype)
-        return FusionOutput(self.head(pooled / count.clamp(min=1)))  # (B, C)
+            summaries.append((self.norm(x) * w).sum(dim=1) / w.sum(dim=1))  # (B, H)
+        pooled = mean_over_present(summaries, [present[m] for m in self.names])  # absent targets left out
+        return FusionOutput(self.head(pooled))  # (B, C)

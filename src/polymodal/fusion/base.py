@@ -8,8 +8,10 @@ A fusion is an ``nn.Module`` built as ``factory(in_dims: dict[str, int], num_out
     present:  dict[str, BoolTensor(B)]
 
 and returns a :class:`FusionOutput`. Absent slots hold zeros and must never be read as data:
-combine with ``torch.where`` on the mask, never by multiplying with it. A sample with no modality
-present gets finite logits (the fusion's bias) rather than NaN.
+combine with ``torch.where`` on the mask, never by multiplying with it; ``polymodal.fusion.masking``
+has the helpers that do (``zero_absent``, ``presence_mask``, ``masked_softmax``, ``masked_sum``,
+``mean_over_present``). A sample with no modality present gets finite logits (the fusion's bias)
+rather than NaN.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import zero_absent
 
 
 @FUSIONS.register("bilinear", tiny={"hidden": 8, "rank": 2})
@@ -42,9 +43,8 @@ class BilinearFusion(Fusion):
         """The pooled joint vector f (B, hidden) before dropout and the head."""
         product: Tensor | None = None
         for m, proj in self.proj.items():
-            p = present[m][:, None]
-            u = torch.tanh(proj(torch.where(p, features[m], 0.0)))  # (B, hidden * rank)
-            u = torch.where(p, u, 1.0)
+            u = torch.tanh(proj(zero_absent(features[m], present[m])))  # (B, hidden * rank)
+            u = zero_absent(u, present[m], fill=1.0)  # 1: the neutral element of the product
             product = u if product is None else product * u
         return product.view(-1, self.hidden, self.rank).sum(dim=2)  # (B, hidden)
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import presence_mask, zero_absent
 
 
 @FUSIONS.register("concat_mlp", tiny={"hidden": 8})
@@ -38,9 +39,9 @@ class ConcatFusion(Fusion):
             )
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        parts = [torch.where(present[m][:, None], features[m], self.missing[m]) for m in self.names]
-        bits = [present[m].to(parts[0].dtype)[:, None] for m in self.names]
-        return FusionOutput(self.net(torch.cat(parts + bits, dim=1)))  # (B, C)
+        parts = [zero_absent(features[m], present[m], fill=self.missing[m]) for m in self.names]
+        bits = presence_mask(present, self.names).to(parts[0].dtype)  # (B, M)
+        return FusionOutput(self.net(torch.cat([*parts, bits], dim=1)))  # (B, C)
 
 
 @FUSIONS.register("concat", tiny={})

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import presence_mask, zero_absent
 
 
 @FUSIONS.register("early", tiny={"hidden": 8})
@@ -37,7 +38,7 @@ class EarlyFusion(Fusion):
         self.head = nn.Linear(hidden, num_outputs)
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        parts, bits = [], []
+        parts = []
         for m, dim in self.in_dims.items():
             x = features[m].flatten(1)  # (B, L_m)
             if x.shape[1] != dim:
@@ -45,7 +46,7 @@ class EarlyFusion(Fusion):
                     f"early fusion: low-level features of {m!r} have shape {tuple(features[m].shape)}; "
                     f"expected (B, {dim}) as given in in_dims (the encoder's low_level_dim)"
                 )
-            parts.append(torch.where(present[m][:, None], x, 0.0))
-            bits.append(present[m].to(x.dtype)[:, None])
-        fused_in = torch.cat(parts + bits, dim=1)  # (B, sum L_m + M)
+            parts.append(zero_absent(x, present[m]))
+        bits = presence_mask(present, list(self.in_dims)).to(parts[0].dtype)  # (B, M)
+        fused_in = torch.cat([*parts, bits], dim=1)  # (B, sum L_m + M)
         return FusionOutput(self.head(self.encoder(fused_in)))

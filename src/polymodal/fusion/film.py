@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import mean_over_present, presence_mask, zero_absent
 
 
 @FUSIONS.register("film", tiny={"hidden": 8})
@@ -37,22 +38,16 @@ class FiLMFusion(Fusion):
         self.head = nn.Linear(hidden, num_outputs)
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        h = {m: self.proj[m](torch.where(present[m][:, None], features[m], 0.0)) for m in self.names}
-        pooled: Tensor | None = None
-        count: Tensor | None = None
+        h = {m: self.proj[m](zero_absent(features[m], present[m])) for m in self.names}
+        ys = []
         for m in self.names:
             others = [n for n in self.names if n != m]
             y = h[m]  # (B, hidden); identity modulation unless another modality is present
             if others:
-                cond = sum(torch.where(present[n][:, None], h[n], 0.0) for n in others)  # (B, hidden)
-                n_others = sum(present[n].to(y.dtype) for n in others)[:, None]  # (B, 1)
-                cond = cond / n_others.clamp(min=1)
+                cond = mean_over_present([h[n] for n in others], [present[n] for n in others])  # (B, hidden)
                 dgamma, beta = self.generators[m](cond).chunk(2, dim=1)
-                has_cond = n_others > 0  # (B, 1)
+                has_cond = presence_mask(present, others).any(dim=1, keepdim=True)  # (B, 1)
                 y = torch.where(has_cond, (1 + dgamma) * h[m] + beta, h[m])
-            y = torch.where(present[m][:, None], nn.functional.gelu(y), 0.0)
-            pooled = y if pooled is None else pooled + y
-            p = present[m].to(y.dtype)[:, None]
-            count = p if count is None else count + p
-        fused = pooled / count.clamp(min=1)  # (B, hidden)
+            ys.append(nn.functional.gelu(y))
+        fused = mean_over_present(ys, [present[m] for m in self.names])  # (B, hidden)
         return FusionOutput(self.head(fused))

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import masked_softmax, masked_sum, presence_mask, zero_absent
 
 
 @FUSIONS.register("gated", tiny={"hidden": 8})
@@ -32,24 +33,21 @@ class GatedFusion(Fusion):
         self.head = nn.Linear(hidden, num_outputs)
 
     def _clean(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: torch.where(present[m][:, None], features[m], 0.0) for m in self.names}
+        return {m: zero_absent(features[m], present[m]) for m in self.names}
 
     def _gate(self, clean: dict[str, Tensor], mask: Tensor) -> Tensor:
         """Gate weights (B, M): softmax over present modalities, 0 on absent ones."""
         x = torch.cat([clean[m] for m in self.names] + [mask.to(clean[self.names[0]].dtype)], dim=1)
-        scores = self.gate(x)  # (B, M)
-        scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
-        return torch.where(mask, torch.softmax(scores, dim=1), 0.0)
+        return masked_softmax(self.gate(x), mask)  # (B, M)
 
     def gate_weights(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         """The gate's weights (B, M) over modalities in ``in_dims`` order; rows sum to 1 over present ones."""
-        mask = torch.stack([present[m] for m in self.names], dim=1)  # (B, M)
-        return self._gate(self._clean(features, present), mask)
+        return self._gate(self._clean(features, present), presence_mask(present, self.names))
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         clean = self._clean(features, present)
-        mask = torch.stack([present[m] for m in self.names], dim=1)  # (B, M)
+        mask = presence_mask(present, self.names)  # (B, M)
         g = self._gate(clean, mask)  # (B, M)
         h = torch.stack([torch.tanh(self.proj[m](clean[m])) for m in self.names], dim=1)  # (B, M, hidden)
-        fused = torch.where(mask[..., None], g[..., None] * h, 0.0).sum(dim=1)  # (B, hidden)
+        fused = masked_sum(h, mask, g)  # (B, hidden)
         return FusionOutput(self.head(fused))

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import masked_softmax, masked_sum, presence_mask, zero_absent
 
 
 @FUSIONS.register("late", tiny={})
@@ -37,16 +38,14 @@ class LateFusion(Fusion):
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         names = list(self.heads)
-        per = {m: self.heads[m](torch.where(present[m][:, None], features[m], 0.0)) for m in names}
+        per = {m: self.heads[m](zero_absent(features[m], present[m])) for m in names}
         stacked = torch.stack([per[m] for m in names], dim=1)  # (B, M, C)
-        mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
+        mask = presence_mask(present, names)  # (B, M)
         if self.mode == "sum":
             w = mask.to(stacked.dtype)
         elif self.mode == "mean":
             w = mask.to(stacked.dtype) / mask.sum(dim=1, keepdim=True).clamp(min=1)
         else:
-            base = self.weight_logits.expand(mask.shape)  # (B, M)
-            scores = torch.where(mask, base, torch.finfo(stacked.dtype).min)
-            w = torch.where(mask, torch.softmax(scores, dim=1), 0.0)
-        fused = torch.where(mask[..., None], stacked * w[..., None], 0.0).sum(dim=1)  # (B, C)
+            w = masked_softmax(self.weight_logits.expand(mask.shape), mask)  # (B, M)
+        fused = masked_sum(stacked, mask, w)  # (B, C)
         return FusionOutput(fused, per)

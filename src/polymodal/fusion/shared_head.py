@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import masked_sum, presence_mask, zero_absent
 
 
 @FUSIONS.register("shared_head", tiny={})
@@ -42,10 +43,10 @@ class SharedHeadFusion(Fusion):
         self.head = nn.Linear(widths.pop(), num_outputs)
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        per = {m: self.head(torch.where(present[m][:, None], features[m], 0.0)) for m in self.names}
+        per = {m: self.head(zero_absent(features[m], present[m])) for m in self.names}
         stacked = torch.stack([per[m] for m in self.names], dim=1)  # (B, M, C)
-        mask = torch.stack([present[m] for m in self.names], dim=1)  # (B, M)
-        fused = torch.where(mask[..., None], stacked, 0.0).sum(dim=1)  # (B, C)
+        mask = presence_mask(present, self.names)  # (B, M)
+        fused = masked_sum(stacked, mask)  # (B, C)
         if self.mode == "mean":
             fused = fused / mask.sum(dim=1, keepdim=True).clamp(min=1).to(fused.dtype)
         return FusionOutput(fused, per)

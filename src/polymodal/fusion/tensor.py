@@ -14,11 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.masking import zero_absent
 
 
 def _with_one(z: Tensor, present: Tensor) -> Tensor:
     """[1; z] on present rows, [1, 0, ..., 0] on absent ones. z: (B, D) -> (B, D + 1)."""
-    z = torch.where(present[:, None], z, 0.0)
+    z = zero_absent(z, present)
     return torch.cat([z.new_ones(z.shape[0], 1), z], dim=1)
 
 
@@ -56,7 +57,7 @@ class TensorFusion(Fusion):
         product: Tensor | None = None
         for m, proj in self.proj.items():
             p = present[m]
-            z = proj(torch.where(p[:, None], features[m], 0.0))  # (B, proj_dim)
+            z = proj(zero_absent(features[m], p))  # (B, proj_dim)
             zhat = _with_one(z, p)  # (B, proj_dim + 1)
             product = zhat if product is None else (product[:, :, None] * zhat[:, None, :]).flatten(1)
         return FusionOutput(self.mlp(product))  # product: (B, (proj_dim + 1) ** M)
