@@ -1,5 +1,11 @@
 """Test-time fusion rules: per-modality logits + presence -> fused logits.
 
+The rules form a registry, ``FUSION_RULES`` (a strategy names one as ``strategy.args.fusion_rule``);
+every entry is a function ``rule(logits, present, weights=None) -> (B, C)`` with the weights of the
+``fixed`` rule (the other rules take none). Adding a rule is a function and a registry line; the
+registry-parametrised test ``tests/inference/test_rule_registry.py`` then checks it (absent modalities
+drop out, NaN in absent slots is never read, a row with nothing present gets zeros).
+
 fixed          weights from the config (equal by default), renormalised over present modalities
 entropy        per sample: e_m = -sum_c p_mc log p_mc, w_m = softmax over present m of (-e_m)  (MLA, correct)
 entropy-batch  the MLA reference code's rule: softmax over the BATCH dimension, entropy summed over the
@@ -21,7 +27,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-RULES = ("fixed", "entropy", "entropy-batch")
+from polymodal.fusion.masking import masked_softmax, masked_sum, presence_mask
+from polymodal.registry import Registry
+
+FUSION_RULES: Registry[Tensor] = Registry("fusion rule")  # name -> rule(logits, present, weights=None)
+
 # rules whose output for a sample depends on the other samples of its batch: evaluated on a fixed random
 # order of the split (``data.eval_order``), never on a class-sorted one
 BATCH_LEVEL_RULES = ("entropy-batch",)
@@ -29,21 +39,22 @@ BATCH_LEVEL_RULES = ("entropy-batch",)
 
 def _stack(logits: Mapping[str, Tensor], present: Mapping[str, Tensor], names: Sequence[str]) -> tuple[Tensor, Tensor]:
     o = torch.stack([logits[m] for m in names], dim=1)  # (B, M, C)
-    mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
-    return o, mask
+    return o, presence_mask(present, names)  # (B, M)
 
 
 def _combine(o: Tensor, mask: Tensor, w: Tensor) -> Tensor:
+    """sum_m w_m o_m with the weights renormalised over each row's present modalities (0 where none is)."""
     w = torch.where(mask, w, torch.zeros_like(w))
     total = w.sum(dim=1, keepdim=True)
     w = torch.where(total > 0, w / total.clamp_min(1e-12), torch.zeros_like(w))
-    return torch.where(mask[..., None], o * w[..., None], torch.zeros_like(o)).sum(dim=1)
+    return masked_sum(o, mask, w)
 
 
+@FUSION_RULES.register("fixed", tiny={})
 def fixed_fusion(
     logits: Mapping[str, Tensor], present: Mapping[str, Tensor], weights: Mapping[str, float] | None = None
 ) -> Tensor:
-    """(B, C) = sum_m w_m o_m with the given weights (equal if None) renormalised over present modalities."""
+    """Fixed weights (equal by default) renormalised over the present modalities: (B, C) = sum_m w_m o_m."""
     names = list(logits)
     if weights is not None:
         missing = [m for m in names if m not in weights]
@@ -66,11 +77,7 @@ def entropy_fusion(logits: Mapping[str, Tensor], present: Mapping[str, Tensor]) 
     """Per-sample uncertainty weighting: w_m = softmax over present modalities of -entropy(o_m)."""
     names = list(logits)
     o, mask = _stack(logits, present, names)
-    neg_e = -entropy(o)  # (B, M)
-    scores = torch.where(mask, neg_e, torch.full_like(neg_e, float("-inf")))
-    any_present = mask.any(dim=1, keepdim=True)
-    scores = torch.where(any_present, scores, torch.zeros_like(scores))
-    w = torch.softmax(scores, dim=1).to(o.dtype)
+    w = masked_softmax(-entropy(o), mask).to(o.dtype)  # (B, M)
     return _combine(o, mask, w)
 
 
@@ -95,16 +102,32 @@ def entropy_batch_fusion(logits: Mapping[str, Tensor], present: Mapping[str, Ten
     return _combine(o, mask, w.expand(mask.shape))
 
 
+@FUSION_RULES.register("entropy", tiny={})
+def _entropy_rule(
+    logits: Mapping[str, Tensor], present: Mapping[str, Tensor], weights: Mapping[str, float] | None = None
+) -> Tensor:
+    """Per-sample entropy weights: softmax over the present modalities of minus each one's entropy (MLA)."""
+    return entropy_fusion(logits, present)
+
+
+@FUSION_RULES.register("entropy-batch", tiny={})
+def _entropy_batch_rule(
+    logits: Mapping[str, Tensor], present: Mapping[str, Tensor], weights: Mapping[str, float] | None = None
+) -> Tensor:
+    """The MLA reference code's batch-level entropy weights: one weight per modality for the whole batch."""
+    return entropy_batch_fusion(logits, present)
+
+
+RULES: tuple[str, ...] = tuple(FUSION_RULES.names())  # the registered names (the values of fusion_rule)
+
+
 def fuse(
     rule: str,
     logits: Mapping[str, Tensor],
     present: Mapping[str, Tensor],
     weights: Mapping[str, float] | None = None,
 ) -> Tensor:
-    if rule == "fixed":
-        return fixed_fusion(logits, present, weights)
-    if rule == "entropy":
-        return entropy_fusion(logits, present)
-    if rule == "entropy-batch":
-        return entropy_batch_fusion(logits, present)
-    raise ValueError(f"unknown fusion rule {rule!r}; expected one of {RULES}")
+    """Fused logits (B, C) of the registered rule ``rule``; ``weights`` are used by the ``fixed`` rule only."""
+    if rule not in FUSION_RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; expected one of {RULES}")
+    return FUSION_RULES.get(rule).factory(logits, present, weights)
