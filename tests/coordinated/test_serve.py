@@ -1,0 +1,146 @@
+"""`polymodal serve`: the page escapes queries, audio hits play, only indexed files inside the indexed
+folders are served (traversal, encoded traversal, absolute paths, symlinks out are refused); and, in
+headless Chromium against a real `polymodal serve` process, a text query shows the expected thumbnails
+(the screenshot in docs/search.md is taken here)."""
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from polymodal.coordinated.bridge import LabelBridgeEmbedder, sample_photos
+from polymodal.coordinated.embedders import load_embedder
+from polymodal.coordinated.index import Index
+from polymodal.coordinated.serve import make_server
+from polymodal.encoders.pretrained import is_available
+from polymodal.paths import default_data_root
+
+from .test_media import write_clip
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+# (request path, expected status): each must be refused
+ATTACKS = [
+    ("/file/0/../secret.wav", 403),
+    ("/file/0/%2e%2e/secret.wav", 403),
+    ("/file/0/%2E%2E/%2E%2E/etc/passwd", 403),
+    ("/file/0/%252e%252e/secret.wav", 403),  # double encoding
+    ("/file/0/..%2fsecret.wav", 403),
+    ("/file/0/%2F" + "etc%2Fpasswd", 403),  # an absolute path smuggled in one segment
+    ("/file/0//etc/passwd", 403),
+    ("/thumb/0/..%5c..%5csecret.wav", 403),  # backslashes
+    ("/file/0/link.wav", 403),  # a symlink inside the folder that leads out of it
+    ("/file/0/notes.txt", 404),  # inside the folder but not indexed
+    ("/file/7/a.wav", 404),
+    ("/file/x/a.wav", 404),
+    ("/etc/passwd", 404),
+]
+
+
+def request(base: str, path: str) -> tuple[int, bytes, str]:
+    host, port = base.split("//")[1].rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path)  # sent as given: no client-side normalisation of .. or %2e
+        resp = conn.getresponse()
+        return resp.status, resp.read(), resp.getheader("Content-Type") or ""
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def audio_server(tmp_path, raw_data):
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav"):
+        shutil.copy(raw_data / "fsdd" / "recordings" / {"a.wav": "1_theo_1.wav", "b.wav": "1_theo_2.wav",
+                                                        "c.wav": "6_lucas_0.wav"}[name], media / name)
+    shutil.copy(raw_data / "fsdd" / "recordings" / "9_george_9.wav", tmp_path / "secret.wav")
+    os.symlink(tmp_path / "secret.wav", media / "link.wav")
+    (media / "notes.txt").write_text("not indexed by an audio model")
+    model = load_embedder("audio-logmel")
+    index = Index.create(tmp_path / "ix", model.model_id, model.dim, model_spec="audio-logmel")
+    index.add([media], model)
+    server = make_server(index, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", index, media
+    server.shutdown()
+    server.server_close()
+
+
+def test_page_escapes_plays_audio_and_refuses_traversal(audio_server, tmp_path):
+    base, index, media = audio_server
+    status, body, ctype = request(base, "/?q=%3Cscript%3Ealert(1)%3C/script%3E")
+    page = body.decode()
+    assert status == 200 and ctype.startswith("text/html")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert "does not embed text" in page
+
+    row = index._by_path[str((media / "b.wav").resolve())][0]
+    status, body, _ = request(base, f"/?like={row}")
+    page = body.decode()
+    players = re.findall(r"<audio controls preload='none' src='([^']+)'>", page)
+    assert status == 200 and players[0] == "/file/0/b.wav" and set(players) >= {"/file/0/a.wav", "/file/0/c.wav"}
+    assert "outside the indexed folders" in page  # the symlinked file is listed but never linked
+    status, body, ctype = request(base, "/file/0/a.wav")
+    assert status == 200 and body == (media / "a.wav").read_bytes() and ctype.startswith("audio/")
+
+    for path, expected in ATTACKS:
+        status, body, _ = request(base, path)
+        assert status == expected, (path, status)
+        assert b"RIFF" not in body and b"root:" not in body
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(not (is_available() and (default_data_root() / "imagenet_classes.txt").is_file()),
+                    reason="needs the pretrained extra and imagenet_classes.txt")
+def test_browser_search_shows_the_expected_thumbnails(tmp_path):
+    media = tmp_path / "photos"
+    photos = sample_photos(media)
+    write_clip(media / "clip.mp4", photos[:2])  # china 0-2 s, flower 2-4 s
+    # The server loads its model while this process embeds the media; it re-opens the index on change.
+    index = Index.create(tmp_path / "ix", LabelBridgeEmbedder.model_id_for(), 1000, model_spec="label-bridge")
+    proc = subprocess.Popen([sys.executable, "-m", "polymodal", "serve", "--index", str(tmp_path / "ix"), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        index.add([media], load_embedder("label-bridge"))
+        line = proc.stdout.readline()  # printed once the model is loaded and the port is bound
+        match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+        assert match, f"serve did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        base = match.group(1)
+
+        shot = tmp_path / "search.png"
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1180,760", "--dump-dom",
+               f"--screenshot={shot}", base + "?q=a+flower"]
+        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
+        figures = re.findall(r'<figure class="hit (\w+)" data-path="([^"]+)">', dom)
+        assert figures[0] == ("image", str((media / "flower.jpg").resolve())) and len(figures) == 7
+        assert '<img class="thumb" src="/thumb/0/flower.jpg"' in dom
+        assert re.search(r'src="/thumb/0/clip\.mp4\?t=2".*?clip\.mp4 · t = 2\.00 s', dom)  # the flower part of the video
+        status, body, ctype = request(base, "/thumb/0/clip.mp4?t=2")
+        assert status == 200 and ctype == "image/jpeg" and body[:2] == b"\xff\xd8"
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+        (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, REPO / "docs" / "images" / "search.png")  # the picture docs/search.md shows
+
+        status, body, _ = request(base, "/?q=%3Cimg+src%3Dx+onerror%3Dalert(1)%3E")
+        assert status == 200 and b"&lt;img src=x onerror=alert(1)&gt;" in body and b'<img src="x"' not in body
+        for path, expected in ATTACKS[:8]:
+            assert request(base, path)[0] == expected, path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
