@@ -90,7 +90,9 @@ class Codec:
         """Report what reading changes (resampling, resizing) as info rows, from every row's probe."""
 
     def read(self, source: Any) -> Any:
-        """One cell to an array: ``source`` is the file's path, or the cell for an ``inline`` kind."""
+        """One cell to an array: ``source`` is the file's path, or the cell for an ``inline`` kind. A file
+        that cannot be used raises ``MediaError`` (or ``OSError``) naming it: the data check reports it and
+        ``bad_files`` decides what follows; any other exception stops the reading."""
         raise NotImplementedError(f"column kind {self.kind!r} does not read cells")
 
     def fit(self, values: list[Any]) -> None:
