@@ -18,7 +18,11 @@ from polymodal.data.base import DATASETS
 from polymodal.data.datasets.manifest import FILE_EXTENSIONS, ManifestDataset, ManifestError, cached_manifest
 
 SPLIT_NAMES = ("train", "val", "test")
-_KNOWN = {ext for exts in FILE_EXTENSIONS.values() for ext in exts}
+
+
+def _known() -> set[str]:
+    """Every file extension of a registered column kind (a kind registered later counts too)."""
+    return {ext for exts in FILE_EXTENSIONS.values() for ext in exts}
 
 
 def _subdirs(p: Path) -> list[Path]:
@@ -48,7 +52,7 @@ def folder_table(root: str | os.PathLike):
                 for f in sorted(sample_dir.iterdir()):
                     if f.name.startswith(".") or f.is_dir():
                         continue
-                    if f.suffix.lower() not in _KNOWN:
+                    if f.suffix.lower() not in _known():
                         unknown.append(str(f.relative_to(base)))
                         continue
                     if f.stem in row:
@@ -58,7 +62,7 @@ def folder_table(root: str | os.PathLike):
             loose += [str(f.relative_to(base)) for f in label_dir.iterdir() if f.is_file() and not f.name.startswith(".")]
     if unknown:
         raise ManifestError(f"dataset folder {base}: files of unknown type {unknown[:5]}{' ...' if len(unknown) > 5 else ''}; "
-                            f"known extensions: {', '.join(sorted(_KNOWN))}")
+                            f"known extensions: {', '.join(sorted(_known()))}")
     if loose:
         raise ManifestError(f"dataset folder {base}: files directly in a label folder {loose[:5]}; put each sample's files in "
                             "its own folder: <label>/<sample_id>/<modality>.<ext>")
