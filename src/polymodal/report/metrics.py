@@ -327,65 +327,18 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
 
 
 def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path) -> Path:
-    """Write ``pred`` as ``.npz``: ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``present_<modality>``,
-    ``class_names``;
-    for regression ``y_true``, ``pred``, ``index``, ``pred_<modality>``, ``present_<modality>``, ``task``."""
-    arrays: dict[str, np.ndarray] = {"y_true": np.asarray(pred.y_true)}
-    if isinstance(pred, RegressionPredictions):
-        arrays["pred"] = np.asarray(pred.pred)
-        arrays["task"] = np.asarray("regression")
-        for name, p in pred.per_modality.items():
-            arrays[f"pred_{name}"] = np.asarray(p)
-        for name, rows in pred.present.items():
-            arrays[f"present_{name}"] = np.asarray(rows, dtype=bool)
-    else:
-        arrays["probs"] = np.asarray(pred.probs)
-        for name, p in pred.per_modality.items():
-            arrays[f"probs_{name}"] = np.asarray(p)
-        if pred.class_names:
-            arrays["class_names"] = np.asarray(pred.class_names, dtype=str)
-        for name, rows in pred.present.items():
-            arrays[f"present_{name}"] = np.asarray(rows, dtype=bool)
-        for key, p in pred.concepts.items():
-            arrays[f"concept_{key}"] = np.asarray(p)
-    arrays["index"] = np.asarray(pred.index) if pred.index is not None else np.arange(len(arrays["y_true"]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:  # a file object keeps numpy from appending a second ".npz"
-        np.savez(f, **arrays)
-    return path
+    """Write ``pred`` as ``.npz`` (:func:`polymodal.tasks.write_predictions`, the one writer of the file):
+    ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``present_<modality>``, ``class_names``;
+    for regression ``y_true``, ``pred``, ``index``, ``pred_<modality>``, ``present_<modality>``; ``task``."""
+    from polymodal.tasks import write_predictions
+
+    return write_predictions(pred, path)
 
 
 def load_predictions(path: str | Path) -> Predictions | RegressionPredictions:
     """Read a predictions ``.npz`` written by :func:`save_predictions` (or the training engine):
-    :class:`RegressionPredictions` when it holds ``pred``, else :class:`Predictions`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"predictions file {path} does not exist")
-    with np.load(path, allow_pickle=False) as z:
-        if "pred" in z.files and "probs" not in z.files:
-            return _load_regression(path, z)
-        missing = [k for k in ("y_true", "probs") if k not in z.files]
-        if missing:
-            raise ValueError(f"predictions file {path} lacks arrays {missing}; it holds {sorted(z.files)}")
-        y, probs = z["y_true"], z["probs"]
-        if probs.ndim != 2 or y.shape != (probs.shape[0],):
-            raise ValueError(f"predictions file {path}: y_true {y.shape} and probs {probs.shape}; expected (N,) and (N, C)")
-        per = {k[len("probs_"):]: z[k] for k in z.files if k.startswith("probs_")}
-        index = z["index"] if "index" in z.files else None
-        names = tuple(str(c) for c in z["class_names"]) if "class_names" in z.files else ()
-        present = {k[len("present_"):]: z[k].astype(bool) for k in z.files if k.startswith("present_")}
-        concepts = {k[len("concept_"):]: z[k] for k in z.files if k.startswith("concept_")}
-    return Predictions(y_true=y, probs=probs, per_modality=per, index=index, class_names=names, present=present,
-                       concepts=concepts)
+    :class:`RegressionPredictions` when it holds ``pred``, else :class:`Predictions`
+    (:func:`polymodal.tasks.read_predictions`, the one reader of the file)."""
+    from polymodal.tasks import read_predictions
 
-
-
-def _load_regression(path: Path, z: np.lib.npyio.NpzFile) -> RegressionPredictions:
-    y, pred = z["y_true"], z["pred"]
-    if y.ndim not in (1, 2) or pred.shape != y.shape:
-        raise ValueError(f"predictions file {path}: y_true {y.shape} and pred {pred.shape}; expected the same (N,) or (N, K)")
-    per = {k[len("pred_"):]: z[k] for k in z.files if k.startswith("pred_")}
-    present = {k[len("present_"):]: z[k].astype(bool) for k in z.files if k.startswith("present_")}
-    index = z["index"] if "index" in z.files else None
-    return RegressionPredictions(y_true=y, pred=pred, per_modality=per, present=present, index=index)
+    return read_predictions(path)
