@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from polymodal.data.batch import Collate, Sample
 from polymodal.data.schema import Modality
 from polymodal.registry import Registry
+from polymodal.tasks import DEFAULT_TASK
 
 SPLITS = ("train", "val", "test")
 
@@ -31,7 +32,7 @@ class MultimodalDataset(Dataset, ABC):
     name: str  # registry name, e.g. "avdigits-hard"
     split: str
     schema: tuple[Modality, ...]
-    task: Literal["classification", "regression"] = "classification"
+    task: str = DEFAULT_TASK  # a registered task's name (polymodal.tasks): classification, regression, ...
     num_outputs: int  # classes, or regression targets
     class_names: tuple[str, ...] = ()
     labels: np.ndarray  # (N,) labels of every sample, for class weights / balanced sampling

@@ -1,7 +1,8 @@
 """Seeded train/val/test splits: stratified by label, grouped (a patient, speaker or session stays in one
 split), and k-fold cross-validation over the non-test rows.
 
-Stratification uses the class for classification and five quantile bins of the target for regression.
+Stratification uses the task's strata (:meth:`polymodal.tasks.Task.strata`): the class for classification
+and five quantile bins of the target for regression.
 A class with a single row cannot be stratified: it stays on the training side and the other classes are
 stratified as usual (``SplitResult.notes`` names it). A split given for some rows is kept; a split that
 is not given at all (a table with only ``train`` and ``test`` rows, or only ``train`` rows) is carved out
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from polymodal.tasks import DEFAULT_TASK, get_task
+
 
 @dataclass
 class SplitResult:
@@ -23,11 +26,8 @@ class SplitResult:
 
 
 def _strata(y: np.ndarray, task: str) -> np.ndarray:
-    if task == "regression":
-        y = y.astype(np.float64)
-        edges = np.unique(np.quantile(y, [0.2, 0.4, 0.6, 0.8]))
-        return np.searchsorted(edges, y, side="right")
-    return np.unique(y.astype(str), return_inverse=True)[1]
+    """The task's stratum per row (:meth:`polymodal.tasks.Task.strata`)."""
+    return get_task(task).strata(y)
 
 
 def _holdout(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray | None, frac: float, seed: int,
@@ -77,7 +77,7 @@ def _holdout(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray | None, fra
 def assign_splits(
     y: np.ndarray,
     *,
-    task: str = "classification",
+    task: str = DEFAULT_TASK,
     groups: np.ndarray | None = None,
     given: np.ndarray | None = None,
     val: float = 0.15,
@@ -101,7 +101,7 @@ def assign_splits(
     notes: list[str] = []
     info: list[str] = []
     strata = _strata(y, task)
-    names = None if task == "regression" else np.asarray(y).astype(str)
+    names = get_task(task).stratum_names(y)
     out = np.array([""] * n, dtype=object) if given is None else np.asarray(given, dtype=object).copy()
     if given is not None and (out == "train").any() and not ((out == "val").any() or (out == "test").any()):
         # only train rows given: they are split like rows without a split column

@@ -11,14 +11,13 @@ from polymodal.config import RunConfig, load_config
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
 from polymodal.strategies.base import Strategy, require_classification
-
-TASKS = ("classification", "regression")
+from polymodal.tasks import TASKS, task_of
 
 
 def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
                    use_stored_splits: bool = True) -> dict[str, MultimodalDataset]:
     """``split -> dataset`` from ``cfg.data``; checks that every split has the first split's modalities
-    and task (classification or regression).
+    and task (a registered task, :mod:`polymodal.tasks`).
 
     use_stored_splits: a table dataset takes the split of every row from the run's ``splits.csv`` when the
     run folder has one (evaluation, resume); a fresh training passes False."""
@@ -36,7 +35,8 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
     first_split, first = next(iter(out.items()))
     for split, ds in out.items():
         if ds.task not in TASKS:
-            raise ValueError(f"dataset {data.dataset!r} ({split}) declares task {ds.task!r}; expected one of {TASKS}")
+            raise ValueError(f"dataset {data.dataset!r} ({split}) declares task {ds.task!r}; expected one of "
+                             f"{', '.join(TASKS.names())}")
         if ds.task != first.task:
             raise ValueError(
                 f"dataset {data.dataset!r}: split {split!r} is a {ds.task} task but split {first_split!r} is a "
@@ -55,13 +55,14 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
 
 def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strategy) -> None:
     """Raise a ValueError for settings that do not fit the dataset's task: class weights, balanced
-    sampling, or a classification-only strategy on a regression dataset."""
-    if train_dataset.task != "regression":
+    sampling, or a classification-only strategy on a dataset whose task has no classes (a regression)."""
+    task = task_of(train_dataset)
+    if task.uses_classes:
         return
     for key, on in (("class_weights", cfg.data.class_weights), ("balanced_sampling", cfg.data.balanced_sampling)):
         if on:
             raise ValueError(
-                f"data.{key}=true needs classes, but dataset {cfg.data.dataset!r} is a regression task; "
+                f"data.{key}=true needs classes, but dataset {cfg.data.dataset!r} is a {task.name} task; "
                 f"set data.{key}=false"
             )
     if not strategy.supports_regression:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from polymodal.data.base import MultimodalDataset
+from polymodal.tasks import task_of
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -107,8 +108,8 @@ def make_loader(
     world_size: int = 1,
 ) -> DataLoader:
     """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``)."""
-    if balanced and getattr(dataset, "task", "classification") == "regression":
-        raise ValueError("data.balanced_sampling=true needs classes, but the dataset is a regression task; "
+    if balanced and not (task := task_of(dataset)).uses_classes:
+        raise ValueError(f"data.balanced_sampling=true needs classes, but the dataset is a {task.name} task; "
                          "set data.balanced_sampling=false")
     weights = balanced_sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
     sampler = EpochSampler(

@@ -12,10 +12,10 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning_fabric import Fabric
 from torch.utils.data import DataLoader
 
@@ -25,29 +25,28 @@ from polymodal.engine.build import build_datasets, build_run_model, build_strate
 from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint, load_model_state, model_file
 from polymodal.engine.data import make_eval_loader
 from polymodal.models import MultimodalModel
-from polymodal.report.metrics import (
-    Predictions,
-    RegressionPredictions,
-    summarize,
-    summarize_regression,
-)
-from polymodal.report.metrics import load_predictions as _load_report_predictions
+from polymodal.report.metrics import Predictions, RegressionPredictions
 from polymodal.strategies.base import Strategy
+from polymodal.tasks import TASKS, get_task, read_predictions, task_of_labels, write_predictions
+from polymodal.tasks.regression import shaped_outputs
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class EvalOutputs:
-    """One row per dataset sample, sorted by dataset index.
+    """One row per dataset sample, sorted by dataset index: the split's columns, handed whole to the task's
+    metrics (:meth:`polymodal.tasks.Task.metrics`).
 
     index:        (N,) int64 dataset positions
-    label:        (N,) int64 class ids; regression: (N,) or (N, K) float32 targets
-    logits:       (N, C) float32 fused logits (the strategy's rule); regression: (N, K) outputs
+    label:        (N,) targets of the task's ``label_dtype``: int64 class ids; regression (N,) or (N, K) float32
+    logits:       (N, C) float32 fused logits (the strategy's rule); regression: (N, K) outputs; (N, 0) for a
+                  task whose outputs have no ``logits`` column
     per_modality: name -> (N, C) logits with every other modality absent; missing when unavailable
     present:      name -> (N,) bool, whether the modality was present in the sample
-    task:         "classification" or "regression"; by default what ``label`` says (float -> regression)
+    task:         the task's name (:mod:`polymodal.tasks`); by default what ``label`` says (float -> regression)
     concepts:     concept key -> (N, V) probabilities, from fusions that reason through concepts
+    columns:      the task's other columns (:meth:`polymodal.tasks.Task.batch_columns`), e.g. embeddings
     """
 
     index: np.ndarray
@@ -57,22 +56,19 @@ class EvalOutputs:
     present: dict[str, np.ndarray]
     task: str | None = None
     concepts: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task is None:
-            self.task = "regression" if np.issubdtype(np.asarray(self.label).dtype, np.floating) else "classification"
-        if self.task not in ("classification", "regression"):
-            raise ValueError(f"task {self.task!r}; expected 'classification' or 'regression'")
+            self.task = task_of_labels(self.label).name
+        try:
+            get_task(self.task)
+        except KeyError:
+            raise ValueError(f"task {self.task!r}; expected one of {', '.join(TASKS.names())}") from None
 
     def regression_pred(self, values: np.ndarray | None = None) -> np.ndarray:
         """Regression outputs (the fused ones by default) in the shape of ``label``: (N,) or (N, K)."""
-        v = self.logits if values is None else values
-        if v.size != self.label.size:
-            raise ValueError(
-                f"the model gives {v.shape[-1]} outputs per sample but the targets have shape "
-                f"{self.label.shape[1:] or '()'}; the dataset's num_outputs must equal the number of targets"
-            )
-        return v.reshape(self.label.shape)
+        return shaped_outputs(self.logits if values is None else values, self.label)
 
 
 @torch.no_grad()
@@ -86,9 +82,12 @@ def collect_outputs(
 ) -> EvalOutputs:
     """Run the model over ``loader`` on every rank and gather the de-duplicated outputs on all ranks.
 
-    ``task`` ("classification" / "regression") defaults to what the labels say (float -> regression).
+    ``task`` (a task name, :mod:`polymodal.tasks`) defaults to what the labels say (float -> regression); the
+    task says which columns a batch's outputs give (:meth:`~polymodal.tasks.Task.batch_columns`) and whether
+    each modality is also predicted alone.
     """
     names = [m.name for m in schema]
+    task_obj = get_task(task) if task is not None else None
     was_training = model.training
     model.eval()
     chunks: dict[str, list[torch.Tensor]] = {}
@@ -96,12 +95,14 @@ def collect_outputs(
     for batch in loader:
         batch.validate(schema)
         fused = strategy.predict(model, batch)
-        rows = {"index": batch.index, "label": batch.label, "logits": fused.logits.float()}
+        rows = {"index": batch.index, "label": batch.label}
+        columns = task_obj.batch_columns(fused) if task_obj is not None else {"logits": fused.logits.float()}
+        rows.update({k if k == "logits" else f"column/{k}": v for k, v in columns.items()})
         for key, p in (getattr(fused, "concepts", None) or {}).items():
             rows[f"concept/{key}"] = p.float()
         for m in names:
             rows[f"present/{m}"] = batch.present[m]
-            if m in failed:
+            if m in failed or (task_obj is not None and not task_obj.per_modality_eval):
                 continue
             try:
                 out = strategy.predict(model, batch.with_absent([o for o in names if o != m]))
@@ -128,139 +129,54 @@ def collect_outputs(
     arrays = {k: v.cpu().numpy() for k, v in local.items()}
     index, first = np.unique(arrays["index"], return_index=True)
     pick = {k: v[first] for k, v in arrays.items()}
-    if task is None:
-        task = "regression" if np.issubdtype(pick["label"].dtype, np.floating) else "classification"
+    if task_obj is None:
+        task_obj = task_of_labels(pick["label"])
+    n = len(index)
     return EvalOutputs(
         index=index.astype(np.int64),
-        label=pick["label"].astype(np.float32 if task == "regression" else np.int64),
-        logits=pick["logits"].astype(np.float32),
+        label=task_obj.read_targets(pick["label"]),
+        logits=pick["logits"].astype(np.float32) if "logits" in pick else np.zeros((n, 0), dtype=np.float32),
         per_modality={m: pick[f"per/{m}"].astype(np.float32) for m in names if f"per/{m}" in pick},
         present={m: pick[f"present/{m}"].astype(bool) for m in names},
-        task=task,
+        task=task_obj.name,
         concepts={k[len("concept/"):]: v.astype(np.float32) for k, v in pick.items() if k.startswith("concept/")},
+        columns={k[len("column/"):]: v for k, v in pick.items() if k.startswith("column/")},
     )
 
 
 def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
-    """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a),
-    ``macro_f1`` and ``ece`` (15 bins) of the fused prediction, ``n``.
-
-    Regression (``out.task``): see :func:`compute_regression_metrics`.
-    """
-    if out.task == "regression":
-        return compute_regression_metrics(out, modalities)
-    summary = summarize(to_predictions(out))
-    metrics: dict[str, float | None] = {
-        "loss": float(F.cross_entropy(torch.from_numpy(out.logits), torch.from_numpy(out.label))),
-        **{k: summary[k] for k in ("fused_acc", "macro_f1", "ece")},
-    }
-    for m in modalities:  # over the rows where m is present (summarize); None when unavailable
-        metrics[f"{m}_acc"] = summary.get(f"{m}_acc")
-    metrics["n"] = int(len(out.label))
-    return metrics
+    """The task's metrics of the split (:meth:`polymodal.tasks.Task.metrics`): for classification ``loss``
+    (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a), ``macro_f1`` and ``ece``
+    (15 bins) of the fused prediction, ``n``; for regression see :func:`compute_regression_metrics`."""
+    return get_task(out.task).metrics(out, modalities)
 
 
 def compute_regression_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
     """``loss`` (fused mean squared error over samples and targets), ``rmse``, ``mae``, ``r2`` of the fused
     prediction; per modality ``<m>_rmse`` and ``<m>_r2`` over the samples where m is present (None if
-    n/a, or for R^2 with fewer than two such samples); ``n``. RMSE and R^2 average over targets as
-    scikit-learn's defaults do."""
-    summary = summarize_regression(to_predictions(out))
-    metrics: dict[str, float | None] = {
-        "loss": summary["mse"],
-        "rmse": summary["rmse"],
-        "mae": summary["mae"],
-        "r2": _finite_or_none(summary["r2"]),
-    }
-    for m in modalities:
-        metrics[f"{m}_rmse"] = summary.get(f"{m}_rmse")
-        metrics[f"{m}_r2"] = _finite_or_none(summary.get(f"{m}_r2"))
-    metrics["n"] = int(len(out.label))
-    return metrics
+    n/a, or for R^2 with fewer than two such samples); ``n`` (the regression task's metrics)."""
+    return get_task("regression").metrics(out, modalities)
 
 
-def _finite_or_none(x: float | int | None) -> float | None:
-    return float(x) if x is not None and np.isfinite(x) else None
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(x), dim=1).numpy()
-
-
-def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Predictions | RegressionPredictions:
-    """Class probabilities (softmax of the logits) in the report's :class:`Predictions` form; for
-    regression the outputs in the shape of the targets as :class:`RegressionPredictions`."""
-    if out.task == "regression":
-        return RegressionPredictions(
-            y_true=out.label,
-            pred=out.regression_pred(),
-            per_modality={m: out.regression_pred(v) for m, v in out.per_modality.items()},
-            present=dict(out.present),
-            index=out.index,
-        )
-    return Predictions(
-        y_true=out.label,
-        probs=_softmax(out.logits),
-        per_modality={m: _softmax(v) for m, v in out.per_modality.items()},
-        index=out.index,
-        class_names=tuple(class_names),
-        present=dict(out.present),
-        concepts=dict(out.concepts),
-    )
+def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Any:
+    """The task's predictions object (:meth:`polymodal.tasks.Task.predictions`): class probabilities (softmax
+    of the logits) as :class:`Predictions`; for regression the outputs in the shape of the targets as
+    :class:`RegressionPredictions`."""
+    return get_task(out.task).predictions(out, class_names)
 
 
 def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tuple[str, ...] = ()) -> None:
-    """npz with ``y_true`` (N,), ``probs`` (N, C), ``index`` (N,), ``modalities``, ``class_names``,
-    ``probs_<m>`` (N, C) per available modality and ``present_<m>`` (N,) bool per modality.
-
-    Regression: ``y_true`` and ``pred`` (N,) or (N, K), ``pred_<m>`` per available modality,
-    ``present_<m>``, ``index``, ``modalities``, ``class_names`` (empty) and ``task`` ("regression").
-    """
-    preds = to_predictions(out, class_names)
-    if isinstance(preds, RegressionPredictions):
-        reg: dict[str, np.ndarray] = {
-            "y_true": preds.y_true,
-            "pred": preds.pred,
-            "index": out.index,
-            "modalities": np.array(list(out.present), dtype=str),
-            "class_names": np.array([], dtype=str),
-            "task": np.array("regression"),
-        }
-        reg.update({f"pred_{m}": p for m, p in preds.per_modality.items()})
-        reg.update({f"present_{m}": p for m, p in out.present.items()})
-        np.savez_compressed(path, **reg)
-        return
-    arrays: dict[str, np.ndarray] = {
-        "y_true": preds.y_true,
-        "probs": preds.probs,
-        "index": out.index,
-        "modalities": np.array(list(out.present), dtype=str),
-        "class_names": np.array(list(class_names), dtype=str),
-    }
-    for m, p in preds.per_modality.items():
-        arrays[f"probs_{m}"] = p
-    for m, p in out.present.items():
-        arrays[f"present_{m}"] = p
-    for key, p in out.concepts.items():
-        arrays[f"concept_{key}"] = p
-    np.savez_compressed(path, **arrays)
+    """Write ``out`` as the task's predictions file (:func:`polymodal.tasks.write_predictions`): for
+    classification ``y_true`` (N,), ``probs`` (N, C), ``index`` (N,), ``modalities``, ``class_names``,
+    ``probs_<m>`` (N, C) per available modality and ``present_<m>`` (N,) bool per modality; for regression
+    ``pred`` and ``pred_<m>`` instead of the probabilities; ``task``."""
+    write_predictions(to_predictions(out, class_names), path)
 
 
-def load_predictions(path: str | os.PathLike) -> Predictions | RegressionPredictions:
-    """Read an npz written by :func:`save_predictions` (:class:`RegressionPredictions` for a regression run)."""
-    with np.load(path, allow_pickle=False) as z:
-        if "pred" in z.files and "probs" not in z.files:
-            return _load_report_predictions(path)
-        modalities = [str(m) for m in z["modalities"]]
-        return Predictions(
-            y_true=z["y_true"],
-            probs=z["probs"],
-            per_modality={m: z[f"probs_{m}"] for m in modalities if f"probs_{m}" in z},
-            index=z["index"],
-            class_names=tuple(str(c) for c in z["class_names"]),
-            present={m: z[f"present_{m}"].astype(bool) for m in modalities if f"present_{m}" in z},
-            concepts={k[len("concept_"):]: z[k] for k in z.files if k.startswith("concept_")},
-        )
+def load_predictions(path: str | os.PathLike) -> Any:
+    """Read a predictions file (:func:`polymodal.tasks.read_predictions`): :class:`Predictions`,
+    :class:`RegressionPredictions` or another task's predictions object."""
+    return read_predictions(path)
 
 
 def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: str | None):

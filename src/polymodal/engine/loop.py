@@ -5,9 +5,10 @@ One run = one folder ``cfg.run_dir`` holding ``config.yaml``, ``provenance.json`
 ``results.json``; while a process trains into it, ``run.lock`` names that process, and a second writer
 is refused (:mod:`polymodal.engine.runfolder`). ``config.yaml`` and ``provenance.json`` are written only
 once the data, the model and (on resume) the checkpoint have passed their checks, and a start that fails
-before that leaves no folder behind. Epochs are selected on VALIDATION fused accuracy (ties keep the earlier epoch), or for a
-regression dataset on the LOWEST validation RMSE (ties keep the earlier epoch); early stopping counts the
-epochs without such an improvement. ``results.json`` names the criterion (``"selection"``).
+before that leaves no folder behind. Epochs are selected on the dataset's task's validation metric
+(:attr:`polymodal.tasks.Task.monitor`: the HIGHEST fused accuracy for classification, the LOWEST RMSE for
+regression; ties keep the earlier epoch); early stopping counts the epochs without such an improvement.
+``results.json`` names the criterion (``"selection"``).
 
 Conventions: ``data.batch_size`` is per process (the global batch is ``batch_size * devices``);
 strategies see 0-based epoch indices (``ctx.epoch``, ``on_epoch_start``) while the records count
@@ -54,25 +55,19 @@ from polymodal.engine.results import (
 from polymodal.engine.runfolder import run_folder
 from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
+from polymodal.tasks import Task, get_task, task_of
 
 log = logging.getLogger(__name__)
 
-SELECTION = {"classification": ("fused_acc", "max"), "regression": ("rmse", "min")}
-"""task -> (validation metric that selects the best epoch, whether higher or lower is better)"""
+def selection_name(task: str | Task) -> str:
+    """What results.json records as ``"selection"`` (the task's :attr:`~polymodal.tasks.Task.selection`):
+    ``"val fused_acc"`` or ``"val rmse"``."""
+    return get_task(task).selection
 
 
-def selection_name(task: str) -> str:
-    """What results.json records as ``"selection"``: ``"val fused_acc"`` or ``"val rmse"``."""
-    return f"val {SELECTION[task][0]}"
-
-
-def is_improvement(task: str, value: float | None, best: float | None) -> bool:
+def is_improvement(task: str | Task, value: float | None, best: float | None) -> bool:
     """Whether ``value`` beats ``best`` (None: nothing yet) under ``task``'s criterion; ties do not."""
-    if best is None:
-        return True
-    if value is None:
-        return False
-    return value > best if SELECTION[task][1] == "max" else value < best
+    return get_task(task).is_improvement(value, best)
 
 
 def make_fabric(cfg: RunConfig) -> Fabric:
@@ -143,7 +138,7 @@ class _Run:
         train_ds = self.datasets["train"]
         self.schema = train_ds.schema
         self.modalities = [m.name for m in self.schema]
-        self.task = train_ds.task
+        self.task = task_of(train_ds)
         self.strategy = build_strategy(cfg)
         check_task(cfg, train_ds, self.strategy)
         if cfg.model.fusion is None:  # record the strategy's choice in the run's resolved config
@@ -166,7 +161,8 @@ class _Run:
                                       world_size=world)
             self.loaders[split] = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
         weights = inverse_frequency_weights(train_ds.labels, train_ds.num_outputs) if d.class_weights else None
-        self.extra = {"class_weights": None if weights is None else weights.to(fabric.device), "fabric": fabric}
+        self.class_weights = None if weights is None else weights.to(fabric.device)
+        self.extra = {"fabric": fabric}
         self.stepper = Stepper(fabric, self.model, self.optimizer, accumulate=cfg.optim.accumulate,
                                grad_clip=cfg.optim.grad_clip)
         self.log = MetricsLog(self.run_dir)
@@ -276,7 +272,7 @@ class _Run:
                 if batch_idx >= n_batches:
                     break
                 batch.validate(self.schema)
-                ctx = self.stepper.context(epoch_idx, batch_idx, n_batches, self.extra)
+                ctx = self.stepper.context(epoch_idx, batch_idx, n_batches, self.extra, self.class_weights)
                 out = self.strategy.training_step(model, batch, ctx)
                 for k, v in out.items():
                     if v is not None:
@@ -311,7 +307,7 @@ class _Run:
 
     def evaluate(self, split: str) -> tuple[EvalOutputs, dict[str, Any]]:
         out = collect_outputs(self.fabric, self.model, self.strategy, self.loaders[split], self.schema,
-                              task=self.task)
+                              task=self.task.name)
         return out, compute_metrics(out, self.modalities)
 
     def snapshot(self) -> Checkpoint:
@@ -339,8 +335,8 @@ class _Run:
                 return "nan_loss", self._record_nan(epoch_idx, e)
             _, val = self.evaluate("val")
             record.update({f"val/{k}": v for k, v in val.items() if k != "n"})
-            key = SELECTION[self.task][0]
-            improved = is_improvement(self.task, val[key], st["best_metric"])
+            key = self.task.monitor
+            improved = self.task.is_improvement(val[key], st["best_metric"])
             if improved:
                 st.update(best_metric=val[key], best_epoch=epoch_idx + 1, bad_epochs=0)
             else:
@@ -413,7 +409,7 @@ class _Run:
         return msg
 
     def _log_epoch(self, r: dict[str, Any]) -> None:
-        what, fused_key = ("rmse", "val/rmse") if self.task == "regression" else ("acc", "val/fused_acc")
+        what, fused_key = self.task.log_suffix, f"val/{self.task.monitor}"
         accs = {m: r.get(f"val/{m}_{what}") for m in self.modalities}
         per = ", ".join(f"{m} {'n/a' if a is None else format(a, '.4f')}" for m, a in accs.items())
         text = (f"epoch {r['epoch']}/{self.cfg.trainer.max_epochs}: train loss {r.get('train/loss', float('nan')):.4f}, "
@@ -446,8 +442,8 @@ class _Run:
         history = list(st["history"])
         result = TrainResult(run_dir=self.run_dir, best_epoch=st["best_epoch"], epochs_run=st["epoch"],
                              metrics=test_metrics, history=history, stopped_reason=stopped,  # type: ignore[arg-type]
-                             val_metrics=val_metrics, message=message, task=self.task,
-                             selection=selection_name(self.task))
+                             val_metrics=val_metrics, message=message, task=self.task.name,
+                             selection=self.task.selection)
         if self.rank0:
             times = [r["sec_per_epoch"] for r in history]
             write_results(result, sum(times) / len(times) if times else None)

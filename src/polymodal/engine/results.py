@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from polymodal.tasks import DEFAULT_TASK, get_task
+
 StoppedReason = Literal["max_epochs", "early_stopping", "nan_loss"]
 RESULTS_FILE = "results.json"
 PROVENANCE_FILE = "provenance.json"
@@ -20,16 +22,17 @@ PROVENANCE_FILE = "provenance.json"
 class TrainResult:
     """Outcome of :func:`polymodal.engine.train`.
 
-    metrics:     final TEST metrics of the best checkpoint: ``loss``, ``fused_acc``, ``<modality>_acc``
-                 (None when the fusion cannot run with that modality alone), ``n``; empty when no
-                 epoch finished (NaN loss in the first epoch). Regression: ``loss`` (MSE), ``rmse``,
-                 ``mae``, ``r2``, ``<modality>_rmse``, ``<modality>_r2``, ``n``
+    metrics:     final TEST metrics of the best checkpoint, the task's (:meth:`polymodal.tasks.Task.metrics`):
+                 for classification ``loss``, ``fused_acc``, ``<modality>_acc`` (None when the fusion cannot
+                 run with that modality alone), ``n``; empty when no epoch finished (NaN loss in the first
+                 epoch). Regression: ``loss`` (MSE), ``rmse``, ``mae``, ``r2``, ``<modality>_rmse``,
+                 ``<modality>_r2``, ``n``
     val_metrics: the same on the validation split
     history:     one dict per finished epoch (the ``"epoch"`` records of metrics.jsonl)
-    best_epoch:  epoch (counted from 1) with the highest validation fused accuracy (regression: the
-                 lowest validation RMSE), ties -> earlier
-    task:        the dataset's task, "classification" or "regression"
-    selection:   the criterion that chose ``best_epoch``: "val fused_acc" or "val rmse"
+    best_epoch:  epoch (counted from 1) with the best validation value of the task's ``monitor`` (the highest
+                 fused accuracy; regression: the lowest RMSE), ties -> earlier
+    task:        the dataset's task name (:mod:`polymodal.tasks`)
+    selection:   the criterion that chose ``best_epoch``, e.g. "val fused_acc" or "val rmse"
     """
 
     run_dir: Path
@@ -40,8 +43,8 @@ class TrainResult:
     stopped_reason: StoppedReason
     val_metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
-    task: str = "classification"
-    selection: str = "val fused_acc"
+    task: str = DEFAULT_TASK
+    selection: str = field(default_factory=lambda: get_task(DEFAULT_TASK).selection)
 
 
 class TrainingDiverged(RuntimeError):

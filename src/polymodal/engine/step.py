@@ -113,8 +113,9 @@ class Stepper:
         self.optimizer.zero_grad(set_to_none=set_to_none)
         self.optimizer_steps += 1
 
-    def context(self, epoch: int, batch_idx: int, batches_per_epoch: int, extra: dict[str, Any]) -> StepContext:
-        """The StepContext of batch ``batch_idx`` of 0-based ``epoch``."""
+    def context(self, epoch: int, batch_idx: int, batches_per_epoch: int, extra: dict[str, Any],
+                class_weights: Tensor | None = None) -> StepContext:
+        """The StepContext of batch ``batch_idx`` of 0-based ``epoch`` (``class_weights``: ``data.class_weights``)."""
         self._where = (epoch, batch_idx)
         return StepContext(
             epoch=epoch,
@@ -128,4 +129,5 @@ class Stepper:
             world_size=self.world_size,
             extra=extra,
             accumulate=self.accumulate,
+            class_weights=class_weights,
         )

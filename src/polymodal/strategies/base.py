@@ -16,10 +16,10 @@ nothing about any particular strategy. Adding one is a new file plus a registry 
 Strategies are built as ``factory(**strategy.args)`` from the config; ``setup`` receives the model
 and the training dataset before the optimiser exists (to add parameters or read label counts).
 
-Regression datasets (``train_dataset.task == "regression"``) are trained by the strategies with
-``supports_regression = True`` (joint, joint-concat, unimodal, mla with ``fusion_rule=fixed``): they
-record the task in ``setup`` (``self.task``) and use :func:`polymodal.strategies.joint.task_loss`
-(mean squared error instead of cross-entropy). Every other strategy calls
+The dataset's task (:mod:`polymodal.tasks`, :func:`dataset_task`) owns the loss: a strategy with
+``supports_regression = True`` (joint, joint-concat, unimodal, mla with ``fusion_rule=fixed``) records the
+task object in ``setup`` (``self.task``) and calls ``self.task.loss(...)``, so it trains a regression (mean
+squared error) as well as a classification. Every other strategy needs classes and calls
 :func:`require_classification` first thing in ``setup``.
 """
 
@@ -35,6 +35,7 @@ from torch import Tensor
 
 from polymodal.data.batch import Batch
 from polymodal.registry import Registry
+from polymodal.tasks import Task, get_task, task_of
 
 if TYPE_CHECKING:
     from polymodal.models import ModelOutput, MultimodalModel
@@ -49,6 +50,10 @@ class StepContext:
                       gradients; honours gradient accumulation (only every ``accumulate``-th call with
                       the same ``params`` really steps, unless ``now``); returns True when it stepped
     grad_norm(module): L2 norm of a module's current gradients (for the per-encoder logging)
+    class_weights:    (C,) per-class loss weights from ``data.class_weights`` (inverse class frequency), or
+                      None; pass them to the task's loss (``self.task.loss(..., class_weights=ctx.class_weights)``)
+    extra:            anything else the engine hands strategies (``"fabric"``); ``extra["class_weights"]``
+                      mirrors ``class_weights`` for strategies written before it was a field
     """
 
     epoch: int
@@ -62,27 +67,32 @@ class StepContext:
     world_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
     accumulate: int = 1  # optim.accumulate: micro-batches per optimiser step (ctx.backward divides by it)
+    class_weights: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_weights is None:
+            self.class_weights = self.extra.get("class_weights")
+        elif self.extra.get("class_weights") is not self.class_weights:
+            self.extra = {**self.extra, "class_weights": self.class_weights}
 
 
 REGRESSION_STRATEGIES = "joint, joint-concat, unimodal and mla (with strategy.args.fusion_rule=fixed)"
 
 
-def dataset_task(train_dataset: Any) -> str:
-    """The dataset's ``task`` ("classification" or "regression"); "classification" when there is no
-    dataset (strategies set up without one in tests) or it declares none."""
-    task = getattr(train_dataset, "task", None) or "classification"
-    if task not in ("classification", "regression"):
-        raise ValueError(f"dataset task {task!r}; expected 'classification' or 'regression'")
-    return task
+def dataset_task(train_dataset: Any) -> Task:
+    """The dataset's task object (:func:`polymodal.tasks.task_of`): the classification task when there is no
+    dataset (strategies set up without one in tests) or it declares none; an unknown name is a ValueError."""
+    return task_of(train_dataset)
 
 
 def require_classification(strategy: str, train_dataset: Any) -> None:
-    """Raise a ValueError naming ``strategy`` when ``train_dataset`` is a regression task."""
-    if dataset_task(train_dataset) == "regression":
+    """Raise a ValueError naming ``strategy`` when ``train_dataset``'s task has no classes (a regression)."""
+    task = dataset_task(train_dataset)
+    if not task.uses_classes:
         name = getattr(train_dataset, "name", None)
         raise ValueError(
             f"strategy {strategy!r} supports classification only, but the dataset"
-            f"{f' {name!r}' if name else ''} is a regression task; regression is supported by "
+            f"{f' {name!r}' if name else ''} is a {task.name} task; {task.name} is supported by "
             f"{REGRESSION_STRATEGIES}"
         )
 
@@ -121,7 +131,7 @@ class Strategy(ABC):
     default_fusion: str = "late"  # fusion used when the config does not name one
     fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
     supports_regression: bool = False  # True: setup() accepts a regression dataset
-    task: str = "classification"  # the training dataset's task; set in setup() by regression-capable strategies
+    task: Task = get_task(None)  # the training dataset's task; set in setup() by regression-capable strategies
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:  # noqa: B027 - optional hook
         """Called once before the optimiser is built."""

@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import RULES, fuse
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, grad_norm, unwrap
-from polymodal.strategies.joint import task_loss
 
 
 class HGMProjector:
@@ -128,11 +127,11 @@ class MLA(Strategy):
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
         self.task = dataset_task(train_dataset)
-        if self.task == "regression" and self.fusion_rule != "fixed":
+        if not self.task.uses_classes and self.fusion_rule != "fixed":
             default = ", the default" if self.fusion_rule == "entropy" else ""
             raise ValueError(
                 f"strategy 'mla': {self.fusion_rule} fusion (strategy.args.fusion_rule={self.fusion_rule}{default}) "
-                f"is not defined for regression (it weighs modalities by the entropy of their class "
+                f"is not defined for {self.task.name} (it weighs modalities by the entropy of their class "
                 f"probabilities); set strategy.args.fusion_rule=fixed"
             )
         core = unwrap(model)
@@ -218,7 +217,7 @@ class MLA(Strategy):
         head: nn.Linear = core.fusion.head
         if self.projector is None:
             self.setup(model, None)
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         logs: dict[str, Tensor | float] = {}
         counts = {m: [int(b.present[m].sum()) for b in micro] for m in self.order}
         active = [m for m in self.order if sum(counts[m]) > 0]
@@ -234,7 +233,7 @@ class MLA(Strategy):
                 rows = b.present[m]
                 sub = b if bool(rows.all()) else b.select(rows)
                 out = model(sub, modalities=[m])
-                loss = task_loss(out.per_modality[m], sub.label, None, weights, self.task)
+                loss = self.task.loss(out.per_modality[m], sub.label, class_weights=weights)
                 share = n_rows / total_rows  # the micro-batch's share of the accumulated batch's mean loss
                 ctx.backward(loss if len(micro) == 1 else loss * (share * scale))  # raises when not finite
                 loss_sum += float(loss.detach()) * share

@@ -10,7 +10,7 @@ from polymodal.data.batch import Batch
 from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput, MultimodalModel
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, unwrap
-from polymodal.strategies.joint import encoder_grad_norms, task_loss
+from polymodal.strategies.joint import encoder_grad_norms
 
 
 @STRATEGIES.register("unimodal")
@@ -47,9 +47,8 @@ class Unimodal(Strategy):
                 f"strategy 'unimodal': the fusion {type(model.fusion).__name__} returned no per-modality logits "
                 f"(set model.fusion=late)"
             )
-        weight = ctx.extra.get("class_weights")
         losses = {
-            m: task_loss(out.per_modality[m], batch.label, batch.present[m], weight, self.task)
+            m: self.task.loss(out.per_modality[m], batch.label, rows=batch.present[m], class_weights=ctx.class_weights)
             for m in model.modalities
         }
         loss = sum(losses.values(), out.logits.sum() * 0.0)
@@ -60,7 +59,7 @@ class Unimodal(Strategy):
 
     def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
         out = model(batch)
-        if self.task == "regression":
+        if self.task.mean_of_heads:
             if out.per_modality is None:
                 raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
             out.logits = fixed_fusion(out.per_modality, batch.present)

@@ -1,9 +1,9 @@
 """A tiny deterministic two-modality dataset for smoke tests and examples.
 
-Classification (default): each class has a random prototype in each modality; a sample is its class
+Classification (default, and any task with classes, ``Task.uses_classes``): each class has a random prototype in each modality; a sample is its class
 prototype plus noise. ``noise`` sets how hard each modality is.
 
-Regression (``task="regression"``): each modality's features are standard normal and carry one part of
+Any other task whose targets are not classes (``task="regression"``; :mod:`polymodal.tasks`): each modality's features are standard normal and carry one part of
 the target, read out along a fixed random unit direction per modality and target (drawn from ``seed``):
 ``y_k = sum_m x_m . w_mk + target_noise * eps``. Each part has unit variance, so no modality alone
 explains more than about half of the target's variance; ``num_targets`` sets K (labels (N,) for one
@@ -25,6 +25,7 @@ from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
 from polymodal.data.missing import missing_mask
 from polymodal.data.schema import Modality
+from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 
@@ -41,18 +42,20 @@ class SyntheticDataset(MultimodalDataset):
         seed: int = 0,
         missing_rate: float = 0.0,
         missing_seed: int = 0,
-        task: str = "classification",
+        task: str = DEFAULT_TASK,
         num_targets: int = 1,
         target_noise: float = 0.1,
         root: str | None = None,  # the engine passes data.root and data.cache_features to every dataset:
         cache_features: bool = True,  # this one is generated in memory and needs neither
     ) -> None:
-        if task not in ("classification", "regression"):
-            raise ValueError(f"synthetic dataset: task={task!r}; expected 'classification' or 'regression'")
+        if task not in TASKS:
+            raise ValueError(f"synthetic dataset: task={task!r}; expected one of {', '.join(TASKS.names())}")
+        task_obj = get_task(task)
+        self._classes = task_obj.uses_classes  # class ids as labels; else float targets
         self.name, self.split = "synthetic", split
         n = size if size is not None else {"train": 96, "val": 32, "test": 32}[split]
         rng = np.random.default_rng(seed * 10 + 1 + _SPLIT_OFFSET[split])
-        if task == "regression":
+        if not self._classes:
             self.labels, self.x = _regression_data(rng, n, dims, seed, num_targets, target_noise)
         else:
             proto_rng = np.random.default_rng(seed)
@@ -75,20 +78,21 @@ class SyntheticDataset(MultimodalDataset):
             Modality("a", "tabular", (dims[0],), representation="features"),
             Modality("b", "tabular", (dims[1],), representation="features"),
         )
-        if task == "regression":
+        self.task = task_obj.name
+        if not self._classes:
             self.num_outputs = num_targets
             self.class_names = ()
-            self.task = "regression"
         else:
             self.num_outputs = num_classes
             self.class_names = tuple(str(c) for c in range(num_classes))
-            self.task = "classification"
         self.provenance = {
             "dataset": "synthetic", "seed": seed, "size": n, "missing_rate": missing_rate,
             "realised_missing_rate": float(1.0 - self.present.mean()),
         }
-        if task == "regression":
-            self.provenance.update(task="regression", num_targets=num_targets, target_noise=target_noise)
+        if task_obj.name != DEFAULT_TASK:
+            self.provenance["task"] = task_obj.name
+        if not self._classes:
+            self.provenance.update(num_targets=num_targets, target_noise=target_noise)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -97,7 +101,7 @@ class SyntheticDataset(MultimodalDataset):
         inputs = {
             m.name: (torch.from_numpy(self.x[j][i]) if self.present[i, j] else None) for j, m in enumerate(self.schema)
         }
-        if self.task == "regression":
+        if not self._classes:
             y = self.labels[i]
             label: float | list[float] = float(y) if self.labels.ndim == 1 else [float(v) for v in y]
             return {"inputs": inputs, "label": label, "index": int(i)}
