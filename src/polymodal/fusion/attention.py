@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import mean_over_present, zero_absent
 
 
@@ -82,15 +82,12 @@ class MulTFusion(Fusion):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("mult fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("mult", in_dims, layers=layers)
         if hidden % heads != 0:
             raise ValueError(
                 f"mult fusion: hidden={hidden} is not divisible by heads={heads}; "
                 f"set fusion.hidden to a multiple of fusion.heads"
             )
-        if layers < 1:
-            raise ValueError(f"mult fusion layers={layers}; expected an integer >= 1 (set fusion.layers)")
         self.names = list(in_dims)
         self.in_dims = dict(in_dims)
         self.proj = nn.ModuleDict({m: nn.Linear(d, hidden) for m, d in in_dims.items()})

@@ -42,4 +42,14 @@ class Fusion(nn.Module, ABC):
         """Fused (and where available per-modality) logits (B, C)."""
 
 
+def check_fusion_args(fusion: str, in_dims: dict[str, int], **counts: int) -> None:
+    """The checks every fusion factory starts with: at least one modality in ``in_dims``, and each count
+    given by keyword (``rank``, ``layers``, ...) an integer >= 1; the error names the configuration key."""
+    if not in_dims:
+        raise ValueError(f"{fusion} fusion needs at least one modality in in_dims; got none")
+    for key, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{fusion} fusion {key}={value!r}; expected an integer >= 1 (set model.fusion_args.{key})")
+
+
 FUSIONS: Registry[Fusion] = Registry("fusion")

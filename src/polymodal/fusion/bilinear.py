@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import zero_absent
 
 
@@ -30,10 +30,7 @@ class BilinearFusion(Fusion):
         self, in_dims: dict[str, int], num_outputs: int, hidden: int = 128, rank: int = 1, dropout: float = 0.1
     ) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("bilinear fusion needs at least one modality in in_dims; got none")
-        if rank < 1:
-            raise ValueError(f"bilinear fusion rank={rank}; expected an integer >= 1 (set fusion.rank)")
+        check_fusion_args("bilinear", in_dims, rank=rank)
         self.hidden, self.rank = hidden, rank
         self.proj = nn.ModuleDict({m: nn.Linear(d, hidden * rank) for m, d in in_dims.items()})
         self.dropout = nn.Dropout(dropout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import presence_mask, zero_absent
 
 
@@ -26,8 +26,7 @@ class ConcatFusion(Fusion):
         self, in_dims: dict[str, int], num_outputs: int, hidden: int | None = 128, dropout: float = 0.1
     ) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("concat fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("concat", in_dims)
         self.names = list(in_dims)
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in in_dims.items()})
         width = sum(in_dims.values()) + len(in_dims)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import presence_mask, zero_absent
 
 
@@ -27,8 +27,7 @@ class EarlyFusion(Fusion):
 
     def __init__(self, in_dims: dict[str, int], num_outputs: int, hidden: int = 128, dropout: float = 0.1) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("early fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("early", in_dims)
         self.in_dims = dict(in_dims)
         width = sum(in_dims.values()) + len(in_dims)
         self.encoder = nn.Sequential(

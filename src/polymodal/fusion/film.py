@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import mean_over_present, presence_mask, zero_absent
 
 
@@ -26,8 +26,7 @@ class FiLMFusion(Fusion):
 
     def __init__(self, in_dims: dict[str, int], num_outputs: int, hidden: int = 128) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("film fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("film", in_dims)
         self.names = list(in_dims)
         self.hidden = hidden
         self.proj = nn.ModuleDict({m: nn.Linear(d, hidden) for m, d in in_dims.items()})

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import masked_softmax, masked_sum, presence_mask, zero_absent
 
 
@@ -30,6 +30,7 @@ class LateFusion(Fusion):
         self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean", "learned"] = "sum"
     ) -> None:
         super().__init__()
+        check_fusion_args("late", in_dims)
         if mode not in ("sum", "mean", "learned"):
             raise ValueError(f"late fusion mode {mode!r}; expected 'sum', 'mean' or 'learned'")
         self.mode = mode

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import masked_sum, presence_mask, zero_absent
 
 
@@ -30,8 +30,7 @@ class SharedHeadFusion(Fusion):
         super().__init__()
         if mode not in ("sum", "mean"):
             raise ValueError(f"shared_head fusion mode {mode!r}; expected 'sum' or 'mean'")
-        if not in_dims:
-            raise ValueError("shared_head fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("shared_head", in_dims)
         widths = set(in_dims.values())
         if len(widths) != 1:
             raise ValueError(

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
+from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput, check_fusion_args
 from polymodal.fusion.masking import zero_absent
 
 
@@ -40,8 +40,7 @@ class TensorFusion(Fusion):
         self, in_dims: dict[str, int], num_outputs: int, proj_dim: int = 16, hidden: int = 128, dropout: float = 0.1
     ) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("tfn fusion needs at least one modality in in_dims; got none")
+        check_fusion_args("tfn", in_dims)
         size = (proj_dim + 1) ** len(in_dims)
         if size > 1_000_000:
             raise ValueError(
@@ -83,10 +82,7 @@ class LowRankFusion(Fusion):
 
     def __init__(self, in_dims: dict[str, int], num_outputs: int, rank: int = 4) -> None:
         super().__init__()
-        if not in_dims:
-            raise ValueError("lmf fusion needs at least one modality in in_dims; got none")
-        if rank < 1:
-            raise ValueError(f"lmf fusion rank={rank}; expected an integer >= 1 (set fusion.rank)")
+        check_fusion_args("lmf", in_dims, rank=rank)
         self.factors = nn.ParameterDict()
         for m, d in in_dims.items():
             w = torch.empty(rank, d + 1, num_outputs)
