@@ -78,10 +78,11 @@ def index_embedder(index: Any, model: str | None) -> Any:
 
 
 def _progress() -> Any:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.description}"), transient=False)
+                    TextColumn("{task.description}"), console=Console(stderr=True), transient=False)
 
 
 def _cmd_add(ns: argparse.Namespace) -> int:
