@@ -3,6 +3,7 @@ shared data) and MNIST digits exported to PNG, plus a text column and two numeri
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,10 @@ def write_digits(folder: Path, per_class: int = 4, speakers: tuple[str, ...] = (
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write ``rows`` as a CSV (cells missing from a row are empty) through the csv module."""
     columns = columns or list(rows[0])
-    lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
-    path.write_text("\n".join(lines) + "\n")
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([str(r.get(c, "")) for c in columns] for r in rows)
     return path

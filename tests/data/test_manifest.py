@@ -246,3 +246,19 @@ def test_images_keep_raw_pixels_when_not_normalised(digits):
     assert 0 <= x.min() and x.max() <= 1 and raw.stats["image"]["mean"] == [0.0]
     s = std.stats["image"]
     assert np.allclose(std.item("image", 0).numpy() * s["std"][0] + s["mean"][0], x.numpy(), atol=1e-5)
+
+
+def test_task_option_names_a_registered_task(digits):
+    """The task option is a registered task's name (or auto); the task object decides how labels are read."""
+    from polymodal.tasks import TASKS
+
+    folder, rows = digits
+    path = write_csv(folder / "m_task.csv", rows)
+    with pytest.raises(ManifestError, match=r"task: .*unknown task 'ordinal'; expected auto or one of classification"):
+        from_manifest(path, label="digit", task="ordinal")
+    assert "regression" in TASKS
+    m = from_manifest(path, label="ink", task="regression", schema={"speaker": "ignore", "sample": "ignore"})
+    assert m.task == "regression" and not m.task_object.uses_classes and m.class_names == ()
+    assert m.y.dtype == np.float32 and np.allclose(m.y, [float(r["ink"]) for r in rows])
+    d = m.dataset("train")
+    assert d.task == "regression" and d.num_outputs == 1

@@ -18,6 +18,7 @@ from polymodal.data.datasets.manifest.options import STATE_VERSION, ManifestOpti
 from polymodal.data.datasets.manifest.table import read_table_info
 from polymodal.data.schema import Modality
 from polymodal.data.validation import ValidationReport
+from polymodal.tasks import Task, get_task
 
 if TYPE_CHECKING:
     from polymodal.data.datasets.manifest.codecs import Codec
@@ -70,6 +71,11 @@ class Manifest:
         splits.assign_splits(self)
         loading.load_all(self)
         self.report.raise_for_errors()
+
+    @property
+    def task_object(self) -> Task:
+        """The :class:`~polymodal.tasks.Task` named by ``task`` (classes or targets, how labels are read)."""
+        return get_task(self.task)
 
     def _content_columns(self) -> list[str]:
         """The columns whose cells make a row what it is for this run: the label and every input column."""

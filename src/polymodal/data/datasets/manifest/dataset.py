@@ -24,9 +24,10 @@ class ManifestDataset(MultimodalDataset):
         self.schema = manifest.schema
         self.task = manifest.task  # type: ignore[assignment]
         self.class_names = manifest.class_names
-        self.num_outputs = len(manifest.class_names) if manifest.task == "classification" else 1
+        classes = manifest.task_object.uses_classes
+        self.num_outputs = len(manifest.class_names) if classes else 1
         y = manifest.y[self.rows]
-        self.labels = np.where(y < 0, 0, y) if manifest.task == "classification" else np.nan_to_num(y)
+        self.labels = np.where(y < 0, 0, y) if classes else np.nan_to_num(y)
         self.has_label = manifest.has_label[self.rows]
         self.provenance = {
             "manifest": manifest.source,

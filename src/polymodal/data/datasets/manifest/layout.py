@@ -21,7 +21,8 @@ from polymodal.data.datasets.manifest.kinds import (
     looks_like_id,
     modality_name,
 )
-from polymodal.data.datasets.manifest.options import STATE_VERSION
+from polymodal.data.datasets.manifest.options import AUTO_TASK, STATE_VERSION
+from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
 
 if TYPE_CHECKING:
     from polymodal.data.datasets.manifest.core import Manifest
@@ -101,11 +102,8 @@ def infer_layout(m: Manifest) -> None:
     m.kinds, m.modality_specs = kinds, mods
     m.label = opt.label
     labels = [v for v in m.table[opt.label] if v is not None]
-    task = opt.task
-    if task == "auto":
-        task = infer_task(labels)
-    m.task = task
-    if task == "classification":
+    m.task = get_task(infer_task(labels) if opt.task == AUTO_TASK else opt.task).name
+    if m.task_object.uses_classes:
         uniq = sorted({v for v in labels}, key=lambda v: (float(v), str(v)) if is_number(v) else (math.inf, str(v)))
         m.class_names = tuple(label_text(v) for v in uniq)
         if len(m.class_names) < 2:
@@ -116,13 +114,17 @@ def infer_layout(m: Manifest) -> None:
     m.stats = {}
 
 
+CLASSES, TARGETS = DEFAULT_TASK, "regression"  # the tasks ``task=auto`` chooses between
+
+
 def infer_task(labels: Sequence[Any]) -> str:
-    """``task=auto``: classification unless every label is a number and they are not a few integers."""
+    """``task=auto``: classes unless every label is a number and they are not a few integers (then
+    regression targets)."""
     if not all(is_number(v) for v in labels):
-        return "classification"
+        return CLASSES
     vals = np.array([float(v) for v in labels])
     integral = bool(np.all(vals == np.round(vals)))
-    return "classification" if integral and len(np.unique(vals)) <= max(20, int(0.05 * len(vals))) else "regression"
+    return CLASSES if integral and len(np.unique(vals)) <= max(20, int(0.05 * len(vals))) else TARGETS
 
 
 def load_state(m: Manifest, state: dict[str, Any]) -> None:
@@ -133,6 +135,11 @@ def load_state(m: Manifest, state: dict[str, Any]) -> None:
     m.kinds = dict(state["columns"])
     m.modality_specs = [dict(md) for md in state["modalities"]]
     m.label, m.task = state["label"], state["task"]
+    try:
+        get_task(m.task)
+    except KeyError:
+        raise ManifestError(f"data state of manifest {m.source}: task {m.task!r} is not registered; known tasks: "
+                            f"{', '.join(TASKS.names())} (import the module that registers it)") from None
     m.class_names = tuple(state["class_names"])
     m.stats = {k: dict(v) for k, v in state["stats"].items()}
     used = {c for md in m.modality_specs for c in md["columns"]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from polymodal.data.datasets.manifest.codecs.audio import AudioOptions
 from polymodal.data.datasets.manifest.codecs.image import ImageOptions
@@ -18,6 +18,7 @@ from polymodal.data.datasets.manifest.codecs.video import VideoOptions
 from polymodal.data.datasets.manifest.errors import ManifestError
 
 STATE_VERSION = 1
+AUTO_TASK = "auto"  # the task option's value that infers the task from the label column
 
 
 class _Opts(BaseModel):
@@ -36,7 +37,7 @@ class SplitOptions(_Opts):
 
 class ManifestOptions(_Opts):
     label: str | None = None  # label column (required to train)
-    task: Literal["auto", "classification", "regression"] = "auto"
+    task: str = "auto"  # a registered task (polymodal.tasks), or auto: inferred from the label column
     root: str | None = None  # folder relative paths resolve against; default: the manifest's folder
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")  # column -> kind override
     tabular_groups: dict[str, list[str]] = Field(default_factory=dict)  # modality name -> columns
@@ -57,6 +58,15 @@ class ManifestOptions(_Opts):
     allow_changed_table: bool = False
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from polymodal.tasks import TASKS
+
+        if value != AUTO_TASK and value not in TASKS:
+            raise ValueError(f"unknown task {value!r}; expected {AUTO_TASK} or one of {', '.join(TASKS.names())}")
+        return value
 
 
 def parse_options(options: Mapping[str, Any], where: str = "manifest option") -> ManifestOptions:

@@ -24,7 +24,8 @@ def read_labels(m: Manifest) -> None:
     """Set ``y`` (class ids, -1 without one; or float targets, NaN without one) and ``has_label``."""
     cells = m.table.get(m.label) if m.label in m.table else [None] * m.n
     m.has_label = np.array([v is not None for v in cells])
-    if m.task == "classification":
+    task = m.task_object
+    if task.uses_classes:
         index = {c: i for i, c in enumerate(m.class_names)}
         ids = []
         unknown = []
@@ -49,8 +50,8 @@ def read_labels(m: Manifest) -> None:
         if bad:
             m.report.add("bad_target", "error", m.label, "regression targets must be finite numbers (not words, NaN "
                          "or infinite values); fix them, or leave them empty to predict those rows", bad, count=len(bad))
-        m.y = np.array([x if (x := None if v is None else finite(v)) is not None else np.nan for v in cells],
-                       dtype=np.float32)
+        m.y = task.read_targets(np.array([x if (x := None if v is None else finite(v)) is not None else np.nan
+                                          for v in cells], dtype=np.float32))
     if not m.fitted and not m.has_label.all():
         rows = [f"row {m.row_number[r]}" for r in np.flatnonzero(~m.has_label)]
         m.report.add("missing_label", "warning", m.label, "rows without a label are left out of training and evaluation "
@@ -103,7 +104,7 @@ def assign_splits(m: Manifest) -> None:
     m.split = split
     if groups is not None:
         checks.group_leakage(m, groups[idx], split[idx])
-    if m.task == "classification" and len(idx):
+    if m.task_object.uses_classes and len(idx):
         checks.small_classes(m, split)
 
 
