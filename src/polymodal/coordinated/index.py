@@ -377,8 +377,7 @@ class Index:
         roots = {str(p.resolve() if p.is_dir() else p.resolve().parent) for p in given}
         with self._locked():
             new_roots = sorted(set(self.manifest["roots"]) | roots)
-            if new_roots != self.manifest["roots"]:
-                self.manifest = {**self.manifest, "roots": new_roots}
+            self.manifest = {**self.manifest, "roots": new_roots}  # written with the first commit
             pending_v: list[np.ndarray] = []
             pending_m: list[dict[str, Any]] = []
             pending_removed: list[int] = []
@@ -429,7 +428,7 @@ class Index:
                     report.rows += sum(len(v) for v in pending_v)
                     self._commit(np.concatenate(pending_v), pending_m, pending_removed)
                     pending_v, pending_m, pending_removed, pending_files = [], [], [], 0
-            if pending_v or pending_removed or self.manifest["roots"] != new_roots or not files:
+            if pending_v or pending_removed or self._committed_roots() != new_roots:
                 report.rows += sum(len(v) for v in pending_v)
                 self._commit(np.concatenate(pending_v) if pending_v else None, pending_m, pending_removed)
             self._maybe_retrain()
@@ -452,6 +451,13 @@ class Index:
             self._commit(removed=[r for rows in hit.values() for r in rows])
             self._maybe_retrain()
         return sorted(hit)
+
+    def _committed_roots(self) -> list[str]:
+        """The folders the manifest on disk lists (the in-memory manifest may hold new ones not yet committed)."""
+        try:
+            return list(json.loads((self.root / MANIFEST).read_text())["roots"])
+        except (OSError, ValueError, KeyError):
+            return []
 
     def _maybe_retrain(self) -> None:
         """Train an IVF index past ``ivf_threshold`` live rows (again after four-fold growth); drop it below."""
@@ -497,8 +503,7 @@ class Index:
             new = np.arange(ann["rows"], len(self.meta), dtype=np.int64)
             new = new[~np.isin(new, np.fromiter(self.removed, np.int64, len(self.removed)))]
             index.add_with_ids(np.ascontiguousarray(self.vectors[new]), new)
-        late = sorted(self.removed)[ann["removed"]:] if len(self.removed) > ann["removed"] else []
-        if late:
+        if len(self.removed) > ann["removed"]:  # rows removed since: removing an absent id is a no-op
             index.remove_ids(np.asarray(sorted(self.removed), dtype=np.int64))
         self._ann, self._flat_ids = index, None
         return index
