@@ -1,5 +1,9 @@
 """`polymodal bench`: strategies x datasets x seeds, in parallel processes, resumable, with tables.
 
+:func:`run_bench` plans the runs (``polymodal.bench.plan``), runs them (``polymodal.bench.runner``),
+collects one record per finished run, and hands the records to ``polymodal.bench.tables``, which
+aggregates them, computes the paired differences and writes the files.
+
 Writes ``OUT.md`` / ``OUT.json`` (the results format of docs/benchmarks.md, plus one record per run with
 its per-sample test correctness, so that ``polymodal bench --recompute OUT.json`` rebuilds every table
 without the run folders), ``OUT.csv`` (one line per run) and ``OUT.png`` (bar chart of fused and
@@ -10,80 +14,28 @@ per-modality test accuracy, mean +- std), and in the Markdown the difference of 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from polymodal.bench.runner import Job, run_jobs
+from polymodal.bench.plan import (
+    MISSING_AT,
+    BenchPlan,
+    Setting,
+    missing_settings,
+    plan_bench,
+    variant_settings,
+)
+from polymodal.bench.runner import run_jobs
 from polymodal.bench.tables import encode_correct, write_tables
 from polymodal.report.metrics import load_predictions, macro_f1
-
-MISSING_AT = ("train", "test", "both")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One experimental condition shared by every strategy (e.g. a missing rate at test time)."""
-
-    label: str  # "" for the default condition; part of run names
-    overrides: tuple[str, ...] = ()
-    missing_rate: float | None = None
-    missing_at: str | None = None
-    variant: str | None = None  # ablation name (the row's ``variant`` key)
-
-
-def variant_settings(specs: Sequence[str]) -> list[Setting]:
-    """``NAME:key=value,key=value`` -> one Setting per ablation variant (overrides for every strategy).
-
-    ``NAME:`` with no overrides is the default configuration under a name (e.g. ``hgm+entropy:``).
-    """
-    out = []
-    for spec in specs:
-        name, sep, rest = spec.partition(":")
-        if not sep or not name or not name.replace("-", "").replace("+", "").replace("_", "").isalnum():
-            raise ValueError(f"--variant {spec!r}: expected NAME:key=value[,key=value...] with a plain NAME, e.g. no-hgm:strategy.args.hgm=false")
-        ov = tuple(x for x in rest.split(",") if x)
-        bad = [x for x in ov if "=" not in x]
-        if bad:
-            raise ValueError(f"--variant {spec!r}: {bad} are not key=value overrides")
-        out.append(Setting(f"v-{name}", ov, variant=name))
-    if len({s.variant for s in out}) != len(out):
-        raise ValueError("--variant names must be unique")
-    return out
-
-
-def missing_settings(rates: Sequence[float], where: Sequence[str], seed: int = 0) -> list[Setting]:
-    """docs/benchmarks.md's missing-modality protocol: rate r of (sample, modality) slots missing, masks from a
-    fixed seed, at train (train split only; selection on a complete val), at test (test split only) or
-    both (train, val and test)."""
-    out = []
-    for at in where:
-        if at not in MISSING_AT:
-            raise ValueError(f"--missing-at {at!r}; expected some of {', '.join(MISSING_AT)}")
-        splits = {"train": ("train",), "test": ("test",), "both": ("train", "val", "test")}[at]
-        for r in rates:
-            if not 0 < r < 1:
-                raise ValueError(f"--missing-rate {r}: expected a fraction in (0, 1)")
-            ov = tuple(f"data.split_options.{sp}.{k}={v}" for sp in splits for k, v in (("missing_rate", r), ("missing_seed", seed)))
-            out.append(Setting(f"miss{r:g}-{at}", ov, r, at))
-    return out
-
-
-def _run_name(strategy: str, dataset: str, seed: int, setting: Setting | None = None) -> str:
-    tail = f"-{setting.label}" if setting is not None and setting.label else ""
-    return f"{dataset}-{strategy}{tail}-seed{seed}"
 
 
 def _realised(run_dir: Path) -> dict[str, float]:
     prov = json.loads((run_dir / "provenance.json").read_text()).get("datasets", {})
     return {split: float(d["realised_missing_rate"]) for split, d in prov.items() if isinstance(d, dict) and "realised_missing_rate" in d}
-
-
-def _with_seed(items: Sequence[str], seed: int) -> list[str]:
-    return [x.replace("{seed}", str(seed)) for x in items]
 
 
 def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
@@ -126,53 +78,34 @@ def run_bench(
     poe: when ``unimodal`` is benchmarked, add the ``poe`` rows (its per-modality models fused as a
     calibrated product of experts; no training of its own): the ceiling of conditionally independent
     modalities (docs/benchmarks.md).
+
+    The steps, each a function of its own: plan the runs (:func:`polymodal.bench.plan.plan_bench`), run
+    them (:func:`run_planned`), collect one record per finished run (:func:`collect_records`), then
+    aggregate, compare with the baseline (paired bootstrap) and write (``polymodal.bench.tables``).
     """
-    from polymodal.config import load_config
+    plan = plan_bench(strategies, datasets, seeds, out, config=config, overrides=overrides, runs_dir=runs_dir,
+                      settings=settings, strategy_args=strategy_args)
+    results = run_planned(plan, config=config, processes=processes, log=log)
+    records, realised = collect_records(plan, results, poe=poe)
+    if not records:
+        raise RuntimeError(f"no run finished; see the run folders under {plan.runs}")
+    protocol = protocol_line(plan, config=config, overrides=overrides, strategy_args=strategy_args, poe=poe)
+    return write_tables(plan.out, records, protocol=protocol, command=command or "polymodal bench", baseline=baseline,
+                        realised=realised)
 
-    per_strategy: dict[str, list[str]] = {s: [] for s in strategies}
-    for item in strategy_args:
-        name, sep, rest = item.partition(".")
-        if not sep or "=" not in rest or name not in per_strategy:
-            raise ValueError(
-                f"--strategy-args {item!r}: expected NAME.KEY=VALUE with NAME one of the benchmarked strategies "
-                f"({', '.join(strategies)}), e.g. gblending.probe_epochs=2"
-            )
-        per_strategy[name].append(f"strategy.args.{rest}")
 
-    out = Path(out)
-    if out.suffix:
-        raise ValueError(f"--out {out} must be a path without extension (NAME.md, NAME.json, ... are written)")
-    # validate the configuration of every combination before starting any run
-    for s in strategies:
-        for d in datasets:
-            load_config(config, [*overrides, *_with_seed(per_strategy[s], seeds[0]), f"strategy.name={s}", f"data.dataset={d}"])
-    runs = Path(runs_dir) if runs_dir is not None else Path("runs") / "bench" / out.name
-    settings = list(settings) if settings else [Setting("")]
-    jobs = [
-        Job(
-            _run_name(s, d, seed, st),
-            (*overrides, *st.overrides, *_with_seed(per_strategy[s], seed), f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
-            {"strategy": s, "dataset": d, "seed": seed, "setting": st},
-        )
-        for d in datasets
-        for st in settings
-        for s in strategies
-        for seed in seeds
-    ]
-    # a condition that changes only the test data (missing at test) needs no training of its own: the
-    # model trained without it (the "base" run, same name as a plain run) is evaluated under it
-    derived = [j for j in jobs if j.tags["setting"].missing_at == "test"]
-    trained = [j for j in jobs if j not in derived]
-    bases = {}
-    trained_names = {t.name for t in trained}
-    for j in derived:
-        name = _run_name(j.tags["strategy"], j.tags["dataset"], j.tags["seed"])
-        if name not in bases and name not in trained_names:
-            bases[name] = Job(name, tuple(o for o in j.overrides if o not in j.tags["setting"].overrides),
-                              {**j.tags, "setting": Setting("")})
-    results = run_jobs([*trained, *bases.values()], runs, config=config, processes=processes, log=log)
-    for j in derived:
-        base = _run_name(j.tags["strategy"], j.tags["dataset"], j.tags["seed"])
+def run_planned(
+    plan: BenchPlan, *, config: str | None = None, processes: int | None = None, log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """Run (or reuse) the plan's runs; then evaluate each derived job from its base run's model.
+
+    Returns run name -> its ``results.json``, for the runs that finished (a failed derivation is logged
+    and left out).
+    """
+    results = run_jobs(plan.to_run(), plan.runs, config=config, processes=processes, log=log)
+    runs = plan.runs
+    for j in plan.derived:
+        base = plan.base_name(j)
         if (runs / j.name / "results.json").is_file():
             results[j.name] = json.loads((runs / j.name / "results.json").read_text())
         elif base in results:
@@ -181,11 +114,24 @@ def run_bench(
                 log(f"{j.name}: evaluated {base} under {j.tags['setting'].label}")
             except Exception as e:  # noqa: BLE001 - report and go on with the other runs
                 log(f"{j.name} FAILED: {type(e).__name__}: {e}")
+    return results
+
+
+def collect_records(
+    plan: BenchPlan, results: dict[str, dict[str, Any]], *, poe: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(run records, realised missing rates) of the finished runs, in the order of the tables.
+
+    A run record is what ``polymodal.bench.tables`` aggregates (:func:`run_record`); with ``poe`` each
+    finished ``unimodal`` run adds its product-of-experts record (:func:`poe_record`). The realised
+    missing rates are the means over a condition's runs of each split's rate (missing-rate settings only).
+    """
+    runs = plan.runs
     records: list[dict[str, Any]] = []
     realised: list[dict[str, Any]] = []
-    for d, st, s in ((d, st, s) for d in datasets for st in settings for s in strategies):
+    for d, st, s in ((d, st, s) for d in plan.datasets for st in plan.settings for s in plan.strategies):
         keys = {"variant": st.variant, "missing_rate": st.missing_rate, "missing_at": st.missing_at}
-        done = [(j, results[j.name]) for j in jobs
+        done = [(j, results[j.name]) for j in plan.jobs
                 if j.tags["dataset"] == d and j.tags["strategy"] == s and j.tags["setting"] == st and j.name in results]
         if st.missing_rate is not None and done:
             per_run = [_realised(runs / j.name) for j, _ in done]
@@ -194,16 +140,21 @@ def run_bench(
         records += [run_record(runs / j.name, r, s, d, j.tags["seed"], keys) for j, r in done]
         if s == "unimodal" and poe and done:
             records += [poe_record(runs / j.name, d, j.tags["seed"], keys) for j, _ in done]
-    if not records:
-        raise RuntimeError(f"no run finished; see the run folders under {runs}")
-    protocol = (f"{', '.join(datasets)}; strategies {', '.join(strategies)}"
-                f"{' (+ poe: the unimodal runs fused as a product of experts, temperatures fitted on val)' if poe and 'unimodal' in strategies else ''}; "
-                f"{'config ' + str(config) if config else 'default config (bench profile)'}"
-                f"{'; overrides ' + ' '.join(overrides) if overrides else ''}"
-                f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}"
-                f"{'; missing at test: the model trained on complete data, evaluated under the mask' if derived else ''}")
-    return write_tables(out, records, protocol=protocol, command=command or "polymodal bench", baseline=baseline,
-                        realised=realised)
+    return records, realised
+
+
+def protocol_line(
+    plan: BenchPlan, *, config: str | None = None, overrides: Sequence[str] = (), strategy_args: Sequence[str] = (),
+    poe: bool = True,
+) -> str:
+    """The ``protocol`` of the results files: datasets, strategies, configuration, selection, seeds."""
+    strategies, datasets, seeds = plan.strategies, plan.datasets, plan.seeds
+    return (f"{', '.join(datasets)}; strategies {', '.join(strategies)}"
+            f"{' (+ poe: the unimodal runs fused as a product of experts, temperatures fitted on val)' if poe and 'unimodal' in strategies else ''}; "
+            f"{'config ' + str(config) if config else 'default config (bench profile)'}"
+            f"{'; overrides ' + ' '.join(overrides) if overrides else ''}"
+            f"{'; strategy args ' + ' '.join(strategy_args) if strategy_args else ''}; selection on val; test metrics; seeds {','.join(map(str, seeds))}"
+            f"{'; missing at test: the model trained on complete data, evaluated under the mask' if plan.derived else ''}")
 
 
 def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str, seed: int,
@@ -240,3 +191,15 @@ def poe_record(unimodal_dir: Path, dataset: str, seed: int, keys: dict[str, Any]
     return rec
 
 
+__all__ = [  # the settings builders and Setting are re-exported: the CLI builds its settings from here
+    "MISSING_AT",
+    "Setting",
+    "collect_records",
+    "missing_settings",
+    "poe_record",
+    "protocol_line",
+    "run_bench",
+    "run_planned",
+    "run_record",
+    "variant_settings",
+]
