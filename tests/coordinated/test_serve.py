@@ -44,11 +44,11 @@ ATTACKS = [
 ]
 
 
-def request(base: str, path: str) -> tuple[int, bytes, str]:
+def request(base: str, path: str, headers: dict | None = None) -> tuple[int, bytes, str]:
     host, port = base.split("//")[1].rstrip("/").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request("GET", path)  # sent as given: no client-side normalisation of .. or %2e
+        conn.request("GET", path, headers=headers or {})  # sent as given: no normalisation of .. or %2e
         resp = conn.getresponse()
         return resp.status, resp.read(), resp.getheader("Content-Type") or ""
     finally:
@@ -92,6 +92,8 @@ def test_page_escapes_plays_audio_and_refuses_traversal(audio_server, tmp_path):
     assert "outside the indexed folders" in page  # the symlinked file is listed but never linked
     status, body, ctype = request(base, "/file/0/a.wav")
     assert status == 200 and body == (media / "a.wav").read_bytes() and ctype.startswith("audio/")
+    status, body, _ = request(base, "/file/0/a.wav", {"Range": "bytes=4-11"})  # players seek with ranges
+    assert status == 206 and body == (media / "a.wav").read_bytes()[4:12]
 
     for path, expected in ATTACKS:
         status, body, _ = request(base, path)

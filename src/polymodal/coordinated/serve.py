@@ -19,6 +19,7 @@ import html
 import io
 import mimetypes
 import os
+import re
 import sys
 import threading
 from http import HTTPStatus
@@ -241,6 +242,44 @@ def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
             text = f"<!doctype html><title>{status}</title><p>{status} {html.escape(HTTPStatus(status).phrase)}: {html.escape(why)}</p>"
             self._send(status, text.encode(), "text/html; charset=utf-8")
 
+        def _send_file(self, path: Path) -> None:
+            """Stream a file in chunks; one byte range (``Range: bytes=a-b``) gives 206, so that players can seek."""
+            size = path.stat().st_size
+            start, end, status = 0, size - 1, 200
+            rng = re.fullmatch(r"bytes=(\d*)-(\d*)", (self.headers.get("Range") or "").strip())
+            if rng and size and (rng.group(1) or rng.group(2)):
+                if rng.group(1):
+                    start = int(rng.group(1))
+                    end = min(int(rng.group(2)), size - 1) if rng.group(2) else size - 1
+                else:  # the last N bytes
+                    start = max(0, size - int(rng.group(2)))
+                if start > end or start >= size:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = 206
+            self.send_response(status)
+            self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+            self.send_header("Content-Length", str(end - start + 1 if size else 0))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if self.command == "HEAD" or not size:
+                return
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 16))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+
         def do_HEAD(self) -> None:
             self.do_GET()
 
@@ -259,9 +298,7 @@ def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
                         raise Refused(400, "k and like must be whole numbers") from None
                     self._send(200, app.page(query, like_row, k).encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/file/"):
-                    path = app.resolve(url.path)
-                    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                    self._send(200, path.read_bytes(), ctype)
+                    self._send_file(app.resolve(url.path))
                 elif url.path.startswith("/thumb/"):
                     path = app.resolve(url.path)
                     t = params.get("t", [None])[0]
