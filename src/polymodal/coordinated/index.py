@@ -42,15 +42,15 @@ MANIFEST = "manifest.json"
 DEFAULT_IVF_THRESHOLD = 50_000
 
 
-class IndexError_(Exception):
-    """Base class of index errors (named with a trailing underscore: ``IndexError`` is a builtin)."""
+class SearchIndexError(Exception):
+    """Base class of the search index's own errors."""
 
 
-class ModelMismatchError(IndexError_, ValueError):
+class ModelMismatchError(SearchIndexError, ValueError):
     """Vectors of one embedding model offered to an index built with another."""
 
 
-class IndexFormatError(IndexError_, ValueError):
+class IndexFormatError(SearchIndexError, ValueError):
     """A folder that is not a polymodal index, or one whose files do not agree with its manifest."""
 
 
