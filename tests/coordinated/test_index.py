@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from polymodal.coordinated.embedders import load_embedder
-from polymodal.coordinated.index import Index, ModelMismatchError
+from polymodal.coordinated.index import Index, IndexFormatError, ModelMismatchError
 
 pytest.importorskip("faiss")
 
@@ -203,3 +203,22 @@ def test_ivf_past_the_threshold_and_back(tmp_path, raw_data, logmel):
     reopened.remove(files[:60])  # 240 live < 256: back to exact search
     assert reopened.kind == "flat" and Index.open(tmp_path / "ix").kind == "flat"
     assert not list((tmp_path / "ix").glob("ivf-*"))
+
+
+def test_open_names_what_is_wrong(tmp_path, raw_data, logmel):
+    with pytest.raises(FileNotFoundError, match="holds no index .*polymodal index add"):
+        Index.open(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexFormatError, match="not valid JSON"):
+        Index.open(tmp_path / "bad")
+    (tmp_path / "bad" / "manifest.json").write_text('{"format": "something-else"}')
+    with pytest.raises(IndexFormatError, match="not a polymodal index manifest"):
+        Index.open(tmp_path / "bad")
+    files = copy_recordings(raw_data, tmp_path / "audio", 3)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    index.add(files, logmel)
+    shard = tmp_path / "ix" / index.manifest["shards"][0]["vectors"]
+    np.save(shard, np.zeros((2, logmel.dim), np.float32))  # a shard that lost a row
+    with pytest.raises(IndexFormatError, match=r"promises \(3, 128\) float32"):
+        Index.open(tmp_path / "ix")
