@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import polymodal.coordinated.datasets  # noqa: F401  (avdigits-pairs / -named; the contrastive task)
+import polymodal.coordinated.strategy  # noqa: F401  (the contrastive strategy and the coordinated fusion)
 import polymodal.data.datasets  # noqa: F401  (fills DATASETS)
 import polymodal.encoders  # noqa: F401  (fills ENCODERS)
 import polymodal.fusion  # noqa: F401  (fills FUSIONS)

@@ -15,6 +15,7 @@ from polymodal.tasks.base import (
     write_predictions,
 )
 from polymodal.tasks.classification import Classification, masked_cross_entropy
+from polymodal.tasks.contrastive import Contrastive  # noqa: F401  (coordinated embeddings, docs/coordinated.md)
 from polymodal.tasks.regression import Regression, masked_mse
 
 __all__ = [
