@@ -117,6 +117,11 @@ def test_locked_tower_and_train_classes():
     assert all(torch.equal(frozen[k], v) for k, v in model.encoders["image"].state_dict().items())
     assert not torch.equal(head, model.fusion.heads["image"].net.weight)  # the locked tower's head trains
     assert seen == [int(np.isin(batch.label.numpy(), [0, 1, 2]).sum())] and 0 < seen[0] < 50
+    # a batch with fewer than two rows of the training classes gives a zero loss, and no error
+    only = ContrastiveStrategy(train_classes=[9])
+    only.setup(model, None)
+    logs = only.training_step(model, batch.select(torch.arange(4)), _ctx(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert float(logs["loss"]) == 0.0
 
 
 def test_bad_settings_are_refused():

@@ -112,8 +112,11 @@ class ContrastiveStrategy(Strategy):
         core = unwrap(model)
         if self.train_classes is not None:
             keep = torch.isin(batch.label, torch.tensor(self.train_classes, device=batch.label.device))
-            if not bool(keep.all()):
-                batch = batch.select(keep)
+            if int(keep.sum()) >= 2:
+                batch = batch if bool(keep.all()) else batch.select(keep)
+            else:  # no pair left to contrast: every slot absent, a zero loss that still reaches the heads
+                batch = Batch(batch.inputs, {m: torch.zeros_like(p) for m, p in batch.present.items()},
+                              batch.label, batch.index)
         out = model(batch)
         emb, present = dict(out.per_modality or {}), dict(batch.present)
         if self.gather and ctx.world_size > 1:
