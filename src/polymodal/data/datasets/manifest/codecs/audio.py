@@ -38,6 +38,10 @@ class AudioCodec(Codec):
     extensions = (".wav", ".flac", ".ogg", ".mp3")
     Options = AudioOptions
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._logmel = False  # inputs are cached log-mels (set by finish), else waveforms
+
     def probe(self, source: Path) -> tuple[int, int]:
         import soundfile as sf
 
@@ -100,7 +104,7 @@ class AudioCodec(Codec):
     def modality(self) -> Modality:
         st = self.state
         sr = st["sample_rate"]
-        if getattr(self, "_logmel", False):
+        if self._logmel:
             cfg = LogMelConfig(**st["logmel"])
             shape = (cfg.n_mels, cfg.frames(st["samples"]))
             return Modality(self.name, "audio", shape, sr, "logmel", extra={"logmel": st["logmel"]})

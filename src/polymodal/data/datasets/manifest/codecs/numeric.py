@@ -22,6 +22,7 @@ class NumericCodec(Codec):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.imputed = 0  # rows encoded with an empty cell since the last report
+        self._any_imputed = False  # any row encoded without a number (empty or not a number) since then
 
     def check(self, cells: Sequence[Any], rows: np.ndarray, ctx: ColumnContext) -> None:
         bad = [(int(r), repr(cells[r])) for r in rows if cells[r] is not None and finite(cells[r]) is None]
@@ -50,7 +51,7 @@ class NumericCodec(Codec):
         return out
 
     def report(self, ctx: ColumnContext) -> None:
-        if getattr(self, "_any_imputed", False):
+        if self._any_imputed:
             ctx.info("imputed", "empty numeric cells imputed with the training mean, with a missing-value indicator",
                      count=self.imputed)
         self.imputed, self._any_imputed = 0, False

@@ -28,9 +28,14 @@ class TextCodec(Codec):
     inline = True
     Options = TextOptions
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tok: ByteTokenizer | HashingWordTokenizer | None = None  # made from the state when first used
+
     def setup(self, probes: list) -> None:
         opt = self.options
         self.state = {"tokenizer": opt.tokenizer, "max_length": opt.max_length, "vocab_size": opt.vocab_size}
+        self._tok = None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -38,7 +43,8 @@ class TextCodec(Codec):
 
     @property
     def tokenizer(self) -> ByteTokenizer | HashingWordTokenizer:
-        if getattr(self, "_tok", None) is None:
+        """The tokenizer the state names."""
+        if self._tok is None:
             st = self.state
             self._tok = (ByteTokenizer(st["max_length"]) if st["tokenizer"] == "bytes"
                          else HashingWordTokenizer(st["vocab_size"], st["max_length"]))
