@@ -167,3 +167,25 @@ def test_subset_loader_serves_the_given_positions_in_order():
     batches = list(subset_loader(ds, np.array([5, 2, 9]), batch_size=2))
     assert [b.size for b in batches] == [2, 1]
     assert torch.cat([b.index for b in batches]).tolist() == [5, 2, 9]
+
+
+@pytest.mark.parametrize("name", ["ogm_ge", "agm", "pmr", "mmpareto", "qmf", "gblending", "ume"])
+def test_class_weights_of_the_step_context_reach_the_loss(name):
+    from polymodal.strategies import STRATEGIES
+    from tests.strategies._baselines import Ctx
+
+    def one_step(weights):
+        entry = STRATEGIES.get(name)
+        strategy = STRATEGIES.create(name, **entry.tiny)
+        model, ds = make_setup(strategy, size=32)
+        ctx = Ctx(model, opt="sgd", lr=0.5)
+        strategy.on_epoch_start(model, 0)
+        step = ctx.make()
+        step.class_weights = weights
+        strategy.training_step(model, full_batch(ds, 16), step)
+        return [p.detach().clone() for p in model.parameters()]
+
+    plain = one_step(None)
+    assert all(torch.equal(a, b) for a, b in zip(plain, one_step(None), strict=True))  # deterministic
+    skewed = one_step(torch.tensor([5.0, 0.1, 0.1, 0.1]))
+    assert any(not torch.allclose(a, b) for a, b in zip(plain, skewed, strict=True))

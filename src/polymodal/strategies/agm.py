@@ -129,7 +129,7 @@ class AGM(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         out = model(batch)
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
         phi = shapley_values(self._coalitions(core, batch, out.logits), core.modalities)

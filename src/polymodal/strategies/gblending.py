@@ -211,7 +211,7 @@ class GBlending(Strategy):
         core = unwrap(model)
         if self._is_holdout is None:
             raise RuntimeError("strategy 'gblending' was not set up: call setup(model, train_dataset) first")
-        weights_ce = ctx.extra.get("class_weights")
+        weights_ce = ctx.class_weights
         if self._due or self.weights is None:
             self.weights = self.estimate(model, ctx.optimizer, batch.size, ctx.epoch, weights_ce)
             self.estimated_at, self._due = ctx.epoch, False

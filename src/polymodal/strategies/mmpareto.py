@@ -93,7 +93,7 @@ class MMPareto(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         out = model(batch)
         per = per_modality_logits(out, "MMPareto")
         loss_mm = F.cross_entropy(out.logits, batch.label, weight=weights)

@@ -150,7 +150,7 @@ class OGMGE(Strategy):
         core = unwrap(model)
         out = model(batch)
         per = per_modality_logits(out, "OGM-GE")
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
         snap = GradSnapshot(core.encoders.parameters())
         ctx.backward(loss)

@@ -172,7 +172,7 @@ class PMR(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         out = model(batch)
         loss = F.cross_entropy(out.logits, batch.label, weight=weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}

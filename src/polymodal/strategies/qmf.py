@@ -110,7 +110,7 @@ class QMF(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.extra.get("class_weights")
+        weights = ctx.class_weights
         out = model(batch)
         per = per_modality_logits(out, "QMF")
         fused = energy_fusion(per, batch.present, self.temperature)

@@ -146,7 +146,7 @@ class UMT(Strategy):
         if not self.teachers:
             self.setup(model, None)
         out = model(batch)
-        loss_ce = F.cross_entropy(out.logits, batch.label, weight=ctx.extra.get("class_weights"))
+        loss_ce = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
         loss = loss_ce
         logs: dict[str, Tensor | float] = {"loss/fused": loss_ce.detach()}
         for m in self.teachers:
@@ -194,7 +194,7 @@ class UME(Strategy):
         per = per_modality_logits(out, "UME")
         loss: Tensor | None = None
         logs: dict[str, Tensor | float] = {}
-        for m, loss_m in unimodal_losses(per, batch.present, batch.label, ctx.extra.get("class_weights"),
+        for m, loss_m in unimodal_losses(per, batch.present, batch.label, ctx.class_weights,
                                          names=core.modalities).items():
             loss = loss_m if loss is None else loss + loss_m
             logs[f"loss/{m}"] = loss_m.detach()
