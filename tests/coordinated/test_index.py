@@ -222,3 +222,16 @@ def test_open_names_what_is_wrong(tmp_path, raw_data, logmel):
     np.save(shard, np.zeros((2, logmel.dim), np.float32))  # a shard that lost a row
     with pytest.raises(IndexFormatError, match=r"promises \(3, 128\) float32"):
         Index.open(tmp_path / "ix")
+
+
+def test_a_second_writer_is_refused(tmp_path, raw_data, logmel):
+    import fcntl
+
+    files = copy_recordings(raw_data, tmp_path / "audio", 2)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    with open(tmp_path / "ix" / "lock", "a+") as held:  # what a writer in another process holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RuntimeError, match="another process is writing"):
+            index.add(files, logmel)
+        assert len(Index.open(tmp_path / "ix")) == 0  # readers need no lock
+    assert len(index.add(files, logmel).added) == 2
