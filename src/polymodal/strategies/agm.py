@@ -129,9 +129,8 @@ class AGM(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.class_weights
         out = model(batch)
-        loss = F.cross_entropy(out.logits, batch.label, weight=weights)
+        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
         phi = shapley_values(self._coalitions(core, batch, out.logits), core.modalities)
         names = [m for m in core.modalities if bool(batch.present[m].any())]
         stats = {}

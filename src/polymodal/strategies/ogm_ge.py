@@ -150,8 +150,7 @@ class OGMGE(Strategy):
         core = unwrap(model)
         out = model(batch)
         per = per_modality_logits(out, "OGM-GE")
-        weights = ctx.class_weights
-        loss = F.cross_entropy(out.logits, batch.label, weight=weights)
+        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
         snap = GradSnapshot(core.encoders.parameters())
         ctx.backward(loss)
         scores = self._scores(per, batch, ctx)

@@ -172,9 +172,8 @@ class PMR(Strategy):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
-        weights = ctx.class_weights
         out = model(batch)
-        loss = F.cross_entropy(out.logits, batch.label, weight=weights)
+        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}
         active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends) and bool(self.prototypes)
         if active:
