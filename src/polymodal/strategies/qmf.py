@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
+from polymodal.fusion.masking import zero_absent
 from polymodal.models import ModelOutput
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
 from polymodal.strategies.joint import encoder_grad_norms
@@ -58,7 +59,7 @@ def energy_fusion(logits: Mapping[str, Tensor], present: Mapping[str, Tensor], t
     """(B, C) = sum over present modalities of energy_confidence(o_m)[:, None] * o_m; zeros if none."""
     fused: Tensor | None = None
     for m, o in logits.items():
-        term = torch.where(present[m][:, None], energy_confidence(o, temperature)[:, None] * o, 0.0)
+        term = zero_absent(energy_confidence(o, temperature)[:, None] * o, present[m])
         fused = term if fused is None else fused + term
     return fused
 
