@@ -2,6 +2,7 @@
 
     import polymodal
     predictor = polymodal.Predictor(label="diagnosis").fit("patients.csv")
+    run = polymodal.load_run("runs/main")   # a run folder: config, metrics, predictions, model on request
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Predictor", "__version__"]
+__all__ = ["Predictor", "Run", "__version__", "load_run"]
 
 
 def __getattr__(name: str) -> Any:  # torch and friends load only when the predictor is used
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:  # torch and friends load only when the predi
         from polymodal.predictor import Predictor
 
         return Predictor
+    if name in ("Run", "load_run"):
+        from polymodal.engine import runfolder
+
+        return getattr(runfolder, name)
     raise AttributeError(f"module 'polymodal' has no attribute {name!r}")

@@ -28,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-STATE_FILE = "data_state.json"
+from polymodal.engine.runfolder import CONFIG_FILE
+from polymodal.tasks import get_task
+
+STATE_FILE = "data_state.json"  # the run folder's data state (polymodal.engine.runfolder.DATA_STATE_FILE)
 
 
 class Predictor:
@@ -67,6 +70,7 @@ class Predictor:
 
         from polymodal.config import dump_config, load_config, validate_config
         from polymodal.engine import train
+        from polymodal.engine.results import RESULTS_FILE
         from polymodal.engine.runfolder import run_folder
 
         if self.label is None:
@@ -78,7 +82,7 @@ class Predictor:
 
             schema = _schema_mapping(self.schema)
         with run_folder(run_dir):  # one writer; a failed start leaves no folder behind
-            if (run_dir / "results.json").exists():
+            if (run_dir / RESULTS_FILE).exists():
                 raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
             options = dict(self.options)
             if isinstance(data, pd.DataFrame):
@@ -119,7 +123,7 @@ class Predictor:
             splits = {**dict(self.options.get("splits") or {}), "folds": folds, "fold": i}
             p = Predictor(self.label, path=base / f"fold{i}", root=self.root, schema=self.schema,
                           **{**self.options, "splits": splits}).fit(data, strategy=strategy, **fit_args)
-            results = json.loads((p._require_run() / "results.json").read_text())
+            results = _read_results(p._require_run()) or {}
             per_fold.append({"run_dir": str(p.run_dir), "val": results["val"], "test": results["test"]})
         summary: dict[str, Any] = {}
         for part in ("val", "test"):
@@ -138,7 +142,7 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> Predictor:
         """A predictor from a run folder trained on a manifest (``Predictor.save`` or ``polymodal train``)."""
         run = Path(path)
-        for f in ("config.yaml", STATE_FILE):
+        for f in (CONFIG_FILE, STATE_FILE):
             if not (run / f).is_file():
                 raise FileNotFoundError(
                     f"{run / f} does not exist; {run} is not a run trained on a manifest (train one with "
@@ -151,9 +155,9 @@ class Predictor:
         p.run_dir = run
         p._state = state
         p._load_model()  # the weights are read (and checked: readable, finite) now, not at the first predict
-        results = run / "results.json"
-        if results.is_file():
-            p.test_metrics = dict(json.loads(results.read_text()).get("test") or {})
+        results = _read_results(run)
+        if results is not None:
+            p.test_metrics = dict(results.get("test") or {})
         return p
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -216,7 +220,7 @@ class Predictor:
             from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint
 
             run = self._require_run()
-            self._model = (load_config(run / "config.yaml"), load_checkpoint(checkpoint_dir(run)))
+            self._model = (load_config(run / CONFIG_FILE), load_checkpoint(checkpoint_dir(run)))
         return self._model
 
     def _outputs(self, data: Any, root: str | os.PathLike | None, bad_files: str | None = None):
@@ -237,7 +241,7 @@ class Predictor:
         model = build_run_model(cfg, ds, strategy)
         strategy.setup(model, ds)
         load_model_state(model, ckpt.model, model_file(self._require_run()),
-                         self._require_run() / "config.yaml")
+                         self._require_run() / CONFIG_FILE)
         strategy.load_state_dict(ckpt.strategy)
         fabric = Fabric(accelerator="cpu", devices=1)
         model = fabric.setup_module(model)
@@ -266,7 +270,7 @@ class Predictor:
         at = np.searchsorted(rows, ds.rows)  # where each predicted row goes in the output
         order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
         frame: dict[str, Any] = {"id": manifest.row_ids(rows)}
-        if self.task == "classification":
+        if get_task(self.task).uses_classes:
             probs = np.full((len(rows), len(self.class_names)), np.nan)
             names = np.full(len(rows), "", dtype=object)
             if out is not None:
@@ -307,8 +311,8 @@ class Predictor:
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
         """(N, classes) class probabilities, rows in table order (classification only)."""
-        if self.task != "classification":
-            raise ValueError("predict_proba is for classification; this predictor is a regressor (use predict)")
+        if not get_task(self.task).uses_classes:
+            raise ValueError(f"predict_proba is for classification; this predictor's task is {self.task} (use predict)")
         df = self.predict(data, root=root)
         return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
 
@@ -334,7 +338,8 @@ class Predictor:
                              "nothing to score")
         sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
                           per_modality={m: v[keep] for m, v in out.per_modality.items()},
-                          present={m: v[keep] for m, v in out.present.items()}, task=out.task)
+                          present={m: v[keep] for m, v in out.present.items()}, task=out.task,
+                          columns={k: v[keep] for k, v in out.columns.items()})
         stored = self._stored_splits(manifest)
         if stored is not None:
             seen = Counter(stored[r] for r in ds.rows[out.index[keep]] if stored[r] in ("train", "val"))
@@ -355,8 +360,15 @@ class Predictor:
             raise ValueError(f"split={split!r}; expected train, val or test")
         run = self._require_run()
         with run_splits(run, allow_changed_table=allow_changed_table):
-            out, ds = _outputs_for(load_config(run / "config.yaml"), run, split, "best", "cpu")
+            out, ds = _outputs_for(load_config(run / CONFIG_FILE), run, split, "best", "cpu")
         return compute_metrics(out, [m.name for m in ds.schema])
+
+
+def _read_results(run_dir: Path) -> dict[str, Any] | None:
+    """The run's results.json through the engine's reader (None when the run has none)."""
+    from polymodal.engine.results import read_results
+
+    return read_results(run_dir)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

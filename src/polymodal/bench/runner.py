@@ -6,7 +6,6 @@ several invocations. Each run is an ordinary run folder under ``runs_dir``.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -76,7 +75,9 @@ def run_jobs(
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise ValueError("job names must be unique")
-    todo = [j for j in jobs if not (runs_dir / j.name / "results.json").is_file()]
+    from polymodal.engine.results import RESULTS_FILE, read_results
+
+    todo = [j for j in jobs if not (runs_dir / j.name / RESULTS_FILE).is_file()]
     for j in todo:  # a run killed before it finished restarts from scratch (not one another process is writing)
         stale = runs_dir / j.name
         if stale.exists():
@@ -103,9 +104,8 @@ def run_jobs(
                 log(f"[{i}/{len(todo)}] {name} FAILED: {type(e).__name__}: {e}")
     out: dict[str, dict[str, Any]] = {}
     for j in jobs:
-        path = runs_dir / j.name / "results.json"
-        if path.is_file():
-            res = json.loads(path.read_text())
+        res = read_results(runs_dir / j.name)
+        if res is not None:
             res["params"] = _param_count(runs_dir / j.name)
             out[j.name] = res
     return out

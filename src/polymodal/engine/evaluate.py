@@ -24,6 +24,8 @@ from polymodal.data.schema import Modality
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy
 from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint, load_model_state, model_file
 from polymodal.engine.data import make_eval_loader
+from polymodal.engine.results import PROVENANCE_FILE, RESULTS_FILE, read_results
+from polymodal.engine.runfolder import CONFIG_FILE, predictions_file
 from polymodal.models import MultimodalModel
 from polymodal.report.metrics import Predictions, RegressionPredictions
 from polymodal.strategies.base import Strategy
@@ -186,7 +188,7 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
     strategy = build_strategy(cfg)
     model = build_run_model(cfg, datasets["train"], strategy)
     strategy.setup(model, datasets["train"])
-    load_model_state(model, ckpt.model, model_file(run_dir, checkpoint), run_dir / "config.yaml")
+    load_model_state(model, ckpt.model, model_file(run_dir, checkpoint), run_dir / CONFIG_FILE)
     strategy.load_state_dict(ckpt.strategy)
     fabric = Fabric(accelerator=accelerator or cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision)
     model = fabric.setup_module(model)
@@ -209,7 +211,7 @@ def evaluate_run(
     """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
     and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} does not exist; is {run_dir} a run folder written by train()?")
     out, ds = _outputs_for(load_config(cfg_path), run_dir, split, checkpoint, accelerator)
@@ -239,27 +241,27 @@ def reevaluate_run(
     from polymodal.config import dump_config
 
     base, out = Path(base_dir), Path(out_dir)
-    for f in ("config.yaml", "results.json", "provenance.json"):
+    for f in (CONFIG_FILE, RESULTS_FILE, PROVENANCE_FILE):
         if not (base / f).is_file():
             raise FileNotFoundError(f"{base / f} does not exist; {base} is not a finished run folder")
     if out.exists():
         raise FileExistsError(f"{out} exists; remove it or choose another folder")
-    cfg = load_config(base / "config.yaml", [*overrides, f"name={out.name}", f"out_dir={out.parent}"])
+    cfg = load_config(base / CONFIG_FILE, [*overrides, f"name={out.name}", f"out_dir={out.parent}"])
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(f"predictions_{split}.npz", "report*", "figures", "logs"))
-    (tmp / "config.yaml").write_text(dump_config(cfg))
+    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(predictions_file(base, split).name, "report*", "figures", "logs"))
+    (tmp / CONFIG_FILE).write_text(dump_config(cfg))
     outputs, ds = _outputs_for(cfg, tmp, split, "best", accelerator)
-    save_predictions(tmp / f"predictions_{split}.npz", outputs, ds.class_names)
-    results = json.loads((base / "results.json").read_text())
+    save_predictions(predictions_file(tmp, split), outputs, ds.class_names)
+    results = read_results(base) or {}
     results[split] = compute_metrics(outputs, [m.name for m in ds.schema])
     results["derived_from"] = base.name
     results["derived_overrides"] = list(overrides)
-    (tmp / "results.json").write_text(json.dumps(results, indent=1))
-    prov = json.loads((base / "provenance.json").read_text())
+    (tmp / RESULTS_FILE).write_text(json.dumps(results, indent=1))
+    prov = json.loads((base / PROVENANCE_FILE).read_text())
     prov.setdefault("datasets", {})[split] = dict(getattr(ds, "provenance", {}) or {})
     prov["derived_from"] = base.name
-    (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    (tmp / PROVENANCE_FILE).write_text(json.dumps(prov, indent=1, default=str))
     tmp.rename(out)
     from polymodal.report import write_report
 

@@ -36,9 +36,11 @@ from polymodal.engine.checkpoint import (
     Checkpoint,
     DamagedRunFile,
     check_training_state,
+    checkpoint_dir,
     checkpoint_exists,
     load_checkpoint,
     load_model_state,
+    model_file,
     save_checkpoint,
 )
 from polymodal.engine.data import inverse_frequency_weights, make_eval_loader, make_loader
@@ -52,7 +54,7 @@ from polymodal.engine.results import (
     write_provenance,
     write_results,
 )
-from polymodal.engine.runfolder import run_folder
+from polymodal.engine.runfolder import CONFIG_FILE, predictions_file, run_folder
 from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
 from polymodal.tasks import Task, get_task, task_of
@@ -93,14 +95,14 @@ def train(cfg: RunConfig, *, resume: bool = False) -> TrainResult:
     ``trainer.strategy=ddp`` re-launches the current command line per rank (Fabric's rule): use it
     from a script or the CLI; ``ddp_spawn`` works from anywhere with a picklable config.
     """
-    ckpt_dir = cfg.run_dir / CHECKPOINTS_DIR
-    if resume and not ((cfg.run_dir / "config.yaml").is_file() or checkpoint_exists(ckpt_dir / "last")):
+    last, best = checkpoint_dir(cfg.run_dir, "last"), checkpoint_dir(cfg.run_dir, "best")
+    if resume and not ((cfg.run_dir / CONFIG_FILE).is_file() or checkpoint_exists(last)):
         raise FileNotFoundError(
             f"nothing to resume: {cfg.run_dir} is not a run folder (no config.yaml, no checkpoint); check the run "
             f"name (name=..., out_dir=...), or drop --resume to start a new training"
         )
     with run_folder(cfg.run_dir):
-        if not resume and (checkpoint_exists(ckpt_dir / "last") or checkpoint_exists(ckpt_dir / "best")):
+        if not resume and (checkpoint_exists(last) or checkpoint_exists(best)):
             raise FileExistsError(
                 f"run folder {cfg.run_dir} already holds checkpoints; use --resume or choose another name "
                 f"(name=...)"
@@ -173,7 +175,7 @@ class _Run:
     def start(self, resume: bool) -> None:
         """Load the checkpoint to resume (every check first), then write config.yaml, the dataset's run
         files and provenance.json: a resume that fails leaves the run's files as they were."""
-        last = self.ckpt_dir / "last"
+        last = checkpoint_dir(self.run_dir, "last")
         if resume and checkpoint_exists(last):
             self._resume_from(last)
         elif resume:
@@ -189,7 +191,7 @@ class _Run:
                 "seed": self.cfg.seed, "world_size": self.fabric.world_size, "resumed": resume,
                 "precision": self.cfg.trainer.precision, "accelerator": self.cfg.trainer.accelerator,
             }))
-            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))  # last: it marks a started run
+            (self.run_dir / CONFIG_FILE).write_text(dump_config(self.cfg))  # last: it marks a started run
         if self.rank0:
             self.log.reset()
             for record in self.state["history"]:
@@ -200,7 +202,7 @@ class _Run:
         ckpt = load_checkpoint(last, map_location=self.fabric.device)
         state_file = last / "state.json"
         check_training_state(ckpt.state, state_file)
-        load_model_state(self.raw_model, ckpt.model, last / "model.safetensors", self.run_dir / "config.yaml")
+        load_model_state(self.raw_model, ckpt.model, model_file(self.run_dir, "last"), self.run_dir / CONFIG_FILE)
         parts = [("optimizer", self.raw_optimizer, ckpt.optimizer, ckpt.optimizer is not None),
                  ("scheduler", self.scheduler, ckpt.scheduler, self.scheduler is not None and ckpt.scheduler is not None),
                  ("strategy", self.strategy, ckpt.strategy, True)]
@@ -232,7 +234,7 @@ class _Run:
         log.info("resuming %s after epoch %d", self.run_dir, self.state["epoch"])
 
     def _warn_config_changes(self) -> None:
-        path = self.run_dir / "config.yaml"
+        path = self.run_dir / CONFIG_FILE
         if not path.is_file():
             return
         try:
@@ -360,11 +362,11 @@ class _Run:
         """Checkpoints (best when improved, then last) and the epoch's record; a write that fails (a full
         disk) stops the run with a message that says which checkpoints are intact and how to resume."""
         ckpt = self.snapshot()
-        target = self.ckpt_dir / "best"
+        target = checkpoint_dir(self.run_dir, "best")
         try:
             if improved:
                 save_checkpoint(target, ckpt)
-            target = self.ckpt_dir / "last"
+            target = checkpoint_dir(self.run_dir, "last")
             save_checkpoint(target, ckpt)
             target = self.log.path
             self.log.append(record)
@@ -377,7 +379,7 @@ class _Run:
             e.errno or 0, f"{type(e).__name__}: {e.strerror or e}")
         intact = []
         for name in ("best", "last"):
-            path = self.ckpt_dir / name
+            path = checkpoint_dir(self.run_dir, name)
             if checkpoint_exists(path):
                 try:
                     intact.append(f"{name} (epoch {load_checkpoint(path).state.get('epoch')})")
@@ -425,12 +427,12 @@ class _Run:
 
     def finish(self, stopped: str, message: str) -> TrainResult:
         """Evaluate the best checkpoint on val and test, write predictions and results.json."""
-        st, best = self.state, self.ckpt_dir / "best"
+        st, best = self.state, checkpoint_dir(self.run_dir, "best")
         val_metrics: dict[str, Any] = {}
         test_metrics: dict[str, Any] = {}
         if checkpoint_exists(best):
             ckpt = load_checkpoint(best, map_location=self.fabric.device)
-            load_model_state(self.raw_model, ckpt.model, best / "model.safetensors", self.run_dir / "config.yaml")
+            load_model_state(self.raw_model, ckpt.model, model_file(self.run_dir, "best"), self.run_dir / CONFIG_FILE)
             self.strategy.load_state_dict(ckpt.strategy)
             outputs = {}
             for split in ("val", "test"):
@@ -438,7 +440,7 @@ class _Run:
                 (val_metrics if split == "val" else test_metrics).update(metrics)
             if self.rank0:
                 for split, out in outputs.items():
-                    save_predictions(self.run_dir / f"predictions_{split}.npz", out, self.datasets[split].class_names)
+                    save_predictions(predictions_file(self.run_dir, split), out, self.datasets[split].class_names)
         history = list(st["history"])
         result = TrainResult(run_dir=self.run_dir, best_epoch=st["best_epoch"], epochs_run=st["epoch"],
                              metrics=test_metrics, history=history, stopped_reason=stopped,  # type: ignore[arg-type]

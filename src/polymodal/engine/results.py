@@ -79,6 +79,21 @@ def write_results(result: TrainResult, sec_per_epoch: float | None) -> Path:
     return path
 
 
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/results.json`` as :func:`write_results` wrote it (None when there is none); a file that is
+    not a JSON object is a ValueError naming it."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); fix or delete the file and run the report again") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object at top level; got {type(data).__name__}")
+    return data
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -298,3 +298,211 @@ def read_data_state(path: str | os.PathLike) -> dict[str, Any]:
     if problems:
         raise DamagedRunFile(path, "not a data state polymodal can read: " + "; ".join(problems), fix)
     return state
+
+
+# ----------------------------------------------------------------------------- reading a run folder
+
+DATA_STATE_FILE = "data_state.json"
+PREDICTIONS_FILE = "predictions_{split}.npz"
+
+
+def predictions_file(run_dir: str | os.PathLike, split: str) -> Path:
+    """``run_dir/predictions_<split>.npz``: the one place the predictions files are named (their content is
+    written and read by :func:`polymodal.tasks.write_predictions` / :func:`polymodal.tasks.read_predictions`)."""
+    return Path(run_dir) / PREDICTIONS_FILE.format(split=split)
+
+
+def run_files() -> tuple[str, ...]:
+    """The files :func:`load_run` reads, in the order it reports missing ones."""
+    from polymodal.engine.logging import METRICS_FILE
+    from polymodal.engine.results import PROVENANCE_FILE, RESULTS_FILE
+
+    return (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, PREDICTIONS_FILE.format(split="test"), PROVENANCE_FILE)
+
+
+@dataclass
+class Run:
+    """A run folder as :func:`load_run` read it; any file may be missing (``notes`` says which, and what
+    could not be read). The model and the checkpoints' strategy state are read on request.
+
+    config:      ``config.yaml`` as a dict (:meth:`run_config` validates it as a :class:`~polymodal.config.RunConfig`)
+    results:     ``results.json`` (val / test metrics, best epoch, ``selection``, ``task``, ...); metrics it lacks
+                 for a split are filled in from that split's predictions file
+    records:     the epoch records of ``metrics.jsonl``, in file order; ``events``: its other records
+                 (``nan_loss``, ...); ``end``: its closing ``"end"`` record, if any
+    predictions: split -> the task's predictions object of ``predictions_<split>.npz``
+    provenance:  ``provenance.json``; ``data_state``: ``data_state.json`` of a table dataset (None without one)
+    """
+
+    run_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    end: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    data_state: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    _models: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def task(self) -> Any:
+        """The run's :class:`~polymodal.tasks.Task`: what ``results.json`` names, else the task of the test
+        predictions, else the one whose metrics the results hold (classification by default)."""
+        from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
+
+        if isinstance(self.results.get("task"), str) and self.results["task"] in TASKS:
+            return get_task(self.results["task"])
+        if self.predictions:
+            pred = self.predictions.get("test", next(iter(self.predictions.values())))
+            return get_task(pred.task)
+        splits = [d for d in (self.results.get("val"), self.results.get("test")) if isinstance(d, dict)]
+        for name in TASKS.names():
+            if name != DEFAULT_TASK and get_task(name).infer_from_metrics(splits):
+                return get_task(name)
+        return get_task(DEFAULT_TASK)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """split -> metrics (``results.json``'s ``val`` and ``test``, completed from the predictions files)."""
+        return {s: self.results[s] for s in ("val", "test") if isinstance(self.results.get(s), dict)}
+
+    @property
+    def test_predictions(self) -> Any:
+        """The test split's predictions object, or None."""
+        return self.predictions.get("test")
+
+    def run_config(self, overrides: list[str] | None = None) -> Any:
+        """``config.yaml`` as a validated :class:`~polymodal.config.RunConfig` (with ``overrides``)."""
+        from polymodal.config import load_config
+
+        path = self.run_dir / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; is {self.run_dir} a run folder written by train()?")
+        return load_config(path, overrides or [])
+
+    def checkpoint(self, which: str = "best") -> Any:
+        """The ``best`` or ``last`` :class:`~polymodal.engine.checkpoint.Checkpoint` (model, optimiser, strategy
+        and training state), read from disk on every call."""
+        from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint
+
+        return load_checkpoint(checkpoint_dir(self.run_dir, which))
+
+    def strategy_state(self, which: str = "best") -> dict[str, Any]:
+        """The strategy's state saved with the ``best`` (or ``last``) checkpoint."""
+        return self.checkpoint(which).strategy
+
+    def datasets(self, splits: list[str] | tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
+        """split -> dataset, as training built them (a table dataset keeps each row's stored split)."""
+        from polymodal.engine.build import build_datasets
+
+        return build_datasets(self.run_config(), list(splits))
+
+    def model(self, which: str = "best") -> Any:
+        """The trained model with its ``best`` (or ``last``) checkpoint loaded, in eval mode; built (from
+        ``config.yaml`` and the training split's schema) on the first call and kept."""
+        if which not in self._models:
+            from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+            from polymodal.engine.checkpoint import load_model_state, model_file
+
+            cfg = self.run_config()
+            train = build_datasets(cfg, ["train"])["train"]
+            strategy = build_strategy(cfg)
+            model = build_run_model(cfg, train, strategy)
+            strategy.setup(model, train)
+            load_model_state(model, self.checkpoint(which).model, model_file(self.run_dir, which),
+                             self.run_dir / CONFIG_FILE)
+            self._models[which] = model.eval()
+        return self._models[which]
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); fix or delete the file and run the report again") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object at top level; got {type(data).__name__}")
+    return data
+
+
+def _read_metrics_log(path: Path, run: Run) -> None:
+    """Sort ``metrics.jsonl`` lines into epoch records and events (both spellings: ``"type"`` / ``"event"``)."""
+    bad = 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1  # e.g. the last line of a run killed while writing
+            continue
+        if not isinstance(rec, dict):
+            bad += 1
+            continue
+        kind = rec.get("event", rec.get("type", "epoch"))
+        if kind == "epoch" and isinstance(rec.get("epoch"), int):
+            run.records.append(rec)
+        elif kind == "end":  # the run's closing summary: a fallback when results.json lacks these keys
+            run.end = rec
+        elif kind != "epoch":
+            run.events.append(rec)
+    if bad:
+        run.notes.append(f"{bad} unreadable line(s) in `metrics.jsonl` were skipped.")
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read the run folder ``path`` (what training leaves: config, metrics log, results, predictions,
+    provenance, data state); the model and the checkpoints are read on request (:meth:`Run.model`,
+    :meth:`Run.strategy_state`). Raises FileNotFoundError when the folder holds none of the run files.
+
+    Metrics that ``results.json`` lacks for a split (a key absent, not a null) are computed from
+    ``predictions_<split>.npz`` when that file exists (``notes`` says which).
+    """
+    import yaml
+
+    from polymodal.engine.logging import METRICS_FILE
+    from polymodal.engine.results import PROVENANCE_FILE, read_results
+    from polymodal.tasks import get_task, read_predictions
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist (expected the out_dir/name of a training run)")
+    names = run_files()
+    present = [f for f in names if (run_dir / f).is_file()]
+    if not present:
+        raise FileNotFoundError(f"run folder {run_dir} holds none of {', '.join(names)}; is it a training run folder?")
+    run = Run(run_dir=run_dir)
+    run.notes += [f"`{f}` is missing." for f in names if f not in present]
+    if (p := run_dir / CONFIG_FILE).is_file():
+        try:
+            cfg = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p} is not valid YAML: {e}") from None
+        run.config = cfg if isinstance(cfg, dict) else {}
+    if (p := run_dir / METRICS_FILE).is_file():
+        _read_metrics_log(p, run)
+    run.results = read_results(run_dir) or {}
+    for key in ("best_epoch", "epochs_run", "stopped_reason"):
+        if key not in run.results and key in run.end:
+            run.results[key] = run.end[key]
+    for split in ("val", "test"):
+        if (p := predictions_file(run_dir, split)).is_file():
+            pred = read_predictions(p)
+            run.predictions[split] = pred
+            logged = run.results.setdefault(split, {}) if isinstance(run.results.get(split, {}), dict) else {}
+            summary = get_task(pred.task).summarize(pred)
+            # regression: the engine logs the fused MSE as "loss"; do not repeat it as "mse"
+            filled = [k for k in summary if k != "n" and k not in logged and not (k == "mse" and "loss" in logged)]
+            logged.update({k: summary[k] for k in filled})
+            if filled:
+                run.notes.append(f"{split} {', '.join(filled)} computed from `{p.name}`.")
+    if (p := run_dir / PROVENANCE_FILE).is_file():
+        run.provenance = _read_json_object(p)
+    if (p := run_dir / DATA_STATE_FILE).is_file():
+        try:
+            run.data_state = read_data_state(p)
+        except ValueError as e:  # a damaged data state does not hide the rest of the run
+            run.notes.append(f"`{DATA_STATE_FILE}` could not be read: {e}")
+    return run

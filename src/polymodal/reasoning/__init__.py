@@ -29,7 +29,7 @@ _LAZY = {
     "concept_loss": "strategy",
     **{name: "analysis" for name in (
         "ConceptOutputs", "best_permutation", "best_shift", "concept_outputs", "explain", "intervene",
-        "intervention_accuracy", "load_run", "table_agreement",
+        "intervention_accuracy", "load_model", "load_run", "table_agreement",
     )},
 }
 
@@ -62,6 +62,7 @@ __all__ = [
     "explain",
     "intervene",
     "intervention_accuracy",
+    "load_model",
     "load_run",
     "parse_concepts",
     "table_agreement",

@@ -221,21 +221,18 @@ def table_agreement(learned: Tensor, true: Tensor, perms: Sequence[np.ndarray]) 
     return float((latent == t).float().mean())
 
 
-def load_run(run_dir: str | Path, splits: Sequence[str] = ("val", "test"), checkpoint: str = "best") -> tuple[Any, dict[str, Any]]:
-    """(model in eval mode, split -> dataset) of a finished run folder, with its ``checkpoint`` loaded."""
-    from polymodal.config import load_config
-    from polymodal.engine import load_checkpoint
-    from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+def load_model(run_dir: str | Path, splits: Sequence[str] = ("val", "test"), checkpoint: str = "best") -> tuple[Any, dict[str, Any]]:
+    """(model in eval mode, split -> dataset) of a finished run folder, with its ``checkpoint`` loaded:
+    :meth:`polymodal.engine.runfolder.Run.model` and :meth:`~polymodal.engine.runfolder.Run.datasets` of the
+    one run reader, :func:`polymodal.load_run`."""
+    from polymodal.engine.runfolder import load_run as read_run
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir / 'config.yaml'} does not exist; is {run_dir} a run folder written by train()?")
-    cfg = load_config(run_dir / "config.yaml")
-    datasets = build_datasets(cfg, ["train", *[s for s in splits if s != "train"]])
-    strategy = build_strategy(cfg)
-    model = build_run_model(cfg, datasets["train"], strategy)
-    model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / checkpoint).model)
-    return model.eval(), datasets
+    run = read_run(run_dir)
+    model = run.model(checkpoint)
+    return model, run.datasets(["train", *[s for s in splits if s != "train"]])
+
+
+load_run = load_model  # the name scripts and docs/reasoning.md use for (model, datasets); see polymodal.load_run
 
 
 __all__ = [
@@ -247,6 +244,7 @@ __all__ = [
     "explain",
     "intervene",
     "intervention_accuracy",
+    "load_model",
     "load_run",
     "resolve_key",
     "table_agreement",
