@@ -176,3 +176,17 @@ def test_build_objective_and_bad_input():
         build_objective("info", 8)
     with pytest.raises(ValueError, match=r"\(5, 3\) and \(4, 3\)"):
         clip_loss(torch.zeros(5, 3), torch.zeros(4, 3), 1.0)
+
+
+def test_dcca_gradient_is_finite_with_coinciding_eigenvalues():
+    """Unit embeddings that use only a few of their directions: the symmetric square root's gradient would be
+    NaN (equal eigenvalues), the Cholesky route's is finite."""
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(128, 3, generator=g, dtype=torch.float64)
+    h1 = F.normalize(torch.cat([z, torch.zeros(128, 13, dtype=torch.float64)], 1), dim=1).requires_grad_(True)
+    h2 = F.normalize(torch.cat([z + 0.3 * torch.randn(128, 3, generator=g, dtype=torch.float64),
+                                torch.zeros(128, 13, dtype=torch.float64)], 1), dim=1).requires_grad_(True)
+    loss = dcca_loss(h1, h2, k=10)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(h1.grad).all() and torch.isfinite(h2.grad).all()
+    assert h1.grad.abs().sum() > 0

@@ -96,7 +96,8 @@ def cca_correlation(
     """Sum of the top-``k`` canonical correlations of two views ``h1`` (N, o1) and ``h2`` (N, o2).
 
     Andrew et al. 2013: with centred views, S12 = H1'H2 / (N-1), S11 = H1'H1 / (N-1) + r1 I,
-    S22 = H2'H2 / (N-1) + r2 I, T = S11^-1/2 S12 S22^-1/2; the correlations are T's singular values.
+    S22 = H2'H2 / (N-1) + r2 I, T = S11^-1/2 S12 S22^-1/2; the correlations are T's singular values
+    (computed with Cholesky whitening, which has the same singular values and a stable gradient).
     ``k`` defaults to min(o1, o2) (the trace norm of T). Differentiable (computed in float64).
     """
     if h1.dim() != 2 or h2.dim() != 2 or h1.shape[0] != h2.shape[0]:
@@ -111,8 +112,18 @@ def cca_correlation(
     if not 1 <= k <= kmax:
         raise ValueError(f"cca_correlation: k={k} must be in [1, {kmax}] (the smaller view width)")
     x1, x2 = h1.double() - h1.double().mean(0), h2.double() - h2.double().mean(0)
-    t, _, _ = _whitened_cross(x1.T @ x1 / (n - 1), x2.T @ x2 / (n - 1), x1.T @ x2 / (n - 1), r1, r2, eps)
-    # the top-k singular values of T: square roots of the top-k eigenvalues of T'T (a smooth, stable route)
+    eye1 = torch.eye(x1.shape[1], dtype=x1.dtype, device=x1.device)
+    eye2 = torch.eye(x2.shape[1], dtype=x2.dtype, device=x2.device)
+    # Whitening by Cholesky factors S = L L' instead of the symmetric S^-1/2: T = L1^-1 S12 L2^-T differs
+    # from S11^-1/2 S12 S22^-1/2 by orthogonal factors only, so it has the same singular values, and its
+    # gradient has no 1 / (lambda_i - lambda_j) terms (an eigendecomposition's backward is NaN when
+    # eigenvalues coincide, as they do for the unused directions of an embedding).
+    l1 = torch.linalg.cholesky(x1.T @ x1 / (n - 1) + r1 * eye1)
+    l2 = torch.linalg.cholesky(x2.T @ x2 / (n - 1) + r2 * eye2)
+    a = torch.linalg.solve_triangular(l1, x1.T @ x2 / (n - 1), upper=False)  # L1^-1 S12
+    t = torch.linalg.solve_triangular(l2, a.T, upper=False).T  # L1^-1 S12 L2^-T
+    # the top-k singular values of T: square roots of the top-k eigenvalues of T'T (eigenvalues alone
+    # have a gradient that stays finite when they coincide)
     ev = torch.linalg.eigvalsh(t.T @ t).clamp(min=eps)
     return ev.flip(0)[:k].sqrt().sum().to(h1.dtype)
 
