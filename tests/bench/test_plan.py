@@ -25,7 +25,9 @@ def test_missing_at_test_is_derived_from_a_base_run_that_is_planned_once(tmp_pat
     assert base.tags["setting"].label == "" and plan.base_name(plan.derived[0]) == "synthetic-joint-seed0"
     assert plan.to_run() == [*plan.trained, *plan.bases]
     assert plan.runs == tmp_path / "runs" and plan.out == tmp_path / "out"
-    protocol = protocol_line(plan, overrides=["model.width=8"], poe=True)
+    assert plan.overrides == ("model.width=8",) and plan.config is None and plan.strategy_args == ()
+    protocol = protocol_line(plan, poe=True)
+    assert "; overrides model.width=8; selection on val" in protocol
     assert protocol.startswith("synthetic; strategies joint, unimodal (+ poe: ")
     assert protocol.endswith("seeds 0,1; missing at test: the model trained on complete data, evaluated under the mask")
 

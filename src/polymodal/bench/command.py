@@ -85,24 +85,23 @@ def run_bench(
     """
     plan = plan_bench(strategies, datasets, seeds, out, config=config, overrides=overrides, runs_dir=runs_dir,
                       settings=settings, strategy_args=strategy_args)
-    results = run_planned(plan, config=config, processes=processes, log=log)
+    results = run_planned(plan, processes=processes, log=log)
     records, realised = collect_records(plan, results, poe=poe)
     if not records:
         raise RuntimeError(f"no run finished; see the run folders under {plan.runs}")
-    protocol = protocol_line(plan, config=config, overrides=overrides, strategy_args=strategy_args, poe=poe)
-    return write_tables(plan.out, records, protocol=protocol, command=command or "polymodal bench", baseline=baseline,
-                        realised=realised)
+    return write_tables(plan.out, records, protocol=protocol_line(plan, poe=poe), command=command or "polymodal bench",
+                        baseline=baseline, realised=realised)
 
 
 def run_planned(
-    plan: BenchPlan, *, config: str | None = None, processes: int | None = None, log: Callable[[str], None] = print
+    plan: BenchPlan, *, processes: int | None = None, log: Callable[[str], None] = print
 ) -> dict[str, dict[str, Any]]:
     """Run (or reuse) the plan's runs; then evaluate each derived job from its base run's model.
 
     Returns run name -> its ``results.json``, for the runs that finished (a failed derivation is logged
     and left out).
     """
-    results = run_jobs(plan.to_run(), plan.runs, config=config, processes=processes, log=log)
+    results = run_jobs(plan.to_run(), plan.runs, config=plan.config, processes=processes, log=log)
     runs = plan.runs
     for j in plan.derived:
         base = plan.base_name(j)
@@ -143,12 +142,10 @@ def collect_records(
     return records, realised
 
 
-def protocol_line(
-    plan: BenchPlan, *, config: str | None = None, overrides: Sequence[str] = (), strategy_args: Sequence[str] = (),
-    poe: bool = True,
-) -> str:
+def protocol_line(plan: BenchPlan, *, poe: bool = True) -> str:
     """The ``protocol`` of the results files: datasets, strategies, configuration, selection, seeds."""
     strategies, datasets, seeds = plan.strategies, plan.datasets, plan.seeds
+    config, overrides, strategy_args = plan.config, plan.overrides, plan.strategy_args
     return (f"{', '.join(datasets)}; strategies {', '.join(strategies)}"
             f"{' (+ poe: the unimodal runs fused as a product of experts, temperatures fitted on val)' if poe and 'unimodal' in strategies else ''}; "
             f"{'config ' + str(config) if config else 'default config (bench profile)'}"

@@ -100,7 +100,8 @@ def strategy_overrides(strategy_args: Sequence[str], strategies: Sequence[str]) 
 
 @dataclass
 class BenchPlan:
-    """The runs of one benchmark (see the module docstring); ``runs`` is the folder they live in."""
+    """The runs of one benchmark (see the module docstring); ``runs`` is the folder they live in, and
+    ``config``, ``overrides`` and ``strategy_args`` are the command's, as every run was configured."""
 
     strategies: list[str]
     datasets: list[str]
@@ -112,6 +113,9 @@ class BenchPlan:
     trained: list[Job]
     derived: list[Job]
     bases: list[Job]
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    strategy_args: tuple[str, ...] = ()
 
     def base_name(self, job: Job) -> str:
         """The plain run (default setting) of a job's strategy, dataset and seed."""
@@ -174,7 +178,7 @@ def plan_bench(
             bases[name] = Job(name, tuple(o for o in j.overrides if o not in j.tags["setting"].overrides),
                               {**j.tags, "setting": Setting("")})
     return BenchPlan(list(strategies), list(datasets), list(seeds), settings, out, runs, jobs, trained, derived,
-                     list(bases.values()))
+                     list(bases.values()), config, tuple(overrides), tuple(strategy_args))
 
 
 __all__ = [
