@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -245,12 +246,12 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
 
 
 def subset_loader(
-    dataset: Any, idx: Sequence[int] | Any, batch_size: int, shuffle: bool = False,
+    dataset: Any, idx: Sequence[int] | np.ndarray, batch_size: int, shuffle: bool = False,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
     """A DataLoader over the dataset positions ``idx`` (a list or a numpy array), collated as the dataset
     collates its batches."""
-    positions = idx.tolist() if hasattr(idx, "tolist") else list(idx)
+    positions = idx.tolist() if isinstance(idx, np.ndarray) else list(idx)
     return DataLoader(
         Subset(dataset, positions), batch_size=batch_size, shuffle=shuffle, generator=generator,
         collate_fn=dataset.collate_fn(),
