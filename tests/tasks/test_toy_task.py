@@ -130,7 +130,7 @@ def test_the_engine_trains_a_new_task_end_to_end(toy_task, tmp_path):
     # the report has the task's table and section
     report = (tmp_path / "toy" / "report.md").read_text()
     assert "## Ordinal errors (test)" in report and "| mae |" in report and "Mean absolute error in classes" in report
-    assert "lowest val mae" in report
+    assert "lowest val mae" in report and "![Learning curves](figures/learning_curves.png)" in report
     # data.class_weights reaches the task's loss (through StepContext.class_weights); this task refuses them
     with pytest.raises(ValueError, match="toy-ordinal has no class weights"):
         train(tiny_config(tmp_path, "name=toy-weights", f"data.options.task={NAME}", "data.class_weights=true",

@@ -149,15 +149,9 @@ def collect_outputs(
 def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
     """The task's metrics of the split (:meth:`polymodal.tasks.Task.metrics`): for classification ``loss``
     (fused cross-entropy, nats), ``fused_acc``, ``<m>_acc`` per modality (None if n/a), ``macro_f1`` and ``ece``
-    (15 bins) of the fused prediction, ``n``; for regression see :func:`compute_regression_metrics`."""
+    (15 bins) of the fused prediction, ``n``; for regression ``loss`` (MSE), ``rmse``, ``mae``, ``r2``,
+    ``<m>_rmse``, ``<m>_r2``, ``n``."""
     return get_task(out.task).metrics(out, modalities)
-
-
-def compute_regression_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
-    """``loss`` (fused mean squared error over samples and targets), ``rmse``, ``mae``, ``r2`` of the fused
-    prediction; per modality ``<m>_rmse`` and ``<m>_r2`` over the samples where m is present (None if
-    n/a, or for R^2 with fewer than two such samples); ``n`` (the regression task's metrics)."""
-    return get_task("regression").metrics(out, modalities)
 
 
 def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Any:

@@ -156,7 +156,7 @@ def write_report(run_dir: str | Path) -> Path:
             stale.unlink(missing_ok=True)
     figures: dict[str, Path] = {}
     if run.records:
-        figures["curves"] = plot_learning_curves(run.records, fig_dir / FIGURES["curves"])
+        figures["curves"] = plot_learning_curves(run.records, fig_dir / FIGURES["curves"], run.task.learning_curve())
         grad = plot_grad_norms(run.records, fig_dir / FIGURES["grad"])
         if grad is not None:
             figures["grad"] = grad

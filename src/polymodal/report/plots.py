@@ -96,10 +96,13 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path,
+                         curve: tuple[str, str, str] | None = None) -> Path:
     """Two panels over epochs: train/val loss; val accuracy, fused (solid) and per modality (dashed).
 
-    A regression run (records with ``val/r2`` and no ``val/fused_acc``) shows validation R^2 instead.
+    ``curve`` (the run's task's :meth:`~polymodal.tasks.Task.learning_curve`: fused metric, per-modality
+    suffix, axis label) names the metric of the second panel; without it, a run whose records hold
+    ``val/r2`` and no ``val/fused_acc`` (a regression) shows validation R^2, any other validation accuracy.
     """
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -108,9 +111,18 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) ->
         if len(x):
             ax_loss.plot(x, y, style, marker="o", ms=3, label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    regression = len(_series(records, "val/r2")[0]) > 0 and len(_series(records, "val/fused_acc")[0]) == 0
-    fused_key, per_keys = ("val/r2", modality_r2_keys(records)) if regression else \
-        ("val/fused_acc", modality_accuracy_keys(records))
+    if curve is None:
+        r2 = len(_series(records, "val/r2")[0]) > 0 and len(_series(records, "val/fused_acc")[0]) == 0
+        curve = ("r2", "r2", "R^2") if r2 else ("fused_acc", "acc", "accuracy")
+    fused, suffix, label = curve
+    fused_key = f"val/{fused}"
+    if suffix == "acc":
+        per_keys = modality_accuracy_keys(records)
+    elif suffix == "r2":
+        per_keys = modality_r2_keys(records)
+    else:
+        per_keys = [k for k in _keys_in_order(records) if k.startswith("val/") and k.endswith(f"_{suffix}")
+                    and k not in (fused_key, f"val/fused_{suffix}") and "/" not in k[4:]] if suffix else []
     x, y = _series(records, fused_key)
     if len(x):
         ax_acc.plot(x, y, "-", marker="o", ms=3, lw=2, color="black", label=fused_key)
@@ -118,12 +130,14 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path) ->
         x, y = _series(records, key)
         if len(x):
             ax_acc.plot(x, y, "--", marker=".", label=key)
-    if regression:
+    if fused == "r2":
         lows = [float(np.min(line.get_ydata())) for line in ax_acc.lines]
         low = max(min([0.0, *lows]) - 0.05, -1.0)  # very negative R^2 early on would hide the rest
         ax_acc.set(xlabel="epoch", ylabel="R^2", title="Validation R^2", ylim=(low, 1.02))
-    else:
+    elif fused == "fused_acc":
         ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy", ylim=(-0.02, 1.02))
+    else:
+        ax_acc.set(xlabel="epoch", ylabel=label, title=f"Validation {label}")
     for ax in (ax_loss, ax_acc):
         _epoch_axis(ax)
         ax.grid(alpha=0.3)

@@ -178,6 +178,11 @@ class Task(ABC):
     def report_section(self, pred: Any, run_dir: Path) -> list[str]:
         """Markdown lines about the test predictions (``## ...`` headings); may write files under ``run_dir``."""
 
+    def learning_curve(self) -> tuple[str, str, str]:
+        """What the report's learning-curve figure draws beside the loss: (fused validation metric, per-modality
+        key suffix, axis label); the :attr:`monitor` and :attr:`log_suffix` by default."""
+        return self.monitor, self.log_suffix, self.monitor
+
     def figures(self, pred: Any, fig_dir: Path) -> dict[str, tuple[Path, str]]:
         """Figures of the test predictions: key -> (PNG written under ``fig_dir``, alt text)."""
         return {}

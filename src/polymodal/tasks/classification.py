@@ -184,6 +184,9 @@ class Classification(Task):
         out += ["Per-class report:", "", *markdown_table(["class", "precision", "recall", "F1", "support"], rows), ""]
         return out + _concept_section(pred)
 
+    def learning_curve(self) -> tuple[str, str, str]:
+        return ("fused_acc", "acc", "accuracy")
+
     def figures(self, pred: Predictions, fig_dir: Path) -> dict[str, tuple[Path, str]]:
         """The reliability diagram of the fused test prediction."""
         from polymodal.report.plots import plot_reliability

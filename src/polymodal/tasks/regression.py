@@ -184,6 +184,9 @@ class Regression(Task):
             out += ["Per-modality metrics are taken over the samples where the modality is present.", ""]
         return out
 
+    def learning_curve(self) -> tuple[str, str, str]:
+        return ("r2", "r2", "R^2")
+
     def figures(self, pred: RegressionPredictions, fig_dir: Path) -> dict[str, tuple[Path, str]]:
         """The predicted-vs-true scatter plot of the fused test prediction."""
         from polymodal.report.plots import plot_regression_scatter
