@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list registered components")
-    ls.add_argument("kind", choices=["datasets", "encoders", "fusions", "strategies"])
+    ls.add_argument("kind", choices=["datasets", "encoders", "fusions", "strategies", "tasks"])
 
     tr = sub.add_parser("train", help="train a model from a YAML config and key=value overrides")
     tr.add_argument(

@@ -13,6 +13,7 @@ from polymodal.data.base import DATASETS
 from polymodal.encoders.base import ENCODERS
 from polymodal.fusion.base import FUSIONS
 from polymodal.strategies.base import STRATEGIES
+from polymodal.tasks import TASKS
 
-ALL = {"datasets": DATASETS, "encoders": ENCODERS, "fusions": FUSIONS, "strategies": STRATEGIES}
-__all__ = ["ALL", "DATASETS", "ENCODERS", "FUSIONS", "STRATEGIES"]
+ALL = {"datasets": DATASETS, "encoders": ENCODERS, "fusions": FUSIONS, "strategies": STRATEGIES, "tasks": TASKS}
+__all__ = ["ALL", "DATASETS", "ENCODERS", "FUSIONS", "STRATEGIES", "TASKS"]

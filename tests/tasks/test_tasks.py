@@ -95,3 +95,13 @@ def test_files_written_before_tasks_were_named_are_read_by_their_arrays(tmp_path
     assert isinstance(back, RegressionPredictions) and back.index is None
     write_predictions(back, tmp_path / "again.npz")
     np.testing.assert_array_equal(read_predictions(tmp_path / "again.npz").index, [0, 1])
+
+
+def test_polymodal_list_tasks_names_every_task(capsys):
+    from polymodal.cli import main
+    from polymodal.registries import ALL
+
+    assert ALL["tasks"] is TASKS
+    assert main(["list", "tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in TASKS.names()) and "cross-entropy" in out
