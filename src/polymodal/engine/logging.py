@@ -61,6 +61,36 @@ class MetricsLog:
     def epochs(self) -> list[dict[str, Any]]:
         return [r for r in self.read() if r.get("type") == "epoch"]
 
+    def sorted_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], int]:
+        """(epoch records, events, the closing ``"end"`` record or {}, number of unreadable lines) of the file,
+        in file order; a record's kind is its ``"type"`` (or ``"event"``, the older spelling), an epoch
+        record by default. What :func:`polymodal.engine.runfolder.load_run` and the report read."""
+        epochs: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        end: dict[str, Any] = {}
+        bad = 0
+        if not self.path.is_file():
+            return epochs, events, end, bad
+        for line in self.path.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1  # e.g. the last line of a run killed while writing
+                continue
+            if not isinstance(rec, dict):
+                bad += 1
+                continue
+            kind = rec.get("event", rec.get("type", "epoch"))
+            if kind == "epoch" and isinstance(rec.get("epoch"), int):
+                epochs.append(rec)
+            elif kind == "end":  # the run's closing summary: a fallback when results.json lacks these keys
+                end = rec
+            elif kind != "epoch":
+                events.append(rec)
+        return epochs, events, end, bad
+
     def truncate_after(self, epoch: int) -> list[dict[str, Any]]:
         """Keep only the epoch records up to ``epoch`` (what a resumed run's checkpoint covers)."""
         kept = [r for r in self.epochs() if r["epoch"] <= epoch]

@@ -82,7 +82,15 @@ def write_results(result: TrainResult, sec_per_epoch: float | None) -> Path:
 def read_results(run_dir: str | Path) -> dict[str, Any] | None:
     """``run_dir/results.json`` as :func:`write_results` wrote it (None when there is none); a file that is
     not a JSON object is a ValueError naming it."""
-    path = Path(run_dir) / RESULTS_FILE
+    return _read_object(Path(run_dir) / RESULTS_FILE)
+
+
+def read_provenance(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/provenance.json`` as :func:`write_provenance` wrote it (None when there is none)."""
+    return _read_object(Path(run_dir) / PROVENANCE_FILE)
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:

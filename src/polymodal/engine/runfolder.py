@@ -417,41 +417,6 @@ class Run:
         return self._models[which]
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); fix or delete the file and run the report again") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object at top level; got {type(data).__name__}")
-    return data
-
-
-def _read_metrics_log(path: Path, run: Run) -> None:
-    """Sort ``metrics.jsonl`` lines into epoch records and events (both spellings: ``"type"`` / ``"event"``)."""
-    bad = 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1  # e.g. the last line of a run killed while writing
-            continue
-        if not isinstance(rec, dict):
-            bad += 1
-            continue
-        kind = rec.get("event", rec.get("type", "epoch"))
-        if kind == "epoch" and isinstance(rec.get("epoch"), int):
-            run.records.append(rec)
-        elif kind == "end":  # the run's closing summary: a fallback when results.json lacks these keys
-            run.end = rec
-        elif kind != "epoch":
-            run.events.append(rec)
-    if bad:
-        run.notes.append(f"{bad} unreadable line(s) in `metrics.jsonl` were skipped.")
-
-
 def load_run(path: str | os.PathLike) -> Run:
     """Read the run folder ``path`` (what training leaves: config, metrics log, results, predictions,
     provenance, data state); the model and the checkpoints are read on request (:meth:`Run.model`,
@@ -462,8 +427,8 @@ def load_run(path: str | os.PathLike) -> Run:
     """
     import yaml
 
-    from polymodal.engine.logging import METRICS_FILE
-    from polymodal.engine.results import PROVENANCE_FILE, read_results
+    from polymodal.engine.logging import METRICS_FILE, MetricsLog
+    from polymodal.engine.results import read_provenance, read_results
     from polymodal.tasks import get_task, read_predictions
 
     run_dir = Path(path)
@@ -481,8 +446,9 @@ def load_run(path: str | os.PathLike) -> Run:
         except yaml.YAMLError as e:
             raise ValueError(f"{p} is not valid YAML: {e}") from None
         run.config = cfg if isinstance(cfg, dict) else {}
-    if (p := run_dir / METRICS_FILE).is_file():
-        _read_metrics_log(p, run)
+    run.records, run.events, run.end, bad = MetricsLog(run_dir).sorted_records()
+    if bad:
+        run.notes.append(f"{bad} unreadable line(s) in `{METRICS_FILE}` were skipped.")
     run.results = read_results(run_dir) or {}
     for key in ("best_epoch", "epochs_run", "stopped_reason"):
         if key not in run.results and key in run.end:
@@ -498,8 +464,7 @@ def load_run(path: str | os.PathLike) -> Run:
             logged.update({k: summary[k] for k in filled})
             if filled:
                 run.notes.append(f"{split} {', '.join(filled)} computed from `{p.name}`.")
-    if (p := run_dir / PROVENANCE_FILE).is_file():
-        run.provenance = _read_json_object(p)
+    run.provenance = read_provenance(run_dir) or {}
     if (p := run_dir / DATA_STATE_FILE).is_file():
         try:
             run.data_state = read_data_state(p)
