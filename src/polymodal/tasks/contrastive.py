@@ -225,6 +225,10 @@ class Contrastive(Task):
                 rows.append([key, pct(v), pct(t)])
         return markdown_table(["metric", "val", "test"], rows)
 
+    def learning_curve(self) -> tuple[str, str, str]:
+        """Validation mean R@1 (fused panel) and each direction's / query modality's R@1."""
+        return ("mean_R1", "R1", "R@1")
+
     def report_section(self, pred: ContrastivePredictions, run_dir: Path) -> list[str]:
         """Test retrieval per direction, zero-shot accuracies and the modality gap."""
         s = contrastive_summary(pred)
