@@ -1,0 +1,41 @@
+"""docs/coordinated.md: its worked example runs verbatim and its tables are the results files' tables."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "coordinated.md"
+
+
+@pytest.mark.slow
+def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    (tmp_path / "configs").mkdir()
+    shutil.copy(ROOT / "configs" / "avdigits_clip.yaml", tmp_path / "configs")
+    code = re.search(r"## Worked example.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/coordinated.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    assert (tmp_path / "runs" / "clip-demo" / "results.json").is_file()
+    assert {"audio_to_image_R1", "image_to_audio_mAP"} <= set(namespace["retrieval"])
+    assert 0.0 <= namespace["zero_shot"] <= 1.0 and 0.0 <= namespace["gap"] <= 2.0
+    assert namespace["same"] == pytest.approx(1.0, abs=1e-4)  # a PIL image embeds as its dataset tensor
+
+
+def _tables(text: str) -> list[str]:
+    return ["\n".join(block) for block in re.findall(r"((?:^\|.*\|$\n?)+)", text, re.M) for block in [block.strip().splitlines()]]
+
+
+@pytest.mark.parametrize("name", ["retrieval_avdigits", "unseen_classes", "video_search"])
+def test_docs_tables_are_the_measured_ones(name):
+    results = ROOT / "benchmarks" / "results" / f"{name}.md"
+    if not results.is_file():
+        pytest.skip(f"{results.name} has not been measured yet (run benchmarks/coordinated.py)")
+    doc = DOC.read_text()
+    for table in _tables(results.read_text()):
+        assert table in doc, f"docs/coordinated.md does not hold {name}'s table:\n{table}"
