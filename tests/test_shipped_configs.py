@@ -46,3 +46,14 @@ def test_main_job_config_equals_the_defaults():
     default_mla = MLA()
     assert {k: getattr(default_mla, k) for k in args} == args
     assert MLA.default_fusion == "shared_head"
+
+
+def test_bench_profile_config_is_the_main_job_with_the_two_documented_overrides():
+    """configs/avdigits_mla_sgd.yaml is the bench profile of the headline tables: the main job with
+    ``optim.name=sgd optim.lr=0.1`` (docs/benchmarks.md, "Bench profile"), nothing else."""
+    root = CONFIGS[0].parent
+    sgd = load_config(root / "avdigits_mla_sgd.yaml").model_dump()
+    main = load_config(root / "avdigits_mla.yaml", ["optim.name=sgd", "optim.lr=0.1"]).model_dump()
+    sgd.pop("name"), main.pop("name")
+    assert sgd == main
+    assert (sgd["optim"]["name"], sgd["optim"]["lr"], sgd["optim"]["momentum"]) == ("sgd", 0.1, 0.9)
