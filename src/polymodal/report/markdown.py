@@ -9,8 +9,9 @@ A run folder holds (any may be missing; the report says what it could not show):
 - ``results.json``          ``best_epoch``, ``epochs_run``, ``stopped_reason``, ``sec_per_epoch``, ``val`` and ``test``
                             dicts with ``fused_acc``, ``<modality>_acc`` (null when the fusion cannot run on one
                             modality), ``macro_f1``, ``ece``
-- ``predictions_test.npz``  ``y_true`` (N,), ``probs`` (N, C), ``index``, ``probs_<modality>``, ``class_names``
-                            (``predictions_val.npz`` likewise, optional: it fills val metrics results.json lacks)
+- ``predictions_test.npz``  the task's arrays (classification: ``y_true`` (N,), ``probs`` (N, C), ``index``,
+                            ``probs_<modality>``, ``class_names``) and ``task`` (``predictions_val.npz``
+                            likewise, optional: it fills val metrics results.json lacks)
 - ``provenance.json``       free-form: package versions, git commit, data checksums
 
 The folder is read by the one run reader, :func:`polymodal.engine.runfolder.load_run`. The run's task
