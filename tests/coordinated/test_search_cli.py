@@ -27,6 +27,9 @@ def test_index_and_search_audio_from_the_cli(tmp_path, raw_data, capsys):
     ix = tmp_path / "ix"
     code, out, err = run(capsys, "index", "add", audio, "--index", ix)
     assert code == 1 and "pass --model" in err
+    code, out, err = run(capsys, "index", "add", audio, "--index", ix, "--model", "audio-logmel", "--fps", "0")
+    assert code == 1 and "--fps 0.0: the video frame sampling rate must be a positive number" in err
+    assert not ix.exists()  # nothing created by a refused command
     code, out, err = run(capsys, "index", "add", audio, "--index", ix, "--model", "audio-logmel")
     assert code == 0, err
     assert "5 added, 0 copied (same content), 0 replaced, 0 unchanged, 0 skipped; 5 vectors written" in out

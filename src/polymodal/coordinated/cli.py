@@ -89,6 +89,8 @@ def _cmd_add(ns: argparse.Namespace) -> int:
     from polymodal.coordinated.embedders import load_embedder
     from polymodal.coordinated.index import DEFAULT_IVF_THRESHOLD, MANIFEST, Index
 
+    if not ns.fps > 0:  # before an index is created
+        raise ValueError(f"--fps {ns.fps}: the video frame sampling rate must be a positive number of frames per second")
     if (ns.index / MANIFEST).is_file():
         index = Index.open(ns.index)
         if ns.ivf_threshold is not None:

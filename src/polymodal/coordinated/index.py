@@ -368,6 +368,8 @@ class Index:
             raise ValueError(f"on_error={on_error!r}; expected 'skip' or 'raise'")
         if commit_every < 1:
             raise ValueError(f"commit_every={commit_every}; expected at least 1 file per commit")
+        if not fps > 0:
+            raise ValueError(f"--fps {fps}: the video frame sampling rate must be a positive number of frames per second")
         self.check_model(embedder.model_id)
         if int(embedder.dim) != self.dim:
             raise ModelMismatchError(f"embedder {embedder.model_id!r} gives {embedder.dim}-d vectors; the index holds {self.dim}-d")
