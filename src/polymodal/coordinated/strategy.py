@@ -43,6 +43,7 @@ from polymodal.strategies.base import (
     require_classification,
     unwrap,
 )
+from polymodal.tasks import task_of
 
 log = logging.getLogger(__name__)
 LOSSES = ("clip", "siglip", "dcca")
@@ -79,15 +80,13 @@ class ContrastiveStrategy(Strategy):
         self.pairs: list[tuple[str, str]] = []
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        task = getattr(train_dataset, "task", None) or "classification"
-        if task == "regression":
+        task = task_of(train_dataset)
+        if not task.uses_classes:
             require_classification(self.name, train_dataset)  # raises: relevance needs classes
-        if task not in ("contrastive", "classification"):
-            raise ValueError(f"strategy 'contrastive' needs class labels (task contrastive); the dataset is a {task} task")
-        if task != "contrastive":
+        if not task.embeddings:
             log.warning("strategy 'contrastive' on a %s dataset: the run is evaluated with that task's metrics, "
                         "which do not apply to embeddings; use a contrastive dataset (avdigits-pairs, "
-                        "avdigits-named) for retrieval metrics", task)
+                        "avdigits-named) for retrieval metrics", task.name)
         if not isinstance(model.fusion, CoordinatedHeads):
             raise ValueError(f"strategy 'contrastive' needs model.fusion=coordinated (the towers' projection heads); "
                              f"got {type(model.fusion).__name__}")

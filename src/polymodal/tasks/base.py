@@ -61,6 +61,7 @@ class Task(ABC):
     uses_classes:      targets are class ids: class weights, balanced sampling and classification-only
                        strategies are allowed, and splits are stratified by class
     per_modality_eval: the engine also predicts with every other modality marked absent (per-modality metrics)
+    embeddings:        the outputs are per-modality embeddings in one space (retrieval metrics), not class logits
     mean_of_heads:     heads trained alone each predict the whole target, so a strategy that trains them
                        independently fuses them by their mean (regression), not by the fusion's own sum
     """
@@ -72,6 +73,7 @@ class Task(ABC):
     label_dtype: ClassVar[type[np.generic]] = np.int64
     uses_classes: ClassVar[bool] = False
     per_modality_eval: ClassVar[bool] = True
+    embeddings: ClassVar[bool] = False
     mean_of_heads: ClassVar[bool] = False
 
     # A task equals its name, so code written when tasks were strings (``strategy.task == "regression"``)

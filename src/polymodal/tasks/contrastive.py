@@ -117,6 +117,7 @@ class Contrastive(Task):
     label_dtype = np.int64
     uses_classes = True  # labels are class ids (they define relevance; stratified splits, balanced sampling apply)
     per_modality_eval = False  # each modality's embedding comes from the same forward pass
+    embeddings = True
     results_intro = ("Retrieval with class-level relevance (a hit = an item of the query's class), in %; "
                      "zero-shot: each modality classified by the other modality's class prototypes of the "
                      "same split, in %; loss: InfoNCE at temperature 0.07 (nats).")
