@@ -33,7 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "avdigits_clip.yaml"
 RESULTS = ROOT / "benchmarks" / "results"
-COMMAND = "nice python benchmarks/coordinated.py --part all"
+PARTS = {"retrieval_avdigits": "retrieval", "unseen_classes": "unseen", "video_search": "video"}
+RUN_ARGS = ""  # the seeds / epochs / videos of this sitting, written into each results file's command
 LOSSES = ("clip", "siglip", "dcca")
 LOSS_ARGS = {"clip": [], "siglip": [], "dcca": ["strategy.args.k=10"]}
 SEEN, UNSEEN = list(range(7)), [7, 8, 9]
@@ -89,9 +90,10 @@ def write(name: str, title: str, protocol: str, rows: list[dict[str, Any]], tabl
         r["mean"], r["std"] = stats(r["values"])
         r["n"] = len(r["values"])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"protocol": protocol, "command": COMMAND, "rows": rows}
+    command = f"python benchmarks/coordinated.py --part {PARTS[name]}{RUN_ARGS}"
+    doc = {"protocol": protocol, "command": command, "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    md = [f"# {title}", "", f"Protocol: {protocol}", "", f"Command: `{COMMAND}`", "", *tables, "", notes.strip(), ""]
+    md = [f"# {title}", "", f"Protocol: {protocol}", "", f"Command: `{command}`", "", *tables, "", notes.strip(), ""]
     (RESULTS / f"{name}.md").write_text("\n".join(md))
     print(f"wrote {RESULTS / name}.md / .json", flush=True)
 
@@ -392,8 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901
     p.add_argument("--results", default=None, help="folder of the results files (default benchmarks/results)")
     p.add_argument("--only-finished", action="store_true", help="tabulate the finished runs only; train nothing")
     a = p.parse_args(argv)
-    global ONLY_FINISHED
+    global ONLY_FINISHED, RUN_ARGS  # noqa: PLW0603
     ONLY_FINISHED = a.only_finished
+    RUN_ARGS = f" --seeds {' '.join(map(str, a.seeds))} --epochs {a.epochs}"
+    PARTS["video_search"] = f"video --videos {a.videos}"
     if a.results:
         global RESULTS  # noqa: PLW0603
         RESULTS = Path(a.results)
