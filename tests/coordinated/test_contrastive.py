@@ -145,6 +145,40 @@ def test_bad_settings_are_refused():
         AVDigitsPairs("val", classes=[12])
 
 
+LOGIT_STRATEGIES = sorted(n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n).factory, "outputs", "logits") == "logits")
+
+
+def test_strategies_declare_what_they_output():
+    assert "joint" in LOGIT_STRATEGIES and "mla" in LOGIT_STRATEGIES and "contrastive" not in LOGIT_STRATEGIES
+    assert ContrastiveStrategy.outputs == "embeddings"
+
+
+@pytest.mark.parametrize("name", LOGIT_STRATEGIES)
+def test_logit_strategies_are_refused_on_a_contrastive_dataset(tmp_path, name):
+    from types import SimpleNamespace
+
+    from polymodal.engine.build import check_task
+
+    cfg = run_config(tmp_path)
+    cfg.strategy.name = name
+    entry = STRATEGIES.get(name)
+    kwargs = {"teachers": {"audio": "no-such-run"}} if name == "umt" else {}  # no teacher is read here
+    strategy = entry.factory(**entry.tiny, **kwargs)
+    pairs = SimpleNamespace(task="contrastive", name="avdigits-pairs")
+    with pytest.raises(ValueError, match=rf"strategy '{name}' trains a prediction per row.*'avdigits-pairs' is a "
+                                         r"contrastive task.*strategy\.name=contrastive"):
+        check_task(cfg, pairs, strategy)
+    check_task(cfg, SimpleNamespace(task="classification", name="avdigits"), strategy)  # accepted
+
+
+def test_engine_refuses_joint_on_pairs_before_training(tmp_path):
+    cfg = run_config(tmp_path, "joint-on-pairs")
+    cfg.strategy.name, cfg.model.fusion = "joint", "late"
+    with pytest.raises(ValueError, match="strategy 'joint' trains a prediction per row"):
+        train(cfg)
+    assert not (tmp_path / "joint-on-pairs" / "results.json").exists()
+
+
 def test_datasets_restrict_classes_and_name_digits():
     ds = build_dataset("avdigits-named", "val", classes=[7, 8, 9])
     assert set(ds.labels.tolist()) == {7, 8, 9} and ds.task == "contrastive"

@@ -55,6 +55,7 @@ class ContrastiveStrategy(Strategy):
 
     name = "contrastive"
     default_fusion = "coordinated"
+    outputs = "embeddings"
 
     def __init__(
         self,

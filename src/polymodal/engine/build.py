@@ -54,9 +54,18 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
 
 
 def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strategy) -> None:
-    """Raise a ValueError for settings that do not fit the dataset's task: class weights, balanced
-    sampling, or a classification-only strategy on a dataset whose task has no classes (a regression)."""
+    """Raise a ValueError for settings that do not fit the dataset's task: a strategy whose outputs the
+    task cannot score (a classifier's logits for an embedding task such as ``contrastive``), class weights,
+    balanced sampling, or a classification-only strategy on a dataset whose task has no classes (a
+    regression)."""
     task = task_of(train_dataset)
+    if task.embeddings and strategy.outputs != "embeddings":
+        fits = sorted(n for n in registries.STRATEGIES.names() if _outputs(n) == "embeddings")
+        raise ValueError(
+            f"strategy {cfg.strategy.name!r} trains a prediction per row (logits), but dataset "
+            f"{cfg.data.dataset!r} is a {task.name} task, scored on one embedding per modality; train it "
+            f"with strategy.name={' or '.join(fits)}, or pick a classification dataset for {cfg.strategy.name!r}"
+        )
     if task.uses_classes:
         return
     for key, on in (("class_weights", cfg.data.class_weights), ("balanced_sampling", cfg.data.balanced_sampling)):
@@ -67,6 +76,12 @@ def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strat
             )
     if not strategy.supports_regression:
         require_classification(cfg.strategy.name, train_dataset)
+
+
+def _outputs(strategy: str) -> str:
+    """A registered strategy's ``outputs`` class attribute, without building it."""
+    entry = registries.STRATEGIES.get(strategy)
+    return str(getattr(entry.factory, "outputs", "logits"))
 
 
 def build_strategy(cfg: RunConfig) -> Strategy:

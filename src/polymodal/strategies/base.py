@@ -131,6 +131,10 @@ class Strategy(ABC):
     default_fusion: str = "late"  # fusion used when the config does not name one
     fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
     supports_regression: bool = False  # True: setup() accepts a regression dataset
+    # what the strategy trains the model to output: "logits" (a prediction per row, scored by the task's
+    # loss) or "embeddings" (one vector per modality in a shared space); a task whose ``embeddings`` flag is
+    # set needs an "embeddings" strategy and the engine refuses any other (engine.build.check_task)
+    outputs: str = "logits"
     task: Task = get_task(None)  # the training dataset's task; set in setup() by regression-capable strategies
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:  # noqa: B027 - optional hook
