@@ -13,7 +13,6 @@ per-modality test accuracy, mean +- std), and in the Markdown the difference of 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,13 @@ from polymodal.bench.plan import (
 )
 from polymodal.bench.runner import run_jobs
 from polymodal.bench.tables import encode_correct, write_tables
+from polymodal.engine.results import read_provenance, read_results
+from polymodal.engine.runfolder import predictions_file
 from polymodal.report.metrics import load_predictions, macro_f1
 
 
 def _realised(run_dir: Path) -> dict[str, float]:
-    prov = json.loads((run_dir / "provenance.json").read_text()).get("datasets", {})
+    prov = (read_provenance(run_dir) or {}).get("datasets", {})
     return {split: float(d["realised_missing_rate"]) for split, d in prov.items() if isinstance(d, dict) and "realised_missing_rate" in d}
 
 
@@ -45,7 +46,7 @@ def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def _correct(run_dir: Path) -> np.ndarray | None:
-    path = run_dir / "predictions_test.npz"
+    path = predictions_file(run_dir, "test")
     if not path.is_file():
         return None
     p = load_predictions(path)
@@ -105,8 +106,9 @@ def run_planned(
     runs = plan.runs
     for j in plan.derived:
         base = plan.base_name(j)
-        if (runs / j.name / "results.json").is_file():
-            results[j.name] = json.loads((runs / j.name / "results.json").read_text())
+        done = read_results(runs / j.name)
+        if done is not None:
+            results[j.name] = done
         elif base in results:
             try:
                 results[j.name] = _derive(runs / base, runs / j.name, list(j.tags["setting"].overrides))
@@ -172,8 +174,8 @@ def poe_record(unimodal_dir: Path, dataset: str, seed: int, keys: dict[str, Any]
     temperature-scaled log-probabilities (the product of experts), temperatures fitted on val."""
     from polymodal.bench.poe import product_of_experts
 
-    val = load_predictions(unimodal_dir / "predictions_val.npz")
-    test = load_predictions(unimodal_dir / "predictions_test.npz")
+    val = load_predictions(predictions_file(unimodal_dir, "val"))
+    test = load_predictions(predictions_file(unimodal_dir, "test"))
     fused, temps = product_of_experts(val, test)
     order = np.argsort(test.index) if test.index is not None else np.arange(len(test.y_true))
     correct = (fused.argmax(axis=1) == test.y_true)[order]
