@@ -78,10 +78,46 @@ def test_regression_predictor_needs_fixed_fusion_for_mla(table, tmp_path, monkey
     assert p.task == "regression" and {"rmse", "r2", "audio_rmse"} <= set(p.test_metrics)
     pred = p.predict(df.head(4))
     assert pred["prediction"].dtype.kind == "f" and "prob_0" not in pred
+    with pytest.raises(ValueError, match="embed\\(\\) is for coordinated towers.*task is regression"):
+        p.embed(df.head(2))
     with pytest.raises(ValueError, match="classification"):
         p.predict_proba(df.head(4))
     with pytest.warns(UserWarning, match="optimistic"):  # its own training rows: said so
         assert p.evaluate(df)["n"] == len(df)
+
+
+def test_contrastive_predictor_embeds_each_modality(table, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, df = table
+    pairs = df[["sample", "audio", "image", "digit"]]
+    with pytest.raises(ValueError, match="strategy 'joint' trains a prediction per row.*strategy.name=contrastive"):
+        polymodal.Predictor(label="digit", id="sample", task="contrastive", path=tmp_path / "c0").fit(
+            pairs, strategy="joint", max_epochs=1, overrides=TINY)
+    assert not (tmp_path / "c0").exists()  # refused before anything was written
+    p = polymodal.Predictor(label="digit", id="sample", task="contrastive", path=tmp_path / "c1").fit(
+        pairs, strategy="contrastive", max_epochs=2, overrides=TINY)
+    assert p.task == "contrastive" and {"audio_to_image_R1", "image_to_audio_mAP"} <= set(p.test_metrics)
+
+    new = pairs.drop(columns="digit").head(6).reset_index(drop=True)
+    new.loc[2, "image"] = ""  # a pair without its image
+    vectors = p.embed(new)
+    assert set(vectors) == {"audio", "image"} and vectors["audio"].shape[0] == 6
+    np.testing.assert_allclose(np.linalg.norm(vectors["audio"], axis=1), 1.0, rtol=1e-5)
+    assert np.isnan(vectors["image"][2]).all() and not np.isnan(np.delete(vectors["image"], 2, axis=0)).any()
+    pred = p.predict(new)
+    assert list(pred["id"]) == list(new["sample"]) and pred["emb_image"][2] is None and not pred["present_image"][2]
+    np.testing.assert_allclose(np.stack(pred["emb_audio"]), vectors["audio"], atol=1e-6)
+    alone = p.embed(new.iloc[[4]])  # a row embeds the same alone as in a batch
+    np.testing.assert_allclose(alone["image"][0], vectors["image"][4], atol=1e-5)
+
+    own = p.evaluate()  # the run's stored test rows
+    rows = pd.read_csv(tmp_path / "c1" / "splits.csv")
+    test_ids = set(rows.loc[rows["split"] == "test", "id"].astype(str))
+    again = p.evaluate(pairs[pairs["sample"].isin(test_ids)])  # the same rows given as a table
+    for key in ("audio_to_image_R1", "image_to_audio_mAP", "zeroshot_image_from_audio"):
+        assert again[key] == pytest.approx(own[key], abs=1e-6), key
+    with pytest.raises(ValueError, match="predict_proba is for classification.*use embed"):
+        p.predict_proba(new)
 
 
 def test_cli_train_on_a_manifest_then_predict(table, tmp_path, monkeypatch, capsys):

@@ -270,7 +270,10 @@ class Predictor:
         at = np.searchsorted(rows, ds.rows)  # where each predicted row goes in the output
         order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
         frame: dict[str, Any] = {"id": manifest.row_ids(rows)}
-        if get_task(self.task).uses_classes:
+        if get_task(self.task).embeddings:  # coordinated towers: one unit vector per present modality
+            for m, e in self._embeddings(out, at, order, len(rows)).items():
+                frame[f"emb_{m}"] = [None if np.isnan(v[0]) else v for v in e]
+        elif get_task(self.task).uses_classes:
             probs = np.full((len(rows), len(self.class_names)), np.nan)
             names = np.full(len(rows), "", dtype=object)
             if out is not None:
@@ -296,6 +299,35 @@ class Predictor:
             frame["stored_split"] = [stored[r] for r in rows]
         return pd.DataFrame(frame)
 
+    def embed(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None) -> dict[str, np.ndarray]:
+        """Each modality's (N, D) float32 embeddings, rows in table order (NaN where the row lacks the
+        modality), for a predictor trained with ``task="contrastive"`` and ``strategy="contrastive"``: the
+        vectors to search with (cosine = dot product, they are unit length) or to give to a FAISS index."""
+        if not get_task(self.task).embeddings:
+            raise ValueError(f"embed() is for coordinated towers (task='contrastive'); this predictor's task is "
+                             f"{self.task} (use predict)")
+        out, ds, manifest = self._outputs(data, root, bad_files)
+        rows = np.sort(np.concatenate([ds.rows, np.flatnonzero(manifest.no_input)]))
+        at = np.searchsorted(rows, ds.rows)
+        order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
+        return self._embeddings(out, at, order, len(rows))
+
+    def _embeddings(self, out: Any, at: np.ndarray, order: np.ndarray, n: int) -> dict[str, np.ndarray]:
+        """modality -> (n, D) embeddings placed at the output rows ``at``; NaN rows where it is absent."""
+        from polymodal.tasks.contrastive import EMB
+
+        cols = {} if out is None else {k[len(EMB):]: v for k, v in out.columns.items() if k.startswith(EMB)}
+        dim = next((v.shape[1] for v in cols.values()), 0)
+        result = {}
+        for m in self.modalities:
+            e = np.full((n, dim), np.nan, dtype=np.float32)
+            if m in cols:
+                placed = cols[m][order].astype(np.float32)
+                placed[~out.present[m][order]] = np.nan
+                e[at] = placed
+            result[m] = e
+        return result
+
     def _stored_splits(self, manifest) -> list[str] | None:
         """The split each row of ``manifest`` had in training (matched by its input cells; "" for a row the
         run never saw), or None when the run stored no splits with input hashes."""
@@ -311,8 +343,9 @@ class Predictor:
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
         """(N, classes) class probabilities, rows in table order (classification only)."""
-        if not get_task(self.task).uses_classes:
-            raise ValueError(f"predict_proba is for classification; this predictor's task is {self.task} (use predict)")
+        if not get_task(self.task).uses_classes or get_task(self.task).embeddings:
+            how = "embed" if get_task(self.task).embeddings else "predict"
+            raise ValueError(f"predict_proba is for classification; this predictor's task is {self.task} (use {how})")
         df = self.predict(data, root=root)
         return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
 

@@ -27,6 +27,26 @@ def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
     assert namespace["same"] == pytest.approx(1.0, abs=1e-4)  # a PIL image embeds as its dataset tensor
 
 
+@pytest.mark.slow
+def test_the_own_table_example_runs(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from tests.data._byod import write_digits
+
+    monkeypatch.chdir(tmp_path)
+    rows = write_digits(tmp_path, per_class=5)
+    pd.DataFrame(rows)[["sample", "audio", "image", "digit"]].to_csv(tmp_path / "pairs.csv", index=False)
+    code = re.search(r"## Your own table.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/coordinated.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    vectors = namespace["vectors"]
+    assert set(vectors) == {"audio", "image"} and vectors["audio"].shape[0] == 50
+    np.testing.assert_allclose(np.linalg.norm(vectors["image"], axis=1), 1.0, rtol=1e-5)
+    assert namespace["similarity"].shape == (50, 50)
+    assert 0.0 <= namespace["scores"]["audio_to_image_R1"] <= 1.0 and namespace["scores"]["n"] > 0
+
+
 def _tables(text: str) -> list[str]:
     return ["\n".join(block) for block in re.findall(r"((?:^\|.*\|$\n?)+)", text, re.M) for block in [block.strip().splitlines()]]
 
