@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--render", type=Path, default=None, metavar="NAME.json",
                    help="rewrite the Markdown table from a results JSON alone (no measuring)")
+    p.add_argument("--merge", action="store_true",
+                   help="measure only --kinds x --sizes and replace those rows in the existing OUT/index_scaling.json "
+                        "(the other rows, its command and its note are kept; the note records the merge)")
     ns = p.parse_args(argv)
     if ns.render is not None:
         doc = json.loads(ns.render.read_text())
@@ -196,8 +199,33 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ns.kinds.split(",")
     t = time.perf_counter()
     command = "python benchmarks/index_scaling.py" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv or sys.argv[1:]))
+    if ns.merge:
+        return merge(sizes, kinds, ns.threads, ns.out, command)
     rows = run(sizes, kinds, ns.threads, lambda done: write(done, ns.threads, command, ns.out, time.perf_counter() - t))
     write(rows, ns.threads, command, ns.out, time.perf_counter() - t)
+    print(verdict(rows))
+    return 0
+
+
+def merge(sizes: list[int], kinds: list[str], threads: int, out: Path, command: str) -> int:
+    """Measure (kind, size) pairs again and put their rows in place of the old ones in ``out``'s JSON."""
+    path = out / "index_scaling.json"
+    if not path.is_file():
+        raise SystemExit(f"--merge needs an existing {path}; run without --merge first")
+    doc = json.loads(path.read_text())
+    if doc["threads"] != threads:
+        raise SystemExit(f"--threads {threads} differs from the {doc['threads']} threads of {path}; rows would not compare")
+    t = time.perf_counter()
+    new = run(sizes, kinds, threads)
+    done = {(r["dataset"], r["n"]) for r in new}
+    order = {k: i for i, k in enumerate(["clustered", "uniform"])}
+    rows = sorted([r for r in doc["rows"] if (r["dataset"], r["n"]) not in done] + new,
+                  key=lambda r: (order.get(r["dataset"], 9), r["n"], r["method"] != "flat", r["nprobe"] or 0))
+    seconds = time.perf_counter() - t
+    groups = ", ".join(f"{k} {n:,}" for k, n in sorted(done))
+    note = (doc.get("note", "") + f" The rows of {groups} were measured again on their own by `{command}` "
+            f"({seconds / 60:.0f} min) and replace the earlier ones.").strip()
+    write(rows, threads, doc["command"], out, doc["wall_seconds"] + seconds, doc["peak_rss_gb"], note)
     print(verdict(rows))
     return 0
 
