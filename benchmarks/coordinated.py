@@ -172,7 +172,7 @@ def part_retrieval(runs: Path, seeds: Sequence[int], epochs: int) -> dict[str, l
         "relevance (a hit = an item of the query's digit) and the prototypes. All numbers from the embeddings the "
         "engine saved with the best checkpoint (predictions_val.npz, predictions_test.npz)."
     )
-    notes = """\
+    notes = f"""\
 Retrieval columns in %, class-level relevance: R@K = the fraction of queries with an item of their digit
 among the K nearest of the other modality's 300 test items (30 per digit, so R@10 is easy); mAP over the
 full ranking. Zero-shot: each test image is given the digit of the nearest audio class prototype (mean
@@ -184,8 +184,8 @@ centroids of the unit audio and image test embeddings (0 = the two clouds share 
 
 What it shows: on this clean two-modality problem every objective aligns spoken and written digits well
 above chance (R@1 chance = 10 %). What it cannot show: with ten classes and thirty items per class,
-class-level retrieval is far easier than instance retrieval on real collections; three seeds give only a
-rough spread; hyper-parameters are the CLIP config's for all three objectives (not tuned per objective)."""
+class-level retrieval is far easier than instance retrieval on real collections; {len(seeds)} seeds give a
+spread (std over seeds), not an interval; hyper-parameters are the CLIP config's for all three objectives (not tuned per objective)."""
     write("retrieval_avdigits", "Cross-modal retrieval on AV-digits: CLIP vs SigLIP vs deep CCA", protocol, rows,
           ["## Retrieval (test)", "", *t1, "", "## Zero-shot, few-shot, linear probe, modality gap (test)", "", *t2], notes)
     return per
@@ -265,13 +265,19 @@ def make_videos(folder: Path, n_videos: int, seed: int = 0, scale: int = 4, fps:
     art = load_artifact()
     lo, hi = IMAGE_POOLS["test"]
     rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    orders = []
-    for v in range(n_videos):
+    # every draw is made whether or not a file already exists, so the orders returned always describe the
+    # files on disk (skipping the draws of existing videos shifted the random stream of the later ones)
+    orders, rows = [], []
+    for _ in range(n_videos):
         order = [int(d) for d in rng.permutation(10)]
         orders.append(order)
+        rows.append([lo + int(rng.choice(np.flatnonzero(art.image_labels[lo:hi] == d))) for d in order])
+    folder.mkdir(parents=True, exist_ok=True)
+    recorded = folder / "orders.json"
+    stale = recorded.is_file() and json.loads(recorded.read_text())[: len(orders)] != orders
+    for v, picks in enumerate(rows):
         path = folder / f"digits_{v:02d}.mp4"
-        if path.is_file():
+        if path.is_file() and not stale:
             continue
         tmp = path.with_name(path.stem + ".partial.mp4")
         with av.open(str(tmp), mode="w") as container:
@@ -279,8 +285,7 @@ def make_videos(folder: Path, n_videos: int, seed: int = 0, scale: int = 4, fps:
             stream.width = stream.height = 28 * scale
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
-            for second, d in enumerate(order):
-                row = lo + int(rng.choice(np.flatnonzero(art.image_labels[lo:hi] == d)))
+            for second, row in enumerate(picks):
                 img = np.kron(art.images[row], np.ones((scale, scale), dtype=np.uint8))
                 rgb = np.repeat(img[:, :, None], 3, axis=2)
                 for f in range(fps):
