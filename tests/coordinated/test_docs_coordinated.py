@@ -47,6 +47,28 @@ def test_the_own_table_example_runs(tmp_path, monkeypatch):
     assert 0.0 <= namespace["scores"]["audio_to_image_R1"] <= 1.0 and namespace["scores"]["n"] > 0
 
 
+def test_retrieval_intervals_recompute_from_the_json_alone():
+    import json
+
+    from ._bench import coordinated_bench
+
+    bench = coordinated_bench()
+    doc = json.loads((ROOT / "benchmarks" / "results" / "retrieval_avdigits.json").read_text())
+    again = bench.retrieval_differences(doc["runs"])
+    assert [(d["baseline"], d["metric"], d["n_seeds"]) for d in again] == \
+        [(d["baseline"], d["metric"], d["n_seeds"]) for d in doc["differences"]]
+    for new, old in zip(again, doc["differences"], strict=True):
+        assert new["mean"] == pytest.approx(old["mean"], abs=1e-12)
+        assert new["ci95"] == pytest.approx(old["ci95"], abs=1e-12)
+    # the per-run hits are the table's R@1: their mean over seeds is the published mean
+    for row in doc["rows"]:
+        if row["metric"] == "audio_to_image_R1":
+            hits = [r["hits"]["audio_to_image"] for r in doc["runs"] if r["objective"] == row["variant"]]
+            assert [h.count("1") / len(h) for h in hits] == pytest.approx(row["values"], abs=1e-12)
+    shown = "\n".join(bench.differences_table(doc["differences"], doc["runs"]))
+    assert shown in (ROOT / "benchmarks" / "results" / "retrieval_avdigits.md").read_text()
+
+
 def _tables(text: str) -> list[str]:
     return ["\n".join(block) for block in re.findall(r"((?:^\|.*\|$\n?)+)", text, re.M) for block in [block.strip().splitlines()]]
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("coordinated_bench", ROOT / "benchmarks" / "coordinated.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ._bench import coordinated_bench as _bench
 
 
 def _seconds(path: Path, fps: int) -> list[np.ndarray]:
