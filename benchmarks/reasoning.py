@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in read_results(fusions)[2]:
             if r.dataset == "avdigits-sum" and r.fusion == "tfn" and r.metric in ("fused_acc", "sec_per_epoch"):
                 rows.append(ResultRow("joint", r.dataset, r.metric, r.values, variant="tfn (fusions.md)", label_budget=2400))
+    records = run_records(jobs, runs_dir, per_job)
+    differences = reasoning_differences(records)
     # the command that reproduces the table (--no-train only re-tabulates finished runs, so it is left out)
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--no-train", "--train")]
     command = "python benchmarks/reasoning.py " + " ".join(given)
@@ -188,10 +191,79 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out,
         columns=[c for c in COLUMNS if any(r.metric == c for r in rows)],
         title="Reasoning through concepts on AV-digits",
-        notes=NOTES,
+        notes=NOTES + spread_text(rows) + differences_text(differences),
     )
+    doc = json.loads(js.read_text())  # the per-run records and the differences, so the intervals recompute
+    doc.update({"differences": differences, "runs": records})
+    js.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {md} and {js}")
     return 0
+
+
+# (dataset, A, B): A - B in fused test accuracy, each on its 2,400-pair runs
+COMPARISONS = (
+    ("avdigits-sum", "program", "relation"),
+    ("avdigits-sum", "program", "cbm-supervised"),
+    ("avdigits-sum", "relation-supervised", "program"),
+    ("avdigits-sum-hard", "program-supervised", "program"),
+)
+
+
+def run_records(jobs: list[Job], runs_dir: Path, per_job: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per finished full-budget run: dataset, method, seed and its per-sample test correctness."""
+    from polymodal.bench.command import test_correct
+    from polymodal.bench.tables import encode_correct
+
+    out = []
+    for j in jobs:
+        if j.name in per_job and j.tags["pairs"] is None:
+            correct = test_correct(runs_dir / j.name)
+            if correct is not None:
+                out.append({"dataset": j.tags["dataset"], "method": j.tags["method"], "seed": j.tags["seed"],
+                            "test_correct": encode_correct(correct)})
+    return out
+
+
+def reasoning_differences(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:data:`COMPARISONS` with the crossed paired bootstrap of ``polymodal bench`` (one set of test samples
+    per draw shared by every seed and both methods; seeds resampled), from the records alone."""
+    from polymodal.bench.compare import paired_bootstrap
+    from polymodal.bench.tables import decode_correct
+
+    by: dict[tuple[str, str], dict[int, Any]] = {}
+    for r in records:
+        by.setdefault((r["dataset"], r["method"]), {})[int(r["seed"])] = decode_correct(r["test_correct"])
+    out = []
+    for ds, a, b in COMPARISONS:
+        ra, rb = by.get((ds, a), {}), by.get((ds, b), {})
+        seeds = sorted(set(ra) & set(rb))
+        if seeds:
+            d = paired_bootstrap([ra[s] for s in seeds], [rb[s] for s in seeds])
+            out.append({"dataset": ds, "method": a, "baseline": b, "metric": "fused_acc", "mean": d.mean,
+                        "ci95": [d.low, d.high], "n_seeds": d.n_seeds, "n_samples": d.n_samples, "seeds": seeds})
+    return out
+
+
+def spread_text(rows: list[ResultRow]) -> str:
+    """The seed-to-seed spread of the trained rows' fused test accuracy (std over seeds, points)."""
+    stds = sorted(100 * float(np.std(r.values, ddof=1)) for r in rows
+                  if r.metric == "fused_acc" and len(r.values) > 1 and "+intervene" not in str(r.to_dict().get("variant")))
+    if not stds:
+        return ""
+    return (f"\nSeed-to-seed spread of fused test accuracy (std over seeds): median {float(np.median(stds)):.1f} points, "
+            f"range {stds[0]:.1f}-{stds[-1]:.1f}.\n")
+
+
+def differences_text(differences: list[dict[str, Any]]) -> str:
+    """The notes' paragraph on the differences (what reasoning.md shows)."""
+    if not differences:
+        return ""
+    parts = [f"{d['method']} - {d['baseline']} on {d['dataset']} = {100 * d['mean']:+.1f} points "
+             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] ({d['n_seeds']} seeds)" for d in differences]
+    half = sorted(50 * (d["ci95"][1] - d["ci95"][0]) for d in differences)
+    return ("\nDifferences in fused test accuracy, crossed paired bootstrap 95 % interval (seed s of one method "
+            "paired with seed s of the other; test samples resampled once per draw for all seeds): "
+            + "; ".join(parts) + f". A typical interval's half-width is {half[len(half) // 2]:.1f} points.\n")
 
 
 NOTES = """\

@@ -50,9 +50,9 @@ def test_the_own_table_example_runs(tmp_path, monkeypatch):
 def test_retrieval_intervals_recompute_from_the_json_alone():
     import json
 
-    from ._bench import coordinated_bench
+    from .._benchmarks import load_benchmark
 
-    bench = coordinated_bench()
+    bench = load_benchmark("coordinated")
     doc = json.loads((ROOT / "benchmarks" / "results" / "retrieval_avdigits.json").read_text())
     again = bench.retrieval_differences(doc["runs"])
     assert [(d["baseline"], d["metric"], d["n_seeds"]) for d in again] == \

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ._bench import coordinated_bench as _bench
+from .._benchmarks import load_benchmark
 
 
 def _seconds(path: Path, fps: int) -> list[np.ndarray]:
@@ -19,7 +19,7 @@ def _seconds(path: Path, fps: int) -> list[np.ndarray]:
 
 
 def test_orders_describe_the_files_when_the_videos_already_exist(tmp_path):
-    bench = _bench()
+    bench = load_benchmark("coordinated")
     first = bench.make_videos(tmp_path, 3, fps=2)
     mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.mp4")}
     again = bench.make_videos(tmp_path, 3, fps=2)  # the files exist: reused, not rewritten

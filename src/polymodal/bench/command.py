@@ -45,7 +45,9 @@ def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
     return reevaluate_run(base, out, overrides, "test")
 
 
-def _correct(run_dir: Path) -> np.ndarray | None:
+def test_correct(run_dir: str | Path) -> np.ndarray | None:
+    """Whether the run's best model got each test sample right, in dataset order (None without a
+    predictions file): what the crossed bootstrap pairs across seeds and methods."""
     path = predictions_file(run_dir, "test")
     if not path.is_file():
         return None
@@ -163,7 +165,7 @@ def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str,
                            "seed": int(seed), "best_epoch": result.get("best_epoch"),
                            "sec_per_epoch": result.get("sec_per_epoch"), "params": result.get("params"),
                            "test": {k: v for k, v in result["test"].items() if k.endswith("_acc") or k in ("macro_f1", "n")}}
-    correct = _correct(run_dir)
+    correct = test_correct(run_dir)
     if correct is not None:
         rec["test_correct"] = encode_correct(correct)
     return rec
