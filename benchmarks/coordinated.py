@@ -161,7 +161,7 @@ def retrieval_differences(records: Sequence[dict[str, Any]]) -> list[dict[str, A
     """R@1 of :data:`BASELINE` minus each other objective, per direction, with the crossed paired bootstrap
     95 % interval of ``polymodal bench`` (one set of test queries per draw, shared by every seed and both
     objectives; seeds resampled), from the per-run records alone (``records``: objective, seed, hits)."""
-    from polymodal.bench.compare import paired_bootstrap
+    from polymodal.bench.compare import paired_by_seed
     from polymodal.bench.tables import decode_correct
 
     hits: dict[tuple[str, str], dict[int, np.ndarray]] = {}
@@ -172,12 +172,9 @@ def retrieval_differences(records: Sequence[dict[str, Any]]) -> list[dict[str, A
     for other in [o for o in LOSSES if o != BASELINE]:
         for q, g in HIT_DIRECTIONS:
             a, b = hits.get((BASELINE, f"{q}_to_{g}"), {}), hits.get((other, f"{q}_to_{g}"), {})
-            seeds = sorted(set(a) & set(b))
-            if not seeds:
-                continue
-            d = paired_bootstrap([a[s] for s in seeds], [b[s] for s in seeds])
-            out.append({"method": BASELINE, "baseline": other, "metric": f"{q}_to_{g}_R1", "mean": d.mean,
-                        "ci95": [d.low, d.high], "n_seeds": d.n_seeds, "n_samples": d.n_samples, "seeds": seeds})
+            d = paired_by_seed(a, b)
+            if d is not None:
+                out.append({"method": BASELINE, "baseline": other, "metric": f"{q}_to_{g}_R1", **d})
     return out
 
 

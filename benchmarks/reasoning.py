@@ -227,7 +227,7 @@ def run_records(jobs: list[Job], runs_dir: Path, per_job: dict[str, Any]) -> lis
 def reasoning_differences(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """:data:`COMPARISONS` with the crossed paired bootstrap of ``polymodal bench`` (one set of test samples
     per draw shared by every seed and both methods; seeds resampled), from the records alone."""
-    from polymodal.bench.compare import paired_bootstrap
+    from polymodal.bench.compare import paired_by_seed
     from polymodal.bench.tables import decode_correct
 
     by: dict[tuple[str, str], dict[int, Any]] = {}
@@ -236,11 +236,9 @@ def reasoning_differences(records: list[dict[str, Any]]) -> list[dict[str, Any]]
     out = []
     for ds, a, b in COMPARISONS:
         ra, rb = by.get((ds, a), {}), by.get((ds, b), {})
-        seeds = sorted(set(ra) & set(rb))
-        if seeds:
-            d = paired_bootstrap([ra[s] for s in seeds], [rb[s] for s in seeds])
-            out.append({"dataset": ds, "method": a, "baseline": b, "metric": "fused_acc", "mean": d.mean,
-                        "ci95": [d.low, d.high], "n_seeds": d.n_seeds, "n_samples": d.n_samples, "seeds": seeds})
+        d = paired_by_seed(ra, rb)
+        if d is not None:
+            out.append({"dataset": ds, "method": a, "baseline": b, "metric": "fused_acc", **d})
     return out
 
 

@@ -266,9 +266,7 @@ class Predictor:
         import pandas as pd
 
         out, ds, manifest = self._outputs(data, root, bad_files)
-        rows = np.sort(np.concatenate([ds.rows, np.flatnonzero(manifest.no_input)]))
-        at = np.searchsorted(rows, ds.rows)  # where each predicted row goes in the output
-        order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
+        rows, at, order = _placement(out, ds, manifest)
         frame: dict[str, Any] = {"id": manifest.row_ids(rows)}
         if get_task(self.task).embeddings:  # coordinated towers: one unit vector per present modality
             for m, e in self._embeddings(out, at, order, len(rows)).items():
@@ -307,9 +305,7 @@ class Predictor:
             raise ValueError(f"embed() is for coordinated towers (task='contrastive'); this predictor's task is "
                              f"{self.task} (use predict)")
         out, ds, manifest = self._outputs(data, root, bad_files)
-        rows = np.sort(np.concatenate([ds.rows, np.flatnonzero(manifest.no_input)]))
-        at = np.searchsorted(rows, ds.rows)
-        order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
+        rows, at, order = _placement(out, ds, manifest)
         return self._embeddings(out, at, order, len(rows))
 
     def _embeddings(self, out: Any, at: np.ndarray, order: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -395,6 +391,16 @@ class Predictor:
         with run_splits(run, allow_changed_table=allow_changed_table):
             out, ds = _outputs_for(load_config(run / CONFIG_FILE), run, split, "best", "cpu")
         return compute_metrics(out, [m.name for m in ds.schema])
+
+
+def _placement(out: Any, ds: Any, manifest: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, at, order): the table rows of the output (every predicted row and every row without input, in
+    table order), where each predicted row goes among them, and the order that sorts the model's outputs
+    by dataset position."""
+    rows = np.sort(np.concatenate([ds.rows, np.flatnonzero(manifest.no_input)]))
+    at = np.searchsorted(rows, ds.rows)
+    order = np.argsort(out.index) if out is not None else np.zeros(0, dtype=np.int64)
+    return rows, at, order
 
 
 def _read_results(run_dir: Path) -> dict[str, Any] | None:

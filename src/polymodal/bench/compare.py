@@ -9,8 +9,9 @@ seeds with replacement (see docs/benchmarks.md, "Intervals and seeds").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,3 +88,15 @@ def paired_bootstrap(
     d = _stack(correct_a, "method A") - _stack(correct_b, "method B")
     low, high = np.quantile(stats, [0.025, 0.975])
     return Difference(float(d.mean()), float(low), float(high), d.shape[0], d.shape[1])
+
+
+def paired_by_seed(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray]) -> dict[str, Any] | None:
+    """:func:`paired_bootstrap` of A - B over the seeds both have (seed s of A with seed s of B, in A's
+    order), as the results files store a difference: ``mean``, ``ci95``, ``n_seeds``, ``n_samples`` and
+    the sorted ``seeds``; None when they share no seed. ``a`` / ``b``: seed -> (N,) per-sample correctness."""
+    seeds = [s for s in a if s in b]
+    if not seeds:
+        return None
+    d = paired_bootstrap([a[s] for s in seeds], [b[s] for s in seeds])
+    return {"mean": d.mean, "ci95": [d.low, d.high], "n_seeds": d.n_seeds, "n_samples": d.n_samples,
+            "seeds": sorted(seeds)}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.bench.compare import paired_bootstrap
+from polymodal.bench.compare import paired_by_seed
 from polymodal.bench.results import OPTIONAL_KEYS, ResultRow, write_results
 from polymodal.report.table import markdown_table
 
@@ -95,14 +95,11 @@ def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list
         base = by_group.get((baseline, dataset, *rest))
         if not base:
             continue
-        seeds = [s for s in by_group[key] if s in base]
-        if not seeds:
+        diff = paired_by_seed(by_group[key], base)
+        if diff is None:
             continue
-        diff = paired_bootstrap([by_group[key][s] for s in seeds], [base[s] for s in seeds])
         keys = {k: v for k, v in zip(KEYS, rest, strict=True) if v is not None}
-        out.append({"method": method, "baseline": baseline, "dataset": dataset, **keys, "metric": "fused_acc",
-                    "mean": diff.mean, "ci95": [diff.low, diff.high], "n_seeds": diff.n_seeds,
-                    "n_samples": diff.n_samples, "seeds": sorted(seeds)})
+        out.append({"method": method, "baseline": baseline, "dataset": dataset, **keys, "metric": "fused_acc", **diff})
     return out
 
 
