@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="hyper-parameter for one strategy's runs only, e.g. gblending.probe_epochs=2 (repeatable)")
     bn.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...",
                     help="ablation variant applied to every strategy, e.g. no-hgm:strategy.args.hgm=false (repeatable)")
+    bn.add_argument("--baseline", default=None, metavar="STRATEGY|variant:NAME",
+                    help="what every row is compared with (paired bootstrap): a strategy of --strategies (default: "
+                         "joint, when benchmarked), or variant:NAME, one of the --variant names, within each strategy")
     bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
@@ -78,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
-    from polymodal.bench.command import missing_settings, run_bench, variant_settings
+    from polymodal.bench.command import check_baseline, missing_settings, run_bench, variant_settings
 
     if ns.recompute is not None:
         from polymodal.bench.tables import recompute
@@ -111,7 +114,7 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     paths = run_bench(
         ns.strategies.split(","), ns.dataset.split(","), seeds, ns.out, config=ns.config, overrides=ns.overrides,
         processes=ns.processes, runs_dir=ns.runs_dir, command="polymodal " + " ".join(argv), settings=settings,
-        strategy_args=ns.strategy_args, poe=not ns.no_poe,
+        strategy_args=ns.strategy_args, poe=not ns.no_poe, baseline=check_baseline(ns.baseline, ns.strategies, settings),
     )
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -82,11 +82,18 @@ def test_bench_variants_are_rows_with_a_variant_key(tmp_path, capsys):
     out = tmp_path / "results" / "ablation"
     args = ["bench", "--strategies", "mla", "--dataset", "synthetic", "--seeds", "0", "--out", str(out),
             "--processes", "2", "--runs-dir", str(tmp_path / "runs"), "--variant", "hgm:",
-            "--variant", "no-hgm:strategy.args.hgm=false,strategy.args.fusion_rule=fixed",
+            "--variant", "no-hgm:strategy.args.hgm=false,strategy.args.fusion_rule=fixed", "--baseline", "variant:hgm",
             "trainer.max_epochs=1", "model.width=8"]
     assert main(args) == 0, capsys.readouterr().err
     doc = json.loads((out.parent / "ablation.json").read_text())
     assert {r["variant"] for r in doc["rows"]} == {"hgm", "no-hgm"}
+    (diff,) = doc["differences"]  # every variant against the named one, within the strategy
+    assert (diff["method"], diff["variant"], diff["baseline"], diff["n_seeds"]) == ("mla", "no-hgm", "variant:hgm", 1)
+    assert "Difference to variant `hgm` of the same method" in (out.parent / "ablation.md").read_text()
+    for bad, message in (("variant:hgmm", "no --variant is named 'hgmm'"), ("joint", "not one of --strategies")):
+        i = args.index("variant:hgm")
+        assert main([*args[:i], bad, *args[i + 1:]]) == 1
+        assert message in capsys.readouterr().err
     cfg = (tmp_path / "runs" / "synthetic-mla-v-no-hgm-seed0" / "config.yaml").read_text()
     assert "hgm: false" in cfg and "fusion_rule: fixed" in cfg
     assert main([*args[:-2], "--variant", "bad name:x=1"]) == 1

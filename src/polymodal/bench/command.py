@@ -28,7 +28,7 @@ from polymodal.bench.plan import (
     variant_settings,
 )
 from polymodal.bench.runner import run_jobs
-from polymodal.bench.tables import encode_correct, write_tables
+from polymodal.bench.tables import VARIANT_BASELINE, encode_correct, write_tables
 from polymodal.engine.results import read_provenance, read_results
 from polymodal.engine.runfolder import predictions_file
 from polymodal.report.metrics import load_predictions, macro_f1
@@ -54,6 +54,24 @@ def test_correct(run_dir: str | Path) -> np.ndarray | None:
     p = load_predictions(path)
     order = np.argsort(p.index) if p.index is not None else np.arange(len(p.y_true))
     return (p.probs.argmax(axis=1) == p.y_true)[order]
+
+
+def check_baseline(baseline: str | None, strategies: str, settings: Sequence[Setting] | None) -> str:
+    """The ``--baseline`` of ``polymodal bench`` checked against what is benchmarked (default ``joint``).
+
+    ``variant:NAME`` compares every variant with variant NAME of the same strategy and dataset."""
+    if baseline is None:
+        return "joint"
+    if baseline.startswith(VARIANT_BASELINE):
+        name = baseline[len(VARIANT_BASELINE):]
+        labels = [s.variant for s in settings or () if s.variant]
+        if name not in labels:
+            raise ValueError(f"--baseline {baseline}: no --variant is named {name!r}; the variants are {labels or 'none'}")
+        return baseline
+    names = strategies.split(",")
+    if baseline not in names:
+        raise ValueError(f"--baseline {baseline}: not one of --strategies {names}; give one of them or variant:NAME")
+    return baseline
 
 
 def run_bench(

@@ -30,6 +30,7 @@ from polymodal.report.table import markdown_table
 
 FORMAT = 2
 KEYS = ("variant", "missing_rate", "missing_at")
+VARIANT_BASELINE = "variant:"  # --baseline variant:NAME compares the variants of each strategy with NAME
 
 
 def encode_correct(correct: np.ndarray) -> str:
@@ -74,9 +75,20 @@ def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
     return rows
 
 
+def _baseline_key(key: tuple[Any, ...], baseline: str) -> tuple[Any, ...] | None:
+    """The group a group is compared with: the baseline method at the same dataset and condition, or for
+    ``variant:NAME`` variant NAME of the same method and dataset (None: the group is the baseline)."""
+    method, dataset, *rest = key
+    if baseline.startswith(VARIANT_BASELINE):
+        name = baseline[len(VARIANT_BASELINE):]
+        return None if rest[0] == name else (method, dataset, name, *rest[1:])
+    return None if method == baseline else (baseline, dataset, *rest)
+
+
 def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
     """Fused test accuracy of every method minus ``baseline`` (same dataset and condition), paired by seed,
-    with the crossed bootstrap 95 % interval. Seeds that lack a correctness vector on either side are
+    with the crossed bootstrap 95 % interval; ``baseline="variant:NAME"`` compares every variant with
+    variant NAME of the same method instead. Seeds that lack a correctness vector on either side are
     left out (the number of seeds used is stated)."""
     by_group: dict[tuple[Any, ...], dict[int, np.ndarray]] = {}
     order: list[tuple[Any, ...]] = []
@@ -90,9 +102,8 @@ def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list
     out = []
     for key in order:
         method, dataset, *rest = key
-        if method == baseline:
-            continue
-        base = by_group.get((baseline, dataset, *rest))
+        base_key = _baseline_key(key, baseline)
+        base = by_group.get(base_key) if base_key is not None else None
         if not base:
             continue
         diff = paired_by_seed(by_group[key], base)
@@ -109,6 +120,12 @@ def condition(x: dict[str, Any]) -> str:
     return str(x["variant"]) if x.get("variant") else "-"
 
 
+def _baseline_text(baseline: str) -> str:
+    if baseline.startswith(VARIANT_BASELINE):
+        return f"variant `{baseline[len(VARIANT_BASELINE):]}` of the same method"
+    return f"`{baseline}`"
+
+
 def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: list[ResultRow], baseline: str,
            extra_notes: str) -> str:
     parts: list[str] = []
@@ -122,8 +139,8 @@ def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: li
     if diffs:
         half = [100 * (x["ci95"][1] - x["ci95"][0]) / 2 for x in diffs]
         parts.append(
-            f"Difference to `{baseline}` in fused test accuracy (points), crossed paired bootstrap 95 % interval "
-            "(each draw resamples one set of test samples shared by all seeds and both methods, and resamples "
+            f"Difference to {_baseline_text(baseline)} in fused test accuracy (points), crossed paired bootstrap "
+            "95 % interval (each draw resamples one set of test samples shared by all seeds and both methods, and resamples "
             f"seeds with replacement). A typical interval's half-width is {np.median(half):.2f} points: "
             "differences smaller than that are not resolved by this table.\n\n"
             + "\n".join(markdown_table(
