@@ -69,8 +69,8 @@ def trained_rule(run_dir: Path) -> tuple[str, dict[str, float] | None]:
     return args.get("fusion_rule", "entropy"), args.get("fusion_weights")
 
 
-def fused_correct(pred: Any, rule: str, weights: dict[str, float] | None, where: str) -> np.ndarray:
-    """Per-sample correctness (dataset order) of ``rule`` applied to the stored per-modality probabilities."""
+def fused_labels(pred: Any, rule: str, weights: dict[str, float] | None, where: str) -> np.ndarray:
+    """The class ``rule`` predicts from the stored per-modality probabilities, per row of the file."""
     if not pred.per_modality:
         raise ValueError(f"{where} holds no per-modality probabilities (probs_<modality>); it was not written by "
                          "a shared-head model, so its fusion rule cannot be re-applied")
@@ -79,28 +79,27 @@ def fused_correct(pred: Any, rule: str, weights: dict[str, float] | None, where:
         raise ValueError(f"{where}: the rule's weights name {sorted(weights)} but the run has modalities {names}")
     logp = {m: torch.log(torch.from_numpy(np.asarray(p, dtype=np.float64)).clamp_min(1e-300)) for m, p in pred.per_modality.items()}
     present = {m: torch.from_numpy(np.asarray(pred.present.get(m, np.ones(len(pred.y_true), bool)), dtype=bool)) for m in names}
-    fused = fuse(rule, logp, present, weights).argmax(dim=1).numpy()
-    order = np.argsort(pred.index) if pred.index is not None else np.arange(len(pred.y_true))
-    return (fused == np.asarray(pred.y_true))[order]
+    return fuse(rule, logp, present, weights).argmax(dim=1).numpy()
 
 
-def rescore(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """rule name -> split -> per-sample correctness; checks that the trained rule reproduces the run."""
-    rule, weights = trained_rule(run_dir)
+def rescore(run_dir: Path, rule: str, weights: dict[str, float] | None) -> dict[str, dict[str, np.ndarray]]:
+    """rule name -> split -> per-sample correctness in dataset order; checks that the run's own rule
+    (``rule``, ``weights``) reproduces every stored fused prediction."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for split in SPLITS:
         path = predictions_file(run_dir, split)
         pred = load_predictions(path)
         order = np.argsort(pred.index) if pred.index is not None else np.arange(len(pred.y_true))
-        stored = (np.asarray(pred.probs).argmax(axis=1) == np.asarray(pred.y_true))[order]
-        again = fused_correct(pred, rule, weights, str(path))
+        stored = np.asarray(pred.probs).argmax(axis=1)
+        again = fused_labels(pred, rule, weights, str(path))
         if not np.array_equal(stored, again):
             raise ValueError(f"{path}: re-applying the run's own rule {rule!r} changes {int((stored != again).sum())} "
                              "of its stored fused predictions; the file does not match the run's config")
-        out.setdefault("trained", {})[split] = stored
+        y = np.asarray(pred.y_true)
+        out.setdefault("trained", {})[split] = (stored == y)[order]
         for name, (registered, w) in RULES.items():
             if w is None or set(w) == set(pred.per_modality):  # fixed-ref is defined for audio + image only
-                out.setdefault(name, {})[split] = fused_correct(pred, registered, w, str(path))
+                out.setdefault(name, {})[split] = (fused_labels(pred, registered, w, str(path)) == y)[order]
     return out
 
 
@@ -112,11 +111,12 @@ def collect(bench_json: Path, runs_dir: Path) -> list[dict[str, Any]]:
     records = []
     for rec in doc["runs"]:
         run_dir = run_dir_of(runs_dir, rec)
-        if trained_rule(run_dir)[0] in BATCH_LEVEL_RULES:  # listed in the notes by tables()
+        rule, weights = trained_rule(run_dir)
+        if rule in BATCH_LEVEL_RULES:  # listed in the notes by tables()
             records.append({"method": rec["method"], "dataset": rec["dataset"], "variant": rec.get("variant"),
                             "seed": int(rec["seed"]), "rule": None})
             continue
-        scored = rescore(run_dir)
+        scored = rescore(run_dir, rule, weights)
         for rule, by_split in scored.items():
             records.append({"method": rec["method"], "dataset": rec["dataset"], "variant": rec.get("variant"),
                             "seed": int(rec["seed"]), "rule": rule, "val_acc": float(by_split["val"].mean()),
