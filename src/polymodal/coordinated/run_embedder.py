@@ -47,29 +47,21 @@ class RunEmbedder:
     batch_size = 64
 
     def __init__(self, run_dir: str | os.PathLike, checkpoint: str = "best") -> None:
-        from polymodal.config import load_config
-        from polymodal.engine.build import build_datasets, build_run_model, build_strategy
-        from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint, load_model_state, model_file
+        from polymodal.engine.runfolder import load_run
+        from polymodal.runpaths import RunPaths
 
         run = Path(run_dir)
-        cfg_path = run / "config.yaml"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path} does not exist; is {run} a run folder written by `polymodal train`?")
-        cfg = load_config(cfg_path)
-        weights = model_file(run, checkpoint)
+        paths = RunPaths(run)
+        if not paths.config.is_file():
+            raise FileNotFoundError(f"{paths.config} does not exist; is {run} a run folder written by `polymodal train`?")
+        weights = paths.model(checkpoint)
         if not weights.is_file():
             raise FileNotFoundError(f"{weights} does not exist; the run {run} has no {checkpoint!r} checkpoint (did it finish?)")
-        train = build_datasets(cfg, ["train"])["train"]
-        self.strategy = build_strategy(cfg)
-        self.model = build_run_model(cfg, train, self.strategy)
-        self.strategy.setup(self.model, train)
-        ckpt = load_checkpoint(checkpoint_dir(run, checkpoint))
-        load_model_state(self.model, ckpt.model, weights, cfg_path)
-        self.strategy.load_state_dict(ckpt.strategy)
-        self.model.eval()
+        loaded = load_run(run)
+        self.model, self.strategy, train = loaded.trained(checkpoint)
         if not hasattr(self.model.fusion, "heads"):
-            raise ValueError(f"run {run} was not trained with the coordinated fusion (model.fusion={cfg.model.fusion!r}); "
-                             "train it with strategy.name=contrastive")
+            raise ValueError(f"run {run} was not trained with the coordinated fusion (model.fusion="
+                             f"{loaded.config.get('model', {}).get('fusion')!r}); train it with strategy.name=contrastive")
         self.schema: dict[str, Modality] = {}
         for m in train.schema:  # the first modality of each searchable kind embeds that kind
             if m.kind in SEARCH_MODALITIES and m.kind not in self.schema:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from polymodal import registries
 from polymodal.config import RunConfig, load_config
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
+from polymodal.runpaths import RunPaths
 from polymodal.strategies.base import Strategy, require_classification
 from polymodal.tasks import TASKS, task_of
 
@@ -108,9 +109,26 @@ def build_run_model(cfg: RunConfig, dataset: MultimodalDataset, strategy: Strate
     return model
 
 
+def restore_trained(cfg: RunConfig, run_dir: str | os.PathLike, dataset: MultimodalDataset, which: str = "best",
+                    checkpoint: Any = None) -> tuple[MultimodalModel, Strategy]:
+    """The run's model and strategy for ``dataset``'s schema, set up and loaded from its ``which`` checkpoint
+    (``checkpoint``: an already loaded :class:`~polymodal.engine.checkpoint.Checkpoint`): the one way a
+    finished run is rebuilt (evaluation, ``load_run``, the Predictor, embedders)."""
+    from polymodal.engine.checkpoint import load_checkpoint, load_model_state
+
+    paths = RunPaths(run_dir)
+    ckpt = checkpoint if checkpoint is not None else load_checkpoint(paths.checkpoint(which))
+    strategy = build_strategy(cfg)
+    model = build_run_model(cfg, dataset, strategy)
+    strategy.setup(model, dataset)
+    load_model_state(model, ckpt.model, paths.model(which), paths.config)
+    strategy.load_state_dict(ckpt.strategy)
+    return model, strategy
+
+
 def rebuild_run_model(run_dir: str | os.PathLike) -> MultimodalModel:
     """The model that ``run_dir/config.yaml`` describes, freshly initialised (its training split is read
     for the schema); for naming what does not fit when a checkpoint will not load."""
-    cfg = load_config(Path(run_dir) / "config.yaml")
+    cfg = load_config(RunPaths(run_dir).config)
     train = build_datasets(cfg, ["train"])["train"]
     return build_run_model(cfg, train, build_strategy(cfg))

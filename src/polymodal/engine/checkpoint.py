@@ -33,23 +33,24 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-CHECKPOINTS_DIR = "checkpoints"
-STATE_FILE = "state.json"
-MODEL_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.safetensors"
-STRATEGY_FILE = "strategy.safetensors"
+from polymodal.runpaths import (  # noqa: F401  (CHECKPOINTS_DIR: re-exported)
+    CHECKPOINTS_DIR,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    STRATEGY_FILE,
+    RunPaths,
+)
 
 
 def checkpoint_dir(run_dir: str | os.PathLike, which: str = "best") -> Path:
     """``run_dir/checkpoints/<which>``: the one place a run's checkpoint folders are named."""
-    if which not in ("best", "last"):
-        raise ValueError(f"checkpoint {which!r}; expected 'best' or 'last'")
-    return Path(run_dir) / CHECKPOINTS_DIR / which
+    return RunPaths(run_dir).checkpoint(which)
 
 
 def model_file(run_dir: str | os.PathLike, which: str = "best") -> Path:
     """The model weights of a run's ``best`` (or ``last``) checkpoint."""
-    return checkpoint_dir(run_dir, which) / MODEL_FILE
+    return RunPaths(run_dir).model(which)
 
 
 TRAINING_STATE_KEYS: dict[str, tuple[type, ...]] = {
@@ -75,7 +76,7 @@ def _fix_for(path: Path) -> str:
     run = path.parent.parent.parent
     if ckpt == "last":
         return (f"this checkpoint cannot be resumed; restore {path.name} from a copy of the run, or train again "
-                f"under a new name (name=...); the best checkpoint ({run / 'checkpoints' / 'best'}) can still be "
+                f"under a new name (name=...); the best checkpoint ({RunPaths(run).checkpoint('best')}) can still be "
                 f"evaluated if it is intact")
     return (f"restore {path.name} from a copy of the run (Predictor.save makes one), or train the run again "
             f"under a new name (name=...)")

@@ -21,13 +21,14 @@ from torch.utils.data import DataLoader
 
 from polymodal.config import load_config
 from polymodal.data.schema import Modality
-from polymodal.engine.build import build_datasets, build_run_model, build_strategy
-from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint, load_model_state, model_file
+from polymodal.engine.build import build_datasets, restore_trained
+from polymodal.engine.checkpoint import checkpoint_dir, load_checkpoint
 from polymodal.engine.data import make_eval_loader
 from polymodal.engine.results import PROVENANCE_FILE, RESULTS_FILE, read_results
 from polymodal.engine.runfolder import CONFIG_FILE, predictions_file
 from polymodal.models import MultimodalModel
 from polymodal.report.metrics import Predictions, RegressionPredictions
+from polymodal.runpaths import RunPaths
 from polymodal.strategies.base import Strategy
 from polymodal.tasks import TASKS, get_task, read_predictions, task_of_labels, write_predictions
 from polymodal.tasks.regression import shaped_outputs
@@ -179,11 +180,7 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
     """Rebuild ``cfg``'s model, load ``run_dir``'s checkpoint and collect outputs on ``split``."""
     ckpt = load_checkpoint(checkpoint_dir(run_dir, checkpoint))
     datasets = build_datasets(cfg, ["train", split]) if split != "train" else build_datasets(cfg, ["train"])
-    strategy = build_strategy(cfg)
-    model = build_run_model(cfg, datasets["train"], strategy)
-    strategy.setup(model, datasets["train"])
-    load_model_state(model, ckpt.model, model_file(run_dir, checkpoint), run_dir / CONFIG_FILE)
-    strategy.load_state_dict(ckpt.strategy)
+    model, strategy = restore_trained(cfg, run_dir, datasets["train"], checkpoint, ckpt)
     fabric = Fabric(accelerator=accelerator or cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision)
     model = fabric.setup_module(model)
     ds = datasets[split]
@@ -243,7 +240,7 @@ def reevaluate_run(
     cfg = load_config(base / CONFIG_FILE, [*overrides, f"name={out.name}", f"out_dir={out.parent}"])
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(predictions_file(base, split).name, "report*", "figures", "logs"))
+    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(predictions_file(base, split).name, *RunPaths(base).derived_files()))
     (tmp / CONFIG_FILE).write_text(dump_config(cfg))
     outputs, ds = _outputs_for(cfg, tmp, split, "best", accelerator)
     save_predictions(predictions_file(tmp, split), outputs, ds.class_names)

@@ -17,12 +17,11 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
-METRICS_FILE = "metrics.jsonl"
+from polymodal.runpaths import LOGS_DIR, METRICS_FILE, RunPaths  # noqa: F401  (METRICS_FILE: re-exported)
 
 
 def _clean(value: Any) -> Any:
@@ -35,7 +34,7 @@ class MetricsLog:
     """Append-only JSON-lines file of a run's records."""
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
-        self.path = Path(run_dir) / METRICS_FILE
+        self.path = RunPaths(run_dir).metrics
 
     def reset(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +104,9 @@ def build_loggers(run_dir: str | os.PathLike, names: Sequence[str]) -> list[Logg
     loggers: list[Logger] = []
     for name in names:
         if name == "csv":
-            loggers.append(CSVLogger(root_dir=str(run_dir), name="logs", flush_logs_every_n_steps=1))
+            loggers.append(CSVLogger(root_dir=str(run_dir), name=LOGS_DIR, flush_logs_every_n_steps=1))
         elif name == "tensorboard":
-            loggers.append(TensorBoardLogger(root_dir=str(run_dir), name="logs"))
+            loggers.append(TensorBoardLogger(root_dir=str(run_dir), name=LOGS_DIR))
         else:
             raise ValueError(f"trainer.loggers: unknown logger {name!r}; expected 'csv' or 'tensorboard'")
     return loggers

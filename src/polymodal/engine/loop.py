@@ -57,6 +57,7 @@ from polymodal.engine.results import (
 from polymodal.engine.runfolder import CONFIG_FILE, predictions_file, run_folder
 from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
+from polymodal.runpaths import RunPaths
 from polymodal.tasks import Task, get_task, task_of
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class _Run:
 
     def _resume_from(self, last: Path) -> None:
         ckpt = load_checkpoint(last, map_location=self.fabric.device)
-        state_file = last / "state.json"
+        state_file = RunPaths(self.run_dir).state("last")
         check_training_state(ckpt.state, state_file)
         load_model_state(self.raw_model, ckpt.model, model_file(self.run_dir, "last"), self.run_dir / CONFIG_FILE)
         parts = [("optimizer", self.raw_optimizer, ckpt.optimizer, ckpt.optimizer is not None),

@@ -11,11 +11,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from polymodal.runpaths import PROVENANCE_FILE, RESULTS_FILE, RunPaths  # noqa: F401  (re-exported)
 from polymodal.tasks import DEFAULT_TASK, get_task
 
 StoppedReason = Literal["max_epochs", "early_stopping", "nan_loss"]
-RESULTS_FILE = "results.json"
-PROVENANCE_FILE = "provenance.json"
 
 
 @dataclass
@@ -61,7 +60,7 @@ class TrainingDiverged(RuntimeError):
 def write_results(result: TrainResult, sec_per_epoch: float | None) -> Path:
     """``run_dir/results.json``: val and test metrics, best epoch and the criterion that selected it
     (``selection``), task, epochs run, stopped reason, timing."""
-    path = Path(result.run_dir) / RESULTS_FILE
+    path = RunPaths(result.run_dir).results
     payload = {
         "val": result.val_metrics,
         "test": result.metrics,
@@ -82,12 +81,12 @@ def write_results(result: TrainResult, sec_per_epoch: float | None) -> Path:
 def read_results(run_dir: str | Path) -> dict[str, Any] | None:
     """``run_dir/results.json`` as :func:`write_results` wrote it (None when there is none); a file that is
     not a JSON object is a ValueError naming it."""
-    return _read_object(Path(run_dir) / RESULTS_FILE)
+    return _read_object(RunPaths(run_dir).results)
 
 
 def read_provenance(run_dir: str | Path) -> dict[str, Any] | None:
     """``run_dir/provenance.json`` as :func:`write_provenance` wrote it (None when there is none)."""
-    return _read_object(Path(run_dir) / PROVENANCE_FILE)
+    return _read_object(RunPaths(run_dir).provenance)
 
 
 def _read_object(path: Path) -> dict[str, Any] | None:
@@ -146,6 +145,6 @@ def provenance(datasets: dict[str, Any], extra: dict[str, Any] | None = None) ->
 
 
 def write_provenance(run_dir: Path, info: dict[str, Any]) -> Path:
-    path = Path(run_dir) / PROVENANCE_FILE
+    path = RunPaths(run_dir).provenance
     path.write_text(json.dumps(info, indent=1, default=str))
     return path

@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from polymodal.runpaths import CONFIG_FILE, DATA_STATE_FILE, LOCK_FILE, PREDICTIONS_FILE, RunPaths
+
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "run.lock"
-CONFIG_FILE = "config.yaml"
 _TAKEOVER_SUFFIX = ".takeover"
 _STALE_TAKEOVER_S = 30.0  # a takeover marker older than this was left by a killed process
 
@@ -302,20 +302,15 @@ def read_data_state(path: str | os.PathLike) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- reading a run folder
 
-DATA_STATE_FILE = "data_state.json"
-PREDICTIONS_FILE = "predictions_{split}.npz"
-
-
 def predictions_file(run_dir: str | os.PathLike, split: str) -> Path:
-    """``run_dir/predictions_<split>.npz``: the one place the predictions files are named (their content is
-    written and read by :func:`polymodal.tasks.write_predictions` / :func:`polymodal.tasks.read_predictions`)."""
-    return Path(run_dir) / PREDICTIONS_FILE.format(split=split)
+    """``run_dir/predictions_<split>.npz`` (:meth:`RunPaths.predictions`; the content is written and read by
+    :func:`polymodal.tasks.write_predictions` / :func:`polymodal.tasks.read_predictions`)."""
+    return RunPaths(run_dir).predictions(split)
 
 
 def run_files() -> tuple[str, ...]:
     """The files :func:`load_run` reads, in the order it reports missing ones."""
-    from polymodal.engine.logging import METRICS_FILE
-    from polymodal.engine.results import PROVENANCE_FILE, RESULTS_FILE
+    from polymodal.runpaths import METRICS_FILE, PROVENANCE_FILE, RESULTS_FILE
 
     return (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, PREDICTIONS_FILE.format(split="test"), PROVENANCE_FILE)
 
@@ -402,18 +397,18 @@ class Run:
     def model(self, which: str = "best") -> Any:
         """The trained model with its ``best`` (or ``last``) checkpoint loaded, in eval mode; built (from
         ``config.yaml`` and the training split's schema) on the first call and kept."""
+        return self.trained(which)[0]
+
+    def trained(self, which: str = "best") -> tuple[Any, Any, Any]:
+        """(model in eval mode, strategy with its checkpointed state, training split) of the ``best`` (or
+        ``last``) checkpoint, built on the first call and kept (:func:`polymodal.engine.build.restore_trained`)."""
         if which not in self._models:
-            from polymodal.engine.build import build_datasets, build_run_model, build_strategy
-            from polymodal.engine.checkpoint import load_model_state, model_file
+            from polymodal.engine.build import build_datasets, restore_trained
 
             cfg = self.run_config()
             train = build_datasets(cfg, ["train"])["train"]
-            strategy = build_strategy(cfg)
-            model = build_run_model(cfg, train, strategy)
-            strategy.setup(model, train)
-            load_model_state(model, self.checkpoint(which).model, model_file(self.run_dir, which),
-                             self.run_dir / CONFIG_FILE)
-            self._models[which] = model.eval()
+            model, strategy = restore_trained(cfg, self.run_dir, train, which, self.checkpoint(which))
+            self._models[which] = (model.eval(), strategy, train)
         return self._models[which]
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from polymodal.engine.runfolder import Run, load_run, run_files
 from polymodal.report.plots import plot_grad_norms, plot_learning_curves
 from polymodal.report.table import is_number, markdown_table, num
+from polymodal.runpaths import RunPaths
 
 RUN_FILES = run_files()
 FIGURES = {"curves": "learning_curves.png", "grad": "grad_norms.png"}  # the task's figures come from Task.figures
@@ -151,7 +152,7 @@ def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tu
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.md`` and its figures under ``run_dir/figures/``; return the report path."""
     run = load_run(run_dir)
-    fig_dir = run.run_dir / "figures"
+    fig_dir = RunPaths(run.run_dir).figures
     if fig_dir.is_dir():  # a figure this run no longer supports must not linger from an earlier report
         for stale in fig_dir.glob("*.png"):
             stale.unlink(missing_ok=True)
@@ -162,6 +163,6 @@ def write_report(run_dir: str | Path) -> Path:
         if grad is not None:
             figures["grad"] = grad
     task_figures = run.task.figures(run.test_predictions, fig_dir) if run.test_predictions is not None else {}
-    path = run.run_dir / "report.md"
+    path = RunPaths(run.run_dir).report
     path.write_text(render_report(run, figures, task_figures))
     return path

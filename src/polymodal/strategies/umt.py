@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from polymodal.data.batch import Batch
 from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput
+from polymodal.runpaths import RunPaths
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 from polymodal.strategies.toolkit import check_number, check_setup, per_modality_logits, unimodal_losses
 
@@ -70,14 +71,12 @@ def load_teacher(run_dir: str | Path, modality: str, template: nn.Module) -> nn.
     """A frozen copy of ``template`` holding encoder ``modality`` of a finished run's best checkpoint."""
     from safetensors.torch import load_file
 
-    from polymodal.engine.checkpoint import model_file
-
     run_dir = Path(run_dir)
-    path = model_file(run_dir)
+    path = RunPaths(run_dir).model()
     key = f"strategy.args.teachers.{modality}"
     if not path.is_file():
         raise FileNotFoundError(f"{key}: no teacher checkpoint at {path}; {_HOW_TO}")
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = RunPaths(run_dir).config
     if cfg_path.is_file():
         cfg = yaml.safe_load(cfg_path.read_text()) or {}
         name = (cfg.get("strategy") or {}).get("name")

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SPLITS_FILE = "splits.csv"
+from polymodal.runpaths import SPLITS_FILE, RunPaths  # noqa: F401  (SPLITS_FILE: re-exported)
+
 FILE_DATASETS = ("manifest", "folder")
 
 
@@ -54,7 +55,7 @@ def stored_split_options(run_dir: str | os.PathLike, dataset: str) -> dict[str, 
     dataset is not a table or the run stored none)."""
     active = _ACTIVE.get()
     folder = active.run_dir if active is not None and active.run_dir is not None else Path(run_dir)
-    path = folder / SPLITS_FILE
+    path = RunPaths(folder).splits
     if dataset not in FILE_DATASETS or not path.is_file():
         return {}
     out: dict[str, Any] = {"stored_splits": str(path.resolve())}

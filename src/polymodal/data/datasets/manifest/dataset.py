@@ -9,6 +9,7 @@ import numpy as np
 
 from polymodal.data.base import MultimodalDataset
 from polymodal.data.batch import Sample
+from polymodal.runpaths import DATA_CHECK_FILE, DATA_STATE_FILE, SPLITS_FILE
 
 if TYPE_CHECKING:
     from polymodal.data.datasets.manifest.core import Manifest
@@ -52,8 +53,8 @@ class ManifestDataset(MultimodalDataset):
     def run_files(self) -> dict[str, str]:
         """Files a run keeps beside its checkpoints: the fitted state, the split of every row, the check."""
         m = self.manifest
-        files = {"data_state.json": json.dumps(m.state(), indent=1), "splits.csv": m.splits_csv(),
-                 "data_check.md": m.report.to_markdown()}
+        files = {DATA_STATE_FILE: json.dumps(m.state(), indent=1), SPLITS_FILE: m.splits_csv(),
+                 DATA_CHECK_FILE: m.report.to_markdown()}
         if m.options.stored_splits:  # a resumed run: the split of every row stays as stored
-            del files["splits.csv"]
+            del files[SPLITS_FILE]
         return files
