@@ -17,6 +17,7 @@ from polymodal.tasks.base import (
 from polymodal.tasks.classification import Classification, masked_cross_entropy
 from polymodal.tasks.contrastive import Contrastive  # noqa: F401  (coordinated embeddings, docs/coordinated.md)
 from polymodal.tasks.regression import Regression, masked_mse
+from polymodal.tasks.survival import Survival  # noqa: F401  (time to event, docs/survival.md)
 
 __all__ = [
     "DEFAULT_TASK",
