@@ -47,11 +47,14 @@ def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
 
 def test_correct(run_dir: str | Path) -> np.ndarray | None:
     """Whether the run's best model got each test sample right, in dataset order (None without a
-    predictions file): what the crossed bootstrap pairs across seeds and methods."""
+    predictions file, or for a task without class probabilities): what the crossed bootstrap pairs across
+    seeds and methods."""
     path = predictions_file(run_dir, "test")
     if not path.is_file():
         return None
     p = load_predictions(path)
+    if not hasattr(p, "probs"):  # a regression, a survival model: no per-sample correctness to pair
+        return None
     order = np.argsort(p.index) if p.index is not None else np.arange(len(p.y_true))
     return (p.probs.argmax(axis=1) == p.y_true)[order]
 
@@ -183,6 +186,10 @@ def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str,
                            "seed": int(seed), "best_epoch": result.get("best_epoch"),
                            "sec_per_epoch": result.get("sec_per_epoch"), "params": result.get("params"),
                            "test": {k: v for k, v in result["test"].items() if k.endswith("_acc") or k in ("macro_f1", "n")}}
+    task = result.get("task")
+    if task and not any(k.endswith("_acc") for k in result["test"]):  # the task's own headline metrics
+        rec["task"] = task
+        rec["test"] = {k: v for k, v in result["test"].items() if k != "loss" and isinstance(v, int | float)}
     correct = test_correct(run_dir)
     if correct is not None:
         rec["test_correct"] = encode_correct(correct)

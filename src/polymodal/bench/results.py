@@ -27,11 +27,12 @@ from polymodal.report.table import markdown_table
 OPTIONAL_KEYS = ("variant", "fusion", "missing_rate", "missing_at", "label_budget")
 _METRIC = re.compile(
     r"^(fused_acc(@(fixed|entropy|entropy-batch))?|[A-Za-z0-9][\w-]*_acc|macro_f1|sec_per_epoch|params|epoch"
-    r"|samples_per_sec|efficiency)$"
+    r"|samples_per_sec|efficiency|([A-Za-z0-9][\w-]*_)?(cindex|rmse|r2)|ibs|mae)$"
 )
 METRICS_HELP = (
     "fused_acc, fused_acc@fixed, fused_acc@entropy, fused_acc@entropy-batch, <modality>_acc, "
-    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency"
+    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency; tasks without classes: "
+    "[<modality>_]cindex, ibs (survival), [<modality>_]rmse, [<modality>_]r2, mae (regression)"
 )
 
 
@@ -114,8 +115,10 @@ def _format_cell(metric: str, values: Sequence[float], common_n: int) -> str:
     elif metric == "sec_per_epoch":
         digits = 0 if mean >= 100 else 1 if mean >= 10 else 2
         text = f"{mean:.{digits}f}" + (f" +- {std:.{digits}f}" if n > 1 else "")
-    else:  # epoch
+    elif metric == "epoch":
         text = f"{mean:.1f}" + (f" +- {std:.1f}" if n > 1 else "")
+    else:  # a task's own metric (C-index, IBS, RMSE, R^2): in its units
+        text = f"{mean:.3f}" + (f" +- {std:.3f}" if n > 1 else "")
     return text + (f" (n={n})" if n != common_n else "")
 
 

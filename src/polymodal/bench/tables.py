@@ -30,6 +30,7 @@ from polymodal.report.table import markdown_table
 
 FORMAT = 2
 KEYS = ("variant", "missing_rate", "missing_at")
+TASK_EXTRAS = ("ibs", "mae", "r2")  # fused metrics beside a task's monitor that its tables show too
 VARIANT_BASELINE = "variant:"  # --baseline variant:NAME compares the variants of each strategy with NAME
 
 
@@ -53,7 +54,9 @@ def _keys(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
-    """Aggregate run records into result rows: fused_acc, <modality>_acc, macro_f1, sec_per_epoch, epoch."""
+    """Aggregate run records into result rows: fused_acc, <modality>_acc, macro_f1, sec_per_epoch, epoch; for a
+    record of a task without classes (its ``task`` key) the task's monitor, ``<modality>_<log_suffix>`` and
+    the fused metrics of TASK_EXTRAS instead of the accuracies."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(_group_key(r), []).append(r)
@@ -61,8 +64,14 @@ def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
     for recs in groups.values():
         first = recs[0]
         s, d, keys = first["method"], first["dataset"], _keys(first)
-        mods = sorted(k for k in first["test"] if k.endswith("_acc") and k != "fused_acc")
-        for metric in ["fused_acc", *mods, "macro_f1"]:
+        metrics = ["fused_acc", *sorted(k for k in first["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
+        if first.get("task"):  # a task without classes: its monitor, then its per-modality metric
+            from polymodal.tasks import get_task
+
+            task = get_task(first["task"])
+            per = sorted(k for k in first["test"] if k.endswith(f"_{task.log_suffix}") and k != task.monitor)
+            metrics = [task.monitor, *per, *(k for k in TASK_EXTRAS if k in first["test"] and k != task.monitor)]
+        for metric in metrics:
             vals = [r["test"].get(metric) for r in recs]
             if vals and all(v is not None for v in vals):
                 rows.append(ResultRow(s, d, metric, [float(v) for v in vals], **keys))
@@ -170,6 +179,12 @@ def write_tables(
         raise ValueError(f"no finished run to tabulate for {out}")
     rows = rows_from_runs(runs)
     diffs = differences_from_runs(runs, baseline)
+    tasks = sorted({r["task"] for r in runs if r.get("task")})
+    if tasks and not diffs and "No paired differences" not in notes:  # (a recomputed table keeps its notes)
+        notes = "\n\n".join(x for x in (notes, (
+            f"No paired differences to {_baseline_text(baseline)}: the crossed bootstrap pairs per-sample "
+            f"correctness, which a {' / '.join(tasks)} task does not have (its metrics are computed over the whole "
+            "test split).")) if x)
     realised = list(realised or [])
     json_path, md_path = write_results(
         out.name, rows, protocol=protocol, command=command, out_dir=out.parent, title=f"Benchmark {out.name}",
@@ -232,13 +247,18 @@ def _values_by_key(rows: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], list
 
 
 def bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
-    """Grouped bars of fused and per-modality test accuracy, mean +- std, one group per method and dataset."""
+    """Grouped bars of fused and per-modality test accuracy (a task without classes: its C-index or RMSE), mean +-
+    std, one group per method and dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     acc = [r for r in rows if r.metric.endswith("_acc")]
+    scale, ylabel = 100.0, "test accuracy (%)"
+    if not acc:  # a task without classes: its monitor and per-modality metric, in their own units
+        acc = [r for r in rows if r.metric.endswith(("cindex", "rmse"))]
+        scale, ylabel = 1.0, "test " + ", ".join(dict.fromkeys(r.metric.rsplit("_", 1)[-1] for r in acc))
     groups = list(dict.fromkeys(f"{r.method}\n{r.dataset}" for r in acc))
     metrics = list(dict.fromkeys(r.metric for r in acc))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
@@ -249,12 +269,13 @@ def bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
             r = next((r for r in acc if f"{r.method}\n{r.dataset}" == group and r.metric == metric), None)
             if r is not None:
                 xs.append(g + i * width)
-                ys.append(100 * r.mean)
-                es.append(100 * r.std)
+                ys.append(scale * r.mean)
+                es.append(scale * r.std)
         ax.bar(xs, ys, width, yerr=es, capsize=3, label=metric)
     ax.set_xticks([g + width * (len(metrics) - 1) / 2 for g in range(len(groups))], groups, fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(ylabel)
+    if metrics:
+        ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
