@@ -37,3 +37,41 @@ def test_valid_arguments_and_open_ended_factories_pass():
     load_config(None, ["data.dataset=synthetic", "data.options.size=20", "model.fusion=lmf", "model.fusion_args.rank=2"])
     with pytest.raises(ConfigError, match="data.options.sise"):
         load_config(None, ["data.dataset=synthetic", "data.options.sise=20"])
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model.fusion=late", "model.fusion_args.mode=bogus"],
+     "model.fusion_args.mode: fusion 'late' takes one of 'sum', 'mean', 'learned'; got 'bogus'"),
+    (["strategy.name=mla", "strategy.args.fusion_rule=bogus"],
+     "strategy.args.fusion_rule: strategy 'mla' takes one of 'fixed', 'entropy', 'entropy-batch'; got 'bogus'"),
+    (["strategy.name=pmr", "strategy.args.distance=l1"], "strategy 'pmr' takes one of 'euclidean', 'squared'; got 'l1'"),
+    (["strategy.name=mla", "strategy.args.hgm=maybe"], "strategy.args.hgm: strategy 'mla' takes no such value"),
+    (["model.encoders.audio.front=mfcc"], "model.encoders.audio.front: encoder 'audio_cnn' takes one of 'logmel', 'stft'"),
+])
+def test_a_bad_value_of_an_enumerated_option_fails_at_load(overrides, message, tmp_path, monkeypatch):
+    """A value an argument does not take (its annotation: ``Literal`` for an enumerated option) is refused when
+    the config is loaded, before any dataset is read."""
+    import polymodal.data.base
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a dataset was read before the configuration was checked")
+
+    monkeypatch.setattr(polymodal.data.base, "build_dataset", no_data)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [*overrides, f"out_dir={tmp_path}"])
+    assert message in str(err.value)
+
+
+def test_the_strategy_is_built_before_the_datasets(tmp_path, monkeypatch):
+    """A value the strategy itself refuses (beyond its annotation) stops training before any dataset is read."""
+    import polymodal.engine.build
+    from polymodal.engine import train
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a dataset was read before the strategy was built")
+
+    monkeypatch.setattr(polymodal.engine.build, "build_dataset", no_data)
+    cfg = load_config(None, ["strategy.name=pmr", "strategy.args.alpha=-1", f"out_dir={tmp_path}",
+                             "trainer.progress=false"])
+    with pytest.raises(ValueError, match=r"strategy.args.alpha=-1"):
+        train(cfg)

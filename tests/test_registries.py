@@ -8,7 +8,7 @@ from polymodal.data.base import build_dataset
 from polymodal.models import build_model
 from polymodal.registries import DATASETS, STRATEGIES
 from polymodal.strategies.base import StepContext
-from polymodal.tasks import get_task
+from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
 
 from .strategies._baselines import make_teacher_run
 
@@ -24,23 +24,29 @@ def test_every_dataset_serves_valid_batches(name):
         pytest.skip(str(e))
     task = get_task(ds.task)
     assert len(ds) > 0 and len(ds.labels) == len(ds)
-    if task.uses_classes:
-        assert ds.num_outputs >= 2 and ds.labels.shape == (len(ds),)
+    task.check_labels(ds.labels, ds.num_outputs, name)  # the task's own label check: shape, dtype, values
     batch = ds.collate_fn()([ds[i] for i in range(min(4, len(ds)))])
     batch.validate(ds.schema)
     assert set(batch.inputs) == {m.name for m in ds.schema}
-    if task.uses_classes:
-        assert batch.label.max() < ds.num_outputs
-    else:  # targets as the task reads them
-        np.testing.assert_array_equal(task.read_targets(batch.label.numpy()), batch.label.numpy())
+    task.check_labels(batch.label.numpy(), ds.num_outputs, f"{name} batch")  # and so do the collated labels
+    np.testing.assert_array_equal(task.read_targets(batch.label.numpy()), ds.labels[batch.index.numpy()])
     assert ds.provenance
+
+
+def _task_for(entry) -> str:
+    """The first task (classification first) that the strategy can train, by its requirements and outputs."""
+    for task in (DEFAULT_TASK, *TASKS.names()):
+        capabilities = get_task(task).capabilities
+        if entry.factory.provides in capabilities and entry.factory.requirements(entry.tiny) <= capabilities:
+            return task
+    raise AssertionError(f"strategy {entry.name!r} fits no registered task")
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_every_strategy_takes_a_training_step(name, tmp_path):
     entry = STRATEGIES.get(name)
     torch.manual_seed(0)
-    ds = build_dataset("synthetic", "train", size=32)
+    ds = build_dataset("synthetic", "train", size=32, task=_task_for(entry))
     model = build_model(ds.schema, ds.num_outputs, fusion=entry.factory.default_fusion, width=8)
     kwargs = dict(entry.tiny)
     if name == "umt":  # distils from finished unimodal runs: give it two (untrained) teachers

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from polymodal import __version__
 from polymodal.runpaths import RunPaths
@@ -75,10 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
 
-    from polymodal.coordinated.cli import add_parsers  # index / search / serve (docs/search.md)
-
-    add_parsers(sub)
+    for module in challenge_cli_modules():  # e.g. index / search / serve (docs/search.md)
+        module.add_parsers(sub)
     return p
+
+
+def challenge_cli_modules() -> list[Any]:
+    """The ``cli`` modules of the challenge packages (``polymodal/<challenge>/cli.py`` with ``COMMANDS``,
+    ``add_parsers(subparsers)`` and ``run(namespace)``; docs/architecture.md, "Add a challenge package")."""
+    import importlib
+    import importlib.util
+
+    from polymodal.registry import challenge_packages
+
+    names = [f"polymodal.{pkg}.cli" for pkg in challenge_packages()]
+    return [importlib.import_module(n) for n in names if importlib.util.find_spec(n) is not None]
 
 
 def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -157,11 +169,12 @@ def default_run_name(out_dir: str | Path, base: str, resume: bool) -> str:
 
 def _print_metrics(title: str, metrics: dict) -> None:
     print(title)
-    for key in sorted(metrics):
+    for key in sorted(metrics):  # every metric the task gives (accuracies in %), whatever the task
         value = metrics[key]
-        if key.endswith(("_acc", "_rmse", "_r2")) or key in ("macro_f1", "ece", "rmse", "mae", "r2"):
-            shown = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
-            print(f"  {key:<16} {shown}")
+        if key in ("n", "loss") or isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
+            continue
+        shown = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
+        print(f"  {key:<16} {shown}")
 
 
 def _cmd_train(args: Sequence[str], resume: bool, allow_changed_table: bool = False) -> int:
@@ -235,10 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root, ns.bad_files)
         if ns.command == "bench":
             return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
-        if ns.command in ("index", "search", "serve"):
-            from polymodal.coordinated.cli import run
-
-            return run(ns)
+        for module in challenge_cli_modules():
+            if ns.command in module.COMMANDS:
+                return module.run(ns)
     except (ConfigError, KeyError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

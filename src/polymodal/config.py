@@ -249,7 +249,66 @@ def _unknown_args(path: str, given: dict[str, Any], factory: Any, what: str, ext
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"  {path}.{key}: {what} takes no argument {key!r}{hint}; got value {given[key]!r}; "
                             f"allowed: {', '.join(allowed) or 'none'}")
+    return problems + _bad_values(path, {k: v for k, v in given.items() if k in allowed}, factory, what)
+
+
+def _annotations(factory: Any) -> dict[str, Any]:
+    """parameter -> its annotation resolved to a type, for the parameters whose annotation resolves (an
+    annotation that names what the factory's module imports only for type checking is left out)."""
+    import sys
+
+    target = factory.__init__ if isinstance(factory, type) else factory
+    module = sys.modules.get(getattr(factory, "__module__", ""), None)
+    namespace = {**vars(module)} if module is not None else {}
+    namespace.update(getattr(target, "__globals__", {}))
+    out = {}
+    for p in inspect.signature(factory).parameters.values():
+        ann = p.annotation
+        if ann is inspect.Parameter.empty:
+            continue
+        if isinstance(ann, str):
+            try:
+                ann = eval(ann, namespace)  # noqa: S307  (a source annotation of a registered factory)
+            except Exception:  # noqa: BLE001 - a name only imported for type checking: not checked here
+                continue
+        out[p.name] = ann
+    return out
+
+
+def _bad_values(path: str, given: dict[str, Any], factory: Any, what: str) -> list[str]:
+    """Problems with the VALUES of a factory's arguments, from its annotations (an enumerated option is a
+    ``Literal``): each value is validated by pydantic in lax mode (``"3"`` is not an int, a YAML list is a
+    tuple); an annotation pydantic cannot read (a tensor type) is not checked."""
+    from pydantic import TypeAdapter
+    from pydantic.errors import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
+
+    annotations = _annotations(factory)
+    problems = []
+    for key, value in given.items():
+        ann = annotations.get(key)
+        if ann is None:
+            continue
+        try:
+            adapter = TypeAdapter(ann)
+        except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation, TypeError, NameError):
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as e:
+            allowed = _allowed_text(ann)
+            why = f"takes {allowed}" if allowed else f"takes no such value ({e.errors()[0]['msg'].lower()})"
+            problems.append(f"  {path}.{key}: {what} {why}; got {value!r}")
     return problems
+
+
+def _allowed_text(ann: Any) -> str:
+    """``one of 'a', 'b'`` for a Literal (also inside ``X | None``), else ''."""
+    from typing import get_args, get_origin
+
+    if get_origin(ann) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(ann))
+    literals = [a for arg in get_args(ann) if get_origin(arg) is Literal for a in get_args(arg)]
+    return ("one of " + ", ".join(repr(a) for a in literals) + (" or null" if type(None) in get_args(ann) else "")) if literals else ""
 
 
 def _check_component_args(cfg: RunConfig) -> None:
@@ -278,7 +337,8 @@ def _check_component_args(cfg: RunConfig) -> None:
         for split, opts in cfg.data.split_options.items():
             problems += _unknown_args(f"data.split_options.{split}", opts, factory, f"dataset {cfg.data.dataset!r}")
     if problems:
-        raise ConfigError("invalid configuration: component arguments that nothing takes:\n" + "\n".join(problems))
+        raise ConfigError("invalid configuration: component arguments that nothing takes, or values they do not "
+                          "take:\n" + "\n".join(problems))
 
 
 def _check_registry_names(cfg: RunConfig) -> None:

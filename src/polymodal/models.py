@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,14 +12,7 @@ from polymodal.data.batch import Batch
 from polymodal.data.schema import Modality
 from polymodal.encoders.base import DEFAULT_ENCODER, Encoder, build_encoder
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
-
-
-@dataclass
-class ModelOutput:
-    logits: Tensor  # (B, C) fused logits
-    per_modality: dict[str, Tensor] | None  # name -> (B, C), when the fusion yields them
-    features: dict[str, Tensor]  # name -> what the encoder gave the fusion
-    concepts: dict[str, Tensor] | None = None  # concept key -> (B, V) probabilities (concept fusions)
+from polymodal.tasks.outputs import ModelOutput  # noqa: F401  (what the model gives; re-exported here)
 
 
 class MultimodalModel(nn.Module):
@@ -99,7 +91,7 @@ class MultimodalModel(nn.Module):
             out: FusionOutput = self.fusion(feats, present, sequence_mask=masks)
         else:
             out = self.fusion(feats, present)
-        return ModelOutput(out.logits, out.per_modality, feats, out.concepts)
+        return ModelOutput(out.logits, out.per_modality, feats, dict(out.extras or {}))
 
 
 def build_model(

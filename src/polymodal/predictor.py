@@ -243,7 +243,14 @@ class Predictor:
         )
         with torch.no_grad():
             out = collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task)
+        out.fitted = self._fitted()
         return out, ds, manifest
+
+    def _fitted(self) -> Any:
+        """What the task fitted after training (a threshold chosen on validation, ...), kept in the run folder."""
+        from polymodal.tasks import read_task_state
+
+        return read_task_state(get_task(self.task), RunPaths(self._require_run()).task_state)
 
     def predict(self, data: Any, *, root: str | os.PathLike | None = None, bad_files: str | None = None):
         """A data frame with one row per input row: ``id``, ``prediction`` (class name or value), for
@@ -260,24 +267,10 @@ class Predictor:
         out, ds, manifest = self._outputs(data, root, bad_files)
         rows, at, order = _placement(out, ds, manifest)
         frame: dict[str, Any] = {"id": manifest.row_ids(rows)}
-        if get_task(self.task).embeddings:  # coordinated towers: one unit vector per present modality
-            for m, e in self._embeddings(out, at, order, len(rows)).items():
-                frame[f"emb_{m}"] = [None if np.isnan(v[0]) else v for v in e]
-        elif get_task(self.task).uses_classes:
-            probs = np.full((len(rows), len(self.class_names)), np.nan)
-            names = np.full(len(rows), "", dtype=object)
-            if out is not None:
-                probs[at] = _softmax(out.logits[order])
-                names[at] = [self.class_names[i] for i in probs[at].argmax(1)]
-            frame["prediction"] = list(names)
-            for c, name in enumerate(self.class_names):
-                frame[f"prob_{name}"] = probs[:, c]
-        else:
-            width = 1 if out is None else (out.logits.shape[1] if out.logits.ndim == 2 else 1)
-            pred = np.full((len(rows), width), np.nan)
-            if out is not None:
-                pred[at] = out.logits[order].reshape(len(at), -1)
-            frame["prediction"] = pred[:, 0] if width == 1 else list(pred)
+        task = get_task(self.task)
+        columns = task.prediction_columns(_sorted(out, order) if out is not None else _no_outputs(ds), self.class_names)
+        for key, values in columns.items():
+            frame[key] = _placed(values, at, len(rows))
         for m in self.modalities:
             present = np.zeros(len(rows), dtype=bool)
             if out is not None:
@@ -293,27 +286,16 @@ class Predictor:
         """Each modality's (N, D) float32 embeddings, rows in table order (NaN where the row lacks the
         modality), for a predictor trained with ``task="contrastive"`` and ``strategy="contrastive"``: the
         vectors to search with (cosine = dot product, they are unit length) or to give to a FAISS index."""
-        if not get_task(self.task).embeddings:
-            raise ValueError(f"embed() is for coordinated towers (task='contrastive'); this predictor's task is "
-                             f"{self.task} (use predict)")
+        task = get_task(self.task)
+        task.embeddings(None, self.modalities)  # a task without embeddings says so before any row is read
         out, ds, manifest = self._outputs(data, root, bad_files)
         rows, at, order = _placement(out, ds, manifest)
-        return self._embeddings(out, at, order, len(rows))
-
-    def _embeddings(self, out: Any, at: np.ndarray, order: np.ndarray, n: int) -> dict[str, np.ndarray]:
-        """modality -> (n, D) embeddings placed at the output rows ``at``; NaN rows where it is absent."""
-        from polymodal.tasks.contrastive import EMB
-
-        cols = {} if out is None else {k[len(EMB):]: v for k, v in out.columns.items() if k.startswith(EMB)}
-        dim = next((v.shape[1] for v in cols.values()), 0)
+        placed = task.embeddings(_sorted(out, order) if out is not None else _no_outputs(ds), self.modalities)
         result = {}
-        for m in self.modalities:
-            e = np.full((n, dim), np.nan, dtype=np.float32)
-            if m in cols:
-                placed = cols[m][order].astype(np.float32)
-                placed[~out.present[m][order]] = np.nan
-                e[at] = placed
-            result[m] = e
+        for m, e in placed.items():
+            full = np.full((len(rows), e.shape[1]), np.nan, dtype=np.float32)
+            full[at] = e
+            result[m] = full
         return result
 
     def _stored_splits(self, manifest) -> list[str] | None:
@@ -330,12 +312,19 @@ class Predictor:
         return stored_splits_of(stored, manifest.input_keys)
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
-        """(N, classes) class probabilities, rows in table order (classification only)."""
-        if not get_task(self.task).uses_classes or get_task(self.task).embeddings:
-            how = "embed" if get_task(self.task).embeddings else "predict"
-            raise ValueError(f"predict_proba is for classification; this predictor's task is {self.task} (use {how})")
+        """(N, classes) class probabilities, rows in table order (a task whose predictions have ``prob_<class>``
+        columns: classification, multilabel)."""
         df = self.predict(data, root=root)
-        return df[[f"prob_{c}" for c in self.class_names]].to_numpy()
+        columns = [f"prob_{c}" for c in self.class_names]
+        if not columns or any(c not in df for c in columns):
+            try:
+                get_task(self.task).embeddings(None, [])
+                how = "embed"
+            except ValueError:
+                how = "predict"
+            raise ValueError(f"predict_proba is for classification (a task that predicts class probabilities, "
+                             f"prob_<class>); this predictor's task is {self.task} (use {how})")
+        return df[columns].to_numpy()
 
     def evaluate(self, data: Any = None, *, root: str | os.PathLike | None = None, bad_files: str | None = None,
                  split: str | None = None, allow_changed_table: bool = False) -> dict[str, Any]:
@@ -346,7 +335,7 @@ class Predictor:
                "test"); rows are matched to the stored splits by id or by content, and a table whose rows
                changed since is an error unless ``allow_changed_table`` (then only the rows whose stored
                split is known are scored)."""
-        from polymodal.engine.evaluate import EvalOutputs, compute_metrics
+        from polymodal.engine.evaluate import compute_metrics
 
         if data is None:
             return self._evaluate_own_table(split or "test", allow_changed_table)
@@ -357,10 +346,7 @@ class Predictor:
         if not keep.any():
             raise ValueError(f"no row of {manifest.source} has a known label in column {self.label!r} and an input; "
                              "nothing to score")
-        sub = EvalOutputs(index=out.index[keep], label=out.label[keep], logits=out.logits[keep],
-                          per_modality={m: v[keep] for m, v in out.per_modality.items()},
-                          present={m: v[keep] for m, v in out.present.items()}, task=out.task,
-                          columns={k: v[keep] for k, v in out.columns.items()})
+        sub = out.rows(keep)
         stored = self._stored_splits(manifest)
         if stored is not None:
             seen = Counter(stored[r] for r in ds.rows[out.index[keep]] if stored[r] in ("train", "val"))
@@ -395,16 +381,40 @@ def _placement(out: Any, ds: Any, manifest: Any) -> tuple[np.ndarray, np.ndarray
     return rows, at, order
 
 
+def _sorted(out: Any, order: np.ndarray) -> Any:
+    """The outputs of the predicted rows in dataset order."""
+    return out.rows(order)
+
+
+def _no_outputs(ds: Any) -> Any:
+    """Outputs of no row (every row of the table lacks an input): the task's columns stay empty."""
+    from polymodal.tasks import EvalOutputs
+
+    return EvalOutputs(index=np.zeros(0, dtype=np.int64), label=np.zeros(0), logits=np.zeros((0, ds.num_outputs), np.float32),
+                       per_modality={}, present={m: np.zeros(0, dtype=bool) for m in ds.modalities}, task=ds.task)
+
+
+def _placed(values: np.ndarray, at: np.ndarray, n: int) -> list[Any] | np.ndarray:
+    """A column of the predicted rows placed at ``at`` among ``n`` rows: NaN (numbers), "" (names) or None
+    (anything else) on the other rows."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        full = np.full(n, np.nan)
+    elif values.dtype.kind == "b":
+        full = np.zeros(n, dtype=bool)
+    elif values.dtype.kind in "US":
+        full = np.full(n, "", dtype=object)
+    else:
+        full = np.full(n, None, dtype=object)
+    full[at] = values
+    return list(full) if full.dtype == object else full
+
+
 def _read_results(run_dir: Path) -> dict[str, Any] | None:
     """The run's results.json through the engine's reader (None when the run has none)."""
     from polymodal.engine.results import read_results
 
     return read_results(run_dir)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _slug(s: str) -> str:

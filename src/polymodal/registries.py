@@ -1,19 +1,27 @@
-"""Import every component module so that all registries are filled, and re-export them."""
+"""The one registration point: every component module of the package is found and imported, and the
+registries are re-exported.
+
+A component (dataset, encoder, fusion, strategy, task, column kind, fusion rule, reasoning rule) is
+registered by the decorator on its class or factory (``@FUSIONS.register("late")``); nothing else names
+it. :func:`~polymodal.registry.load_components` finds the modules that register something by reading the
+package's source files (a line that calls ``<REGISTRY>.register(``) and imports them, core packages first,
+then the challenge packages (docs/architecture.md, "Add a challenge package"). Every registry calls it the
+first time it is read, so a registry's content does not depend on what was imported before, and a new
+module needs no import line in any ``__init__``. Core packages never import a challenge package; the
+challenge packages import the core.
+"""
 
 from __future__ import annotations
 
-import polymodal.coordinated.datasets  # noqa: F401  (avdigits-pairs / -named; the contrastive task)
-import polymodal.coordinated.strategy  # noqa: F401  (the contrastive strategy and the coordinated fusion)
-import polymodal.data.datasets  # noqa: F401  (fills DATASETS)
-import polymodal.encoders  # noqa: F401  (fills ENCODERS)
-import polymodal.fusion  # noqa: F401  (fills FUSIONS)
-import polymodal.reasoning.strategy  # noqa: F401  (the cbm strategy; the concept fusions come with polymodal.fusion)
-import polymodal.strategies  # noqa: F401  (fills STRATEGIES)
 from polymodal.data.base import DATASETS
 from polymodal.encoders.base import ENCODERS
 from polymodal.fusion.base import FUSIONS
+from polymodal.registry import CORE, challenge_packages, component_modules, load_components
 from polymodal.strategies.base import STRATEGIES
-from polymodal.tasks import TASKS
+from polymodal.tasks.base import TASKS
+
+load_components()
 
 ALL = {"datasets": DATASETS, "encoders": ENCODERS, "fusions": FUSIONS, "strategies": STRATEGIES, "tasks": TASKS}
-__all__ = ["ALL", "DATASETS", "ENCODERS", "FUSIONS", "STRATEGIES", "TASKS"]
+__all__ = ["ALL", "CORE", "DATASETS", "ENCODERS", "FUSIONS", "STRATEGIES", "TASKS", "challenge_packages",
+           "component_modules", "load_components"]

@@ -28,6 +28,7 @@ SPLITS_FILE = "splits.csv"  # a table dataset's split of every row
 DATA_CHECK_FILE = "data_check.md"  # a table dataset's data check
 TRAIN_TABLE_FILE = "train_table.parquet"  # the data frame a Predictor was fitted on
 PREDICTIONS_FILE = "predictions_{split}.npz"
+TASK_STATE_FILE = "task_state.npz"  # what the task fitted on a split after training (a threshold, a baseline)
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")
 STATE_FILE = "state.json"  # in a checkpoint folder: epoch, step, best metric, RNG states, ...
@@ -94,6 +95,10 @@ class RunPaths:
         return self.root / TRAIN_TABLE_FILE
 
     @property
+    def task_state(self) -> Path:
+        return self.root / TASK_STATE_FILE
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / CHECKPOINTS_DIR
 
@@ -125,11 +130,12 @@ class RunPaths:
 def names() -> tuple[str, ...]:
     """Every name a run folder's files and folders may have (predictions files as their pattern)."""
     return (CONFIG_FILE, PROVENANCE_FILE, METRICS_FILE, RESULTS_FILE, REPORT_FILE, FIGURES_DIR, LOGS_DIR, LOCK_FILE,
-            DATA_STATE_FILE, SPLITS_FILE, DATA_CHECK_FILE, TRAIN_TABLE_FILE, PREDICTIONS_FILE, CHECKPOINTS_DIR,
+            DATA_STATE_FILE, SPLITS_FILE, DATA_CHECK_FILE, TRAIN_TABLE_FILE, PREDICTIONS_FILE, TASK_STATE_FILE,
+            CHECKPOINTS_DIR,
             STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, STRATEGY_FILE)
 
 
 __all__ = ["CHECKPOINTS", "CHECKPOINTS_DIR", "CONFIG_FILE", "DATA_CHECK_FILE", "DATA_STATE_FILE", "FIGURES_DIR",
            "LOCK_FILE", "LOGS_DIR", "METRICS_FILE", "MODEL_FILE", "OPTIMIZER_FILE", "PREDICTIONS_FILE",
            "PROVENANCE_FILE", "REPORT_FILE", "RESULTS_FILE", "RunPaths", "SPLITS_FILE", "STATE_FILE",
-           "STRATEGY_FILE", "TRAIN_TABLE_FILE", "names"]
+           "STRATEGY_FILE", "TASK_STATE_FILE", "TRAIN_TABLE_FILE", "names"]

@@ -127,8 +127,12 @@ def test_locked_tower_and_train_classes():
 def test_bad_settings_are_refused():
     ds = SyntheticDataset(split="train", size=16, task="regression")
     model = build_model(ds.schema, ds.num_outputs, fusion="coordinated", width=8)
-    with pytest.raises(ValueError, match="strategy 'contrastive' supports classification only"):
+    with pytest.raises(ValueError, match="strategy 'contrastive' trains embeddings .* is a regression task"):
         ContrastiveStrategy().setup(model, ds)
+    classes = SyntheticDataset(split="train", size=16)  # classification: scored on logits, not embeddings
+    with pytest.raises(ValueError, match="strategy 'contrastive' trains embeddings .* is a classification task.*"
+                                         "trained by strategy.name=agm"):
+        ContrastiveStrategy().setup(model, classes)
     named = build_dataset("avdigits-named", "val", classes=[0, 1])
     model = build_model(named.schema, 10, fusion="coordinated", width=8,
                         encoders={m: dict(v) for m, v in ENCODERS.items()})
@@ -145,12 +149,12 @@ def test_bad_settings_are_refused():
         AVDigitsPairs("val", classes=[12])
 
 
-LOGIT_STRATEGIES = sorted(n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n).factory, "outputs", "logits") == "logits")
+LOGIT_STRATEGIES = sorted(n for n in STRATEGIES.names() if STRATEGIES.get(n).factory.provides == "logits")
 
 
 def test_strategies_declare_what_they_output():
     assert "joint" in LOGIT_STRATEGIES and "mla" in LOGIT_STRATEGIES and "contrastive" not in LOGIT_STRATEGIES
-    assert ContrastiveStrategy.outputs == "embeddings"
+    assert ContrastiveStrategy.provides == "embeddings"
 
 
 @pytest.mark.parametrize("name", LOGIT_STRATEGIES)

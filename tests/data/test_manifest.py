@@ -258,7 +258,7 @@ def test_task_option_names_a_registered_task(digits):
         from_manifest(path, label="digit", task="ordinal")
     assert "regression" in TASKS
     m = from_manifest(path, label="ink", task="regression", schema={"speaker": "ignore", "sample": "ignore"})
-    assert m.task == "regression" and not m.task_object.uses_classes and m.class_names == ()
+    assert m.task == "regression" and "single_label" not in m.task_object.capabilities and m.class_names == ()
     assert m.y.dtype == np.float32 and np.allclose(m.y, [float(r["ink"]) for r in rows])
     d = m.dataset("train")
     assert d.task == "regression" and d.num_outputs == 1

@@ -28,7 +28,7 @@ def test_load_run_reads_everything_training_leaves(tmp_path):
     assert run.run_config().strategy.name == "joint"
     assert run.results["best_epoch"] == result.best_epoch and run.metrics["test"] == result.metrics
     assert [r["epoch"] for r in run.records] == [1, 2] and run.end["stopped_reason"] == "max_epochs"
-    assert run.task == "classification" and run.notes == []
+    assert run.task.name == "classification" and run.notes == []
     assert set(run.predictions) == {"val", "test"} and run.provenance["seed"] == 0 and run.data_state is None
     np.testing.assert_array_equal(run.test_predictions.probs, read_predictions(predictions_file(run.run_dir, "test")).probs)
     assert isinstance(run.strategy_state(), dict)
@@ -53,7 +53,7 @@ def test_load_run_names_what_is_wrong(tmp_path):
     partial.mkdir()
     (partial / "results.json").write_text('{"task": "regression", "test": {"rmse": 0.5}}')
     run = load_run(partial)
-    assert run.task == "regression" and run.metrics == {"test": {"rmse": 0.5}}
+    assert run.task.name == "regression" and run.metrics == {"test": {"rmse": 0.5}}
     assert "`config.yaml` is missing." in run.notes and run.predictions == {}
     with pytest.raises(FileNotFoundError, match="config.yaml does not exist"):
         run.model()

@@ -150,7 +150,8 @@ def test_class_options_are_rejected_for_regression(tmp_path, key):
 
 def test_classification_only_strategy_is_rejected_by_the_engine(tmp_path):
     cfg = tiny_config(tmp_path, *REGRESSION, "strategy.name=ogm_ge")
-    with pytest.raises(ValueError, match="'ogm_ge' supports classification only.*joint, joint-concat, unimodal and mla"):
+    with pytest.raises(ValueError, match=r"'ogm_ge' needs single_label.*strategy\.name=joint or strategy\.name=joint-concat "
+                                         r"or strategy\.name=mla \(with strategy\.args\.fusion_rule=fixed\) or strategy\.name=unimodal"):
         train(cfg)
 
 

@@ -62,12 +62,13 @@ def test_predictions_file_and_report_carry_the_predicted_concepts(tmp_path, caps
     assert main(args) == 0, capsys.readouterr().err
     run = tmp_path / "concepts"
     pred = load_predictions(run / "predictions_test.npz")
-    assert set(pred.concepts) == {"audio.concept", "image.concept"}
+    # the concepts are extras of the outputs (the "concept" group), kept per sample in the predictions file
+    assert set(pred.extras) == {"concept.audio.concept", "concept.image.concept"}
     model, datasets = load_run(run, ["test"])
     outs = concept_outputs(model, datasets["test"])
     order = np.argsort(pred.index)
-    for key, p in pred.concepts.items():
+    for key, p in pred.extras.items():
         assert p.shape == (len(datasets["test"]), 10)
-        np.testing.assert_allclose(p[order], outs.probs[key], atol=1e-5)
+        np.testing.assert_allclose(p[order], outs.probs[key.removeprefix("concept.")], atol=1e-5)
     report = (run / "report.md").read_text()
     assert "## Concepts (test)" in report and "| audio.concept | 300 |" in report

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from polymodal.data.base import build_dataset
 from polymodal.models import build_model
-from polymodal.strategies.base import StepContext
+from polymodal.strategies.base import StepContext, Strategy
 from polymodal.strategies.toolkit import (
     GradSnapshot,
     check_number,
@@ -25,6 +25,7 @@ from polymodal.strategies.toolkit import (
     true_class_probability,
     unimodal_losses,
 )
+from polymodal.tasks import get_task
 from tests.strategies._baselines import full_batch, make_setup
 
 
@@ -33,22 +34,31 @@ def _ctx(world_size: int = 1, all_reduce_mean=lambda t: t) -> StepContext:
                        zero_grad=None, all_reduce_mean=all_reduce_mean, world_size=world_size)
 
 
+class _S(Strategy):
+    """A strategy that requires what the balancing strategies require (one class per sample)."""
+
+    name = "s"
+
+    def training_step(self, model, batch, ctx):
+        raise NotImplementedError
+
+
 def test_check_setup_names_what_the_strategy_needs_and_returns_the_model():
     model, ds = make_setup(None)
-    assert check_setup("s", model, ds, per_modality=True, input_level="pooled", dataset_for="x") is model
+    assert check_setup(_S(), model, ds, per_modality=True, input_level="pooled", dataset_for="x") is model
     concat = build_model(ds.schema, ds.num_outputs, fusion="concat", width=8)
     with pytest.raises(ValueError, match=r"strategy 's' needs >= 2 modalities and a fusion with per-modality "
                                          r"logits \(model\.fusion=late\); got ConcatFusion over \['a', 'b'\]"):
-        check_setup("s", concat, ds, per_modality=True)
+        check_setup(_S(), concat, ds, per_modality=True)
     with pytest.raises(ValueError, match=r"needs >= 3 modalities; got LateFusion"):
-        check_setup("s", model, ds, min_modalities=3)
+        check_setup(_S(), model, ds, min_modalities=3)
     with pytest.raises(ValueError, match=r"a fusion over pooled \(B, D\) encoder features \(model\.fusion=late\)"):
-        check_setup("s", build_model(ds.schema, ds.num_outputs, fusion="early", width=8), ds, input_level="pooled")
+        check_setup(_S(), build_model(ds.schema, ds.num_outputs, fusion="early", width=8), ds, input_level="pooled")
     with pytest.raises(ValueError, match=r"strategy 's' needs the training dataset in setup\(\) to count"):
-        check_setup("s", model, None, dataset_for="count")
+        check_setup(_S(), model, None, dataset_for="count")
     regression = build_dataset("synthetic", "train", size=16, task="regression")
-    with pytest.raises(ValueError, match="supports classification only"):  # the task is checked first
-        check_setup("s", concat, regression, per_modality=True)
+    with pytest.raises(ValueError, match="strategy 's' needs single_label"):  # the task is checked first
+        check_setup(_S(), concat, regression, per_modality=True)
 
 
 def test_per_modality_logits_guard():
@@ -131,7 +141,7 @@ def test_unimodal_losses_are_per_modality_means_over_present_rows():
     batch.present["b"][:] = False
     out = model(batch)
     w = torch.linspace(0.5, 2.0, ds.num_outputs)
-    got = unimodal_losses(out.per_modality, batch.present, batch.label, w, names=["b", "a"])
+    got = unimodal_losses(get_task("classification"), out.per_modality, batch.present, batch.label, w, names=["b", "a"])
     assert list(got) == ["a"]  # b is present in no row
     rows = [i for i in range(batch.size) if batch.present["a"][i]]
     logp = torch.log_softmax(out.per_modality["a"], dim=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.tasks import TASKS, Task, get_task, read_predictions, write_predictions
+from polymodal.tasks import TASKS, Task, get_task, read_predictions, to_predictions, write_predictions
 
 
 def _as_tensors(out) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
@@ -18,17 +18,21 @@ def _as_tensors(out) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tens
 
 
 def check_task_contract(task: Task, tmp_path: Path) -> None:
-    assert task.name in TASKS and get_task(task.name) == task and task == task.name
+    assert task.name in TASKS and get_task(task.name) == task
+    assert task != task.name  # a task is not its name: code asks the task, it does not compare names
     assert TASKS.get(task.name).summary, f"task {task.name} has no docstring summary"
     assert task.monitor and task.mode in ("max", "min")
     modalities = ["a", "b"]
     out = task.example_outputs(n=24, modalities=modalities)
     assert out.label.dtype == np.dtype(task.label_dtype)
+    # the labels of the example pass the task's own label check (what datasets are held to)
+    task.check_labels(out.label, out.logits.shape[1] if out.logits.shape[1] else len(np.unique(out.label)), "example")
+    alone = task.modalities_alone(modalities)
 
     # metrics over the whole split: the monitor, a loss, n, and per-modality keys for every modality
     metrics = task.metrics(out, modalities)
     assert metrics["n"] == 24 and np.isfinite(metrics["loss"]) and np.isfinite(metrics[task.monitor])
-    if task.per_modality_eval:
+    if alone:
         for m in modalities:
             assert any(k.startswith(f"{m}_") for k in metrics), (task.name, m, sorted(metrics))
     # ... and the same numbers from the predictions object the report reads
@@ -39,7 +43,7 @@ def check_task_contract(task: Task, tmp_path: Path) -> None:
 
     # a per-modality metric is taken over the rows where the modality is present: the absent rows' outputs
     # do not change it
-    if task.per_modality_eval:
+    if alone:
         scrambled = task.example_outputs(n=24, modalities=modalities)
         rows = ~scrambled.present["a"]
         scrambled.per_modality["a"][rows] = scrambled.per_modality["a"][rows][::-1] * 3 + 1
@@ -64,7 +68,9 @@ def check_task_contract(task: Task, tmp_path: Path) -> None:
     none = task.loss(output, target, rows=torch.zeros(len(target), dtype=torch.bool))
     assert none.item() == 0.0 and none.requires_grad
 
-    # the predictions file round-trips, names its task, and gives the same metrics back
+    # the predictions file round-trips, names its task, gives the same metrics back, and keeps the extras
+    out.extras = {"probe.score": np.arange(len(out.index), dtype=np.float32)}
+    pred = to_predictions(out, ())
     path = write_predictions(pred, tmp_path / "predictions_test.npz")
     with np.load(path) as z:
         assert str(z["task"]) == task.name
@@ -72,6 +78,7 @@ def check_task_contract(task: Task, tmp_path: Path) -> None:
     assert type(back) is type(pred)
     assert task.summarize(back) == summary
     np.testing.assert_array_equal(back.index, out.index)
+    np.testing.assert_array_equal(back.extras["probe.score"], out.extras["probe.score"])
 
     # the report: a results table, a section about the test predictions, its figures as files
     table = task.results_table({"val": metrics, "test": metrics})

@@ -19,6 +19,7 @@ from polymodal.engine import train
 from polymodal.registry import Entry
 from polymodal.report.table import markdown_table, num
 from polymodal.tasks import TASKS, Task, get_task
+from polymodal.tasks.classification import ClassLabels
 
 from ..engine._helpers import tiny_config
 from ._contract import check_task_contract
@@ -38,14 +39,13 @@ class OrdinalPredictions:
     task: ClassVar[str] = NAME
 
 
-class ToyOrdinal(Task):
+class ToyOrdinal(ClassLabels, Task):
     """Ordered classes: squared error of the expected class; mean absolute class error, lowest is best."""
 
     name = NAME
     monitor = "mae"
     mode = "min"
-    log_suffix = "mae"
-    uses_classes = True
+    log_suffix = "mae"  # its labels are class ids: the label side of classification (ClassLabels)
     results_intro = "Mean absolute error in classes; n/a: the fusion cannot run on that modality alone."
 
     def loss(self, output: Tensor | dict[str, Tensor], target: Tensor, *, rows: Tensor | None = None,
@@ -117,7 +117,7 @@ def test_the_engine_trains_a_new_task_end_to_end(toy_task, tmp_path):
     assert result.task == NAME and result.selection == "val mae"
     assert set(result.metrics) == {"loss", "mae", "a_mae", "b_mae", "n"}
     run = load_run(tmp_path / "toy")
-    assert run.task == NAME and run.results["selection"] == "val mae"
+    assert run.task.name == NAME and run.results["selection"] == "val mae"
     # the task's metric selected the best epoch: the lowest validation MAE, ties keeping the earlier epoch
     maes = [r["val/mae"] for r in run.records]
     assert len(maes) == 3 and run.results["best_epoch"] == 1 + int(np.argmin(maes))

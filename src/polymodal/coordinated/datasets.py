@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import polymodal.tasks.contrastive  # noqa: F401  (registers the contrastive task)
 from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
 from polymodal.data.datasets.avdigits import VARIANTS, AVDigits

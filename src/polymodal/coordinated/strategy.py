@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,9 @@ from polymodal.strategies.base import (
     StepContext,
     Strategy,
     grad_norm,
-    require_classification,
     unwrap,
 )
-from polymodal.tasks import task_of
+from polymodal.tasks import EMBEDDINGS, SINGLE_LABEL
 
 log = logging.getLogger(__name__)
 LOSSES = ("clip", "siglip", "dcca")
@@ -55,12 +54,13 @@ class ContrastiveStrategy(Strategy):
 
     name = "contrastive"
     default_fusion = "coordinated"
-    outputs = "embeddings"
+    provides = EMBEDDINGS  # one embedding per modality, scored by a task that scores embeddings (contrastive)
+    requires = frozenset({SINGLE_LABEL})  # class ids define relevance (and the concept-free prototypes)
 
     def __init__(
         self,
-        loss: str = "clip",
-        pairing: str = "anchor",
+        loss: Literal["clip", "siglip", "dcca"] = "clip",
+        pairing: Literal["anchor", "all_pairs"] = "anchor",
         anchor: str | None = None,
         gather: bool = True,
         freeze: Sequence[str] = (),
@@ -81,13 +81,7 @@ class ContrastiveStrategy(Strategy):
         self.pairs: list[tuple[str, str]] = []
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        task = task_of(train_dataset)
-        if not task.uses_classes:
-            require_classification(self.name, train_dataset)  # raises: relevance needs classes
-        if not task.embeddings:
-            log.warning("strategy 'contrastive' on a %s dataset: the run is evaluated with that task's metrics, "
-                        "which do not apply to embeddings; use a contrastive dataset (avdigits-pairs, "
-                        "avdigits-named) for retrieval metrics", task.name)
+        self.bind_task(train_dataset)
         if not isinstance(model.fusion, CoordinatedHeads):
             raise ValueError(f"strategy 'contrastive' needs model.fusion=coordinated (the towers' projection heads); "
                              f"got {type(model.fusion).__name__}")
@@ -146,7 +140,7 @@ class ContrastiveStrategy(Strategy):
             z = F.normalize(objective.project(view, out.per_modality[m]), dim=-1)
             per[m] = torch.where(batch.present[m].view(-1, 1), z, torch.zeros_like(z))
         fused = F.normalize(sum(per.values()), dim=-1)  # type: ignore[arg-type]
-        return ModelOutput(fused, per, out.features, out.concepts)
+        return ModelOutput(fused, per, out.features, out.extras)
 
 
 __all__ = ["LOSSES", "ContrastiveStrategy"]

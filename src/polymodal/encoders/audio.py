@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -60,7 +60,7 @@ class AudioFrontEnd(nn.Module):
 
     def __init__(
         self, modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None = None, encoder: str = "audio",
-        front: str = "logmel", stft: STFTConfig | Mapping[str, Any] | None = None,
+        front: Literal["logmel", "stft"] = "logmel", stft: STFTConfig | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_kind(modality, "audio", encoder)
@@ -205,7 +205,7 @@ def audio_cnn(
     channels: Sequence[int] = (16, 32, 64),
     logmel: LogMelConfig | Mapping[str, Any] | None = None,
     low_level_grid: int = 4,
-    front: str = "logmel",
+    front: Literal["logmel", "stft"] = "logmel",
     stft: STFTConfig | Mapping[str, Any] | None = None,
 ) -> AudioCNN:
     """Small 2-D CNN over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).
@@ -221,8 +221,8 @@ def audio_resnet18(
     width: int = 512,
     logmel: LogMelConfig | Mapping[str, Any] | None = None,
     low_level_grid: int = 4,
-    stem: str = "auto",
-    front: str = "logmel",
+    stem: Literal["standard", "small", "auto"] = "auto",
+    front: Literal["logmel", "stft"] = "logmel",
     stft: STFTConfig | Mapping[str, Any] | None = None,
 ) -> AudioResNet18:
     """ResNet-18 over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).

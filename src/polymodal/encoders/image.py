@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -170,7 +171,7 @@ def image_cnn(
 
 
 @ENCODERS.register("image_resnet18", tiny={"width": 8})
-def image_resnet18(modality: Modality, width: int = 512, stem: str = "auto", low_level_grid: int = 4) -> ImageResNet18:
+def image_resnet18(modality: Modality, width: int = 512, stem: Literal["standard", "small", "auto"] = "auto", low_level_grid: int = 4) -> ImageResNet18:
     """ResNet-18 for images (B, C, H, W); width 512 is the standard network.
 
     stem: "standard" (7x7/2 + max-pool, ImageNet), "small" (3x3/1, no max-pool) or "auto" (small for

@@ -11,7 +11,7 @@ from polymodal.config import RunConfig, load_config
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
 from polymodal.runpaths import RunPaths
-from polymodal.strategies.base import Strategy, require_classification
+from polymodal.strategies.base import Strategy
 from polymodal.tasks import TASKS, task_of
 
 
@@ -35,6 +35,8 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
     }
     first_split, first = next(iter(out.items()))
     for split, ds in out.items():
+        if len(ds) == 0:
+            raise ValueError(f"dataset {data.dataset!r}: split {split!r} is empty (check data.options)")
         if ds.task not in TASKS:
             raise ValueError(f"dataset {data.dataset!r} ({split}) declares task {ds.task!r}; expected one of "
                              f"{', '.join(TASKS.names())}")
@@ -49,40 +51,20 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
                 f"{ds.num_outputs} outputs but split {first_split!r} has {first.modalities} and "
                 f"{first.num_outputs}; every split must share one schema"
             )
-        if len(ds) == 0:
-            raise ValueError(f"dataset {data.dataset!r}: split {split!r} is empty (check data.options)")
+        task_of(ds).check_labels(ds.labels, ds.num_outputs, f"dataset {data.dataset!r} ({split})")
     return out
 
 
 def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strategy) -> None:
-    """Raise a ValueError for settings that do not fit the dataset's task: a strategy whose outputs the
-    task cannot score (a classifier's logits for an embedding task such as ``contrastive``), class weights,
-    balanced sampling, or a classification-only strategy on a dataset whose task has no classes (a
-    regression)."""
+    """Raise a ValueError for settings that do not fit the dataset's task, before any model is built: a
+    strategy that requires a capability the task lacks (:meth:`polymodal.tasks.Task.check_strategy`), and
+    class weights or balanced sampling that the task does not define."""
     task = task_of(train_dataset)
-    if task.embeddings and strategy.outputs != "embeddings":
-        fits = sorted(n for n in registries.STRATEGIES.names() if _outputs(n) == "embeddings")
-        raise ValueError(
-            f"strategy {cfg.strategy.name!r} trains a prediction per row (logits), but dataset "
-            f"{cfg.data.dataset!r} is a {task.name} task, scored on one embedding per modality; train it "
-            f"with strategy.name={' or '.join(fits)}, or pick a classification dataset for {cfg.strategy.name!r}"
-        )
-    if task.uses_classes:
-        return
-    for key, on in (("class_weights", cfg.data.class_weights), ("balanced_sampling", cfg.data.balanced_sampling)):
-        if on:
-            raise ValueError(
-                f"data.{key}=true needs classes, but dataset {cfg.data.dataset!r} is a {task.name} task; "
-                f"set data.{key}=false"
-            )
-    if not strategy.supports_regression:
-        require_classification(cfg.strategy.name, train_dataset)
-
-
-def _outputs(strategy: str) -> str:
-    """A registered strategy's ``outputs`` class attribute, without building it."""
-    entry = registries.STRATEGIES.get(strategy)
-    return str(getattr(entry.factory, "outputs", "logits"))
+    task.check_strategy(strategy, cfg.strategy.name, cfg.data.dataset)
+    if cfg.data.class_weights:
+        task.class_weights(train_dataset.labels, train_dataset.num_outputs)
+    if cfg.data.balanced_sampling:
+        task.sample_weights(train_dataset.labels, train_dataset.num_outputs)
 
 
 def build_strategy(cfg: RunConfig) -> Strategy:

@@ -1,4 +1,5 @@
-"""Data loading for the engine: epoch-seeded sampling, class weights, distributed sharding.
+"""Data loading for the engine: epoch-seeded sampling, balanced sampling (the task's weights), distributed
+sharding.
 
 The order of samples is a pure function of ``(seed, epoch)`` so that a resumed run sees exactly
 the batches an uninterrupted run would have seen. Under ``world_size`` processes every rank draws
@@ -12,36 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from polymodal.data.base import MultimodalDataset
 from polymodal.tasks import task_of
-
-
-def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) number of samples of each class; raises on labels outside [0, C)."""
-    labels = np.asarray(labels).astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels span [{labels.min()}, {labels.max()}] but the dataset declares {num_classes} classes "
-            f"(check the dataset's num_outputs)"
-        )
-    return np.bincount(labels, minlength=num_classes)
-
-
-def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """(C,) class weights ``N / (C * n_c)`` (1 for every class when balanced); 0 for an absent class."""
-    counts = class_counts(labels, num_classes).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def balanced_sample_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """(N,) per-sample weights ``1 / n_{y_i}``: every class is drawn equally often on average."""
-    counts = class_counts(labels, num_classes).astype(np.float64)
-    return torch.tensor(1.0 / counts[np.asarray(labels).astype(np.int64)], dtype=torch.float64)
+from polymodal.tasks.classification import (  # noqa: F401  (re-exported: class weights are the task's)
+    balanced_sample_weights,
+    class_counts,
+    inverse_frequency_weights,
+)
 
 
 class EpochSampler(Sampler[int]):
@@ -108,10 +89,7 @@ def make_loader(
     world_size: int = 1,
 ) -> DataLoader:
     """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``)."""
-    if balanced and not (task := task_of(dataset)).uses_classes:
-        raise ValueError(f"data.balanced_sampling=true needs classes, but the dataset is a {task.name} task; "
-                         "set data.balanced_sampling=false")
-    weights = balanced_sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
+    weights = task_of(dataset).sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
     sampler = EpochSampler(
         len(dataset), seed=seed, shuffle=shuffle, sample_weights=weights, rank=rank, world_size=world_size
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,51 +26,19 @@ from polymodal.engine.data import make_eval_loader
 from polymodal.engine.results import PROVENANCE_FILE, RESULTS_FILE, read_results
 from polymodal.engine.runfolder import CONFIG_FILE, predictions_file
 from polymodal.models import MultimodalModel
-from polymodal.report.metrics import Predictions, RegressionPredictions
 from polymodal.runpaths import RunPaths
 from polymodal.strategies.base import Strategy
-from polymodal.tasks import TASKS, get_task, read_predictions, task_of_labels, write_predictions
-from polymodal.tasks.regression import shaped_outputs
+from polymodal.tasks import (
+    get_task,
+    read_predictions,
+    read_task_state,
+    task_of_labels,
+    to_predictions,
+    write_predictions,
+)
+from polymodal.tasks.outputs import EvalOutputs  # noqa: F401  (re-exported: it lives with the tasks)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalOutputs:
-    """One row per dataset sample, sorted by dataset index: the split's columns, handed whole to the task's
-    metrics (:meth:`polymodal.tasks.Task.metrics`).
-
-    index:        (N,) int64 dataset positions
-    label:        (N,) targets of the task's ``label_dtype``: int64 class ids; regression (N,) or (N, K) float32
-    logits:       (N, C) float32 fused logits (the strategy's rule); regression: (N, K) outputs; (N, 0) for a
-                  task whose outputs have no ``logits`` column
-    per_modality: name -> (N, C) logits with every other modality absent; missing when unavailable
-    present:      name -> (N,) bool, whether the modality was present in the sample
-    task:         the task's name (:mod:`polymodal.tasks`); by default what ``label`` says (float -> regression)
-    concepts:     concept key -> (N, V) probabilities, from fusions that reason through concepts
-    columns:      the task's other columns (:meth:`polymodal.tasks.Task.batch_columns`), e.g. embeddings
-    """
-
-    index: np.ndarray
-    label: np.ndarray
-    logits: np.ndarray
-    per_modality: dict[str, np.ndarray]
-    present: dict[str, np.ndarray]
-    task: str | None = None
-    concepts: dict[str, np.ndarray] = field(default_factory=dict)
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.task is None:
-            self.task = task_of_labels(self.label).name
-        try:
-            get_task(self.task)
-        except KeyError:
-            raise ValueError(f"task {self.task!r}; expected one of {', '.join(TASKS.names())}") from None
-
-    def regression_pred(self, values: np.ndarray | None = None) -> np.ndarray:
-        """Regression outputs (the fused ones by default) in the shape of ``label``: (N,) or (N, K)."""
-        return shaped_outputs(self.logits if values is None else values, self.label)
 
 
 @torch.no_grad()
@@ -101,11 +68,12 @@ def collect_outputs(
         rows = {"index": batch.index, "label": batch.label}
         columns = task_obj.batch_columns(fused) if task_obj is not None else {"logits": fused.logits.float()}
         rows.update({k if k == "logits" else f"column/{k}": v for k, v in columns.items()})
-        for key, p in (getattr(fused, "concepts", None) or {}).items():
-            rows[f"concept/{key}"] = p.float()
+        for key, p in (fused.extras or {}).items():
+            rows[f"extra/{key}"] = p.float() if p.is_floating_point() else p
+        alone = task_obj.modalities_alone(names) if task_obj is not None else names
         for m in names:
             rows[f"present/{m}"] = batch.present[m]
-            if m in failed or (task_obj is not None and not task_obj.per_modality_eval):
+            if m in failed or m not in alone:
                 continue
             try:
                 out = strategy.predict(model, batch.with_absent([o for o in names if o != m]))
@@ -142,7 +110,7 @@ def collect_outputs(
         per_modality={m: pick[f"per/{m}"].astype(np.float32) for m in names if f"per/{m}" in pick},
         present={m: pick[f"present/{m}"].astype(bool) for m in names},
         task=task_obj.name,
-        concepts={k[len("concept/"):]: v.astype(np.float32) for k, v in pick.items() if k.startswith("concept/")},
+        extras={k[len("extra/"):]: v for k, v in pick.items() if k.startswith("extra/")},
         columns={k[len("column/"):]: v for k, v in pick.items() if k.startswith("column/")},
     )
 
@@ -155,13 +123,6 @@ def compute_metrics(out: EvalOutputs, modalities: list[str]) -> dict[str, float 
     return get_task(out.task).metrics(out, modalities)
 
 
-def to_predictions(out: EvalOutputs, class_names: tuple[str, ...] = ()) -> Any:
-    """The task's predictions object (:meth:`polymodal.tasks.Task.predictions`): class probabilities (softmax
-    of the logits) as :class:`Predictions`; for regression the outputs in the shape of the targets as
-    :class:`RegressionPredictions`."""
-    return get_task(out.task).predictions(out, class_names)
-
-
 def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tuple[str, ...] = ()) -> None:
     """Write ``out`` as the task's predictions file (:func:`polymodal.tasks.write_predictions`): for
     classification ``y_true`` (N,), ``probs`` (N, C), ``index`` (N,), ``modalities``, ``class_names``,
@@ -171,8 +132,7 @@ def save_predictions(path: str | os.PathLike, out: EvalOutputs, class_names: tup
 
 
 def load_predictions(path: str | os.PathLike) -> Any:
-    """Read a predictions file (:func:`polymodal.tasks.read_predictions`): :class:`Predictions`,
-    :class:`RegressionPredictions` or another task's predictions object."""
+    """Read a predictions file (:func:`polymodal.tasks.read_predictions`): the task's predictions object."""
     return read_predictions(path)
 
 
@@ -189,7 +149,9 @@ def _outputs_for(cfg, run_dir: Path, split: str, checkpoint: str, accelerator: s
                          fusion_rule=strategy.fusion_rule, num_workers=cfg.data.num_workers),
         use_distributed_sampler=False,
     )
-    return collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task), ds
+    out = collect_outputs(fabric, model, strategy, loader, ds.schema, task=ds.task)
+    out.fitted = read_task_state(get_task(ds.task), RunPaths(run_dir).task_state)
+    return out, ds
 
 
 def evaluate_run(
@@ -198,7 +160,7 @@ def evaluate_run(
     *,
     checkpoint: str = "best",
     accelerator: str | None = None,
-) -> Predictions | RegressionPredictions:
+) -> Any:
     """Rebuild a finished run from ``run_dir/config.yaml``, load its ``checkpoint`` ("best" or "last")
     and predict ``split`` in one process (``accelerator`` defaults to the run's own)."""
     run_dir = Path(run_dir)

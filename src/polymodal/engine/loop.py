@@ -43,7 +43,7 @@ from polymodal.engine.checkpoint import (
     model_file,
     save_checkpoint,
 )
-from polymodal.engine.data import inverse_frequency_weights, make_eval_loader, make_loader
+from polymodal.engine.data import make_eval_loader, make_loader
 from polymodal.engine.evaluate import EvalOutputs, collect_outputs, compute_metrics, save_predictions
 from polymodal.engine.logging import EpochProgress, MetricsLog, build_loggers, scalars
 from polymodal.engine.optim import build_optimizer, build_scheduler
@@ -58,7 +58,7 @@ from polymodal.engine.runfolder import CONFIG_FILE, predictions_file, run_folder
 from polymodal.engine.seeding import rng_state, seed_everything, set_rng_state
 from polymodal.engine.step import NonFiniteLoss, Stepper
 from polymodal.runpaths import RunPaths
-from polymodal.tasks import Task, get_task, task_of
+from polymodal.tasks import Task, get_task, task_of, write_task_state
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,12 @@ class _Run:
         self.rank0 = fabric.is_global_zero
         t = cfg.trainer
         seed_everything(cfg.seed, deterministic=t.deterministic, num_threads=t.num_threads)
+        self.strategy = build_strategy(cfg)  # first: bad strategy arguments stop before any data is read
         self.datasets = build_datasets(cfg, use_stored_splits=resume)  # a resumed run keeps its rows' splits
         train_ds = self.datasets["train"]
         self.schema = train_ds.schema
         self.modalities = [m.name for m in self.schema]
         self.task = task_of(train_ds)
-        self.strategy = build_strategy(cfg)
         check_task(cfg, train_ds, self.strategy)
         if cfg.model.fusion is None:  # record the strategy's choice in the run's resolved config
             self.cfg = cfg = cfg.model_copy(deep=True)
@@ -163,7 +163,7 @@ class _Run:
                                       fusion_rule=self.strategy.fusion_rule, num_workers=d.num_workers, rank=rank,
                                       world_size=world)
             self.loaders[split] = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-        weights = inverse_frequency_weights(train_ds.labels, train_ds.num_outputs) if d.class_weights else None
+        weights = self.task.class_weights(train_ds.labels, train_ds.num_outputs) if d.class_weights else None
         self.class_weights = None if weights is None else weights.to(fabric.device)
         self.extra = {"fabric": fabric}
         self.stepper = Stepper(fabric, self.model, self.optimizer, accumulate=cfg.optim.accumulate,
@@ -308,9 +308,20 @@ class _Run:
             return {k: float(s / c) if c > 0 else float("nan") for k, (s, c) in zip(keys, t.tolist(), strict=True)}
         return {k: sums[k][0] / sums[k][1] for k in keys}
 
+    def collect(self, split: str) -> EvalOutputs:
+        """The model's outputs on ``split`` (the training split through an evaluation loader of its own)."""
+        loader = self.loaders.get(split) if split != "train" else None
+        if loader is None:
+            d = self.cfg.data
+            loader = self.fabric.setup_dataloaders(
+                make_eval_loader(self.datasets[split], batch_size=d.eval_batch_size, order=d.eval_order,
+                                 fusion_rule=self.strategy.fusion_rule, num_workers=d.num_workers,
+                                 rank=self.fabric.global_rank, world_size=self.fabric.world_size),
+                use_distributed_sampler=False)
+        return collect_outputs(self.fabric, self.model, self.strategy, loader, self.schema, task=self.task.name)
+
     def evaluate(self, split: str) -> tuple[EvalOutputs, dict[str, Any]]:
-        out = collect_outputs(self.fabric, self.model, self.strategy, self.loaders[split], self.schema,
-                              task=self.task.name)
+        out = self.collect(split)
         return out, compute_metrics(out, self.modalities)
 
     def snapshot(self) -> Checkpoint:
@@ -435,11 +446,16 @@ class _Run:
             ckpt = load_checkpoint(best, map_location=self.fabric.device)
             load_model_state(self.raw_model, ckpt.model, model_file(self.run_dir, "best"), self.run_dir / CONFIG_FILE)
             self.strategy.load_state_dict(ckpt.strategy)
-            outputs = {}
-            for split in ("val", "test"):
-                outputs[split], metrics = self.evaluate(split)
-                (val_metrics if split == "val" else test_metrics).update(metrics)
+            outputs = {split: self.collect(split) for split in ("val", "test")}
+            fit_on = self.task.fit_on
+            state = None
+            if fit_on is not None:  # what the task fits on one split of the best checkpoint (a threshold, a baseline)
+                state = self.task.fit_state(outputs[fit_on] if fit_on in outputs else self.collect(fit_on))
+            for split, out in outputs.items():
+                out.fitted = state
+                (val_metrics if split == "val" else test_metrics).update(compute_metrics(out, self.modalities))
             if self.rank0:
+                write_task_state(self.task, state, RunPaths(self.run_dir).task_state)
                 for split, out in outputs.items():
                     save_predictions(predictions_file(self.run_dir, split), out, self.datasets[split].class_names)
         history = list(st["history"])

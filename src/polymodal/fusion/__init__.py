@@ -1,8 +1,10 @@
 """Fusion zoo, one module per family; importing this package fills ``FUSIONS``.
 
 Registered names: ``late``, ``shared_head``, ``early``, ``concat``, ``concat_mlp``, ``tfn``, ``lmf``,
-``gated``, ``film``, ``bilinear``, ``mult``; ``program``, ``relation`` and ``concept_bottleneck`` live in
-``polymodal.reasoning`` (imported at the end, so that they are registered with the others).
+``gated``, ``film``, ``bilinear``, ``mult``; challenge packages register their own (``program``, ``relation``
+and ``concept_bottleneck`` in ``polymodal.reasoning``, ``coordinated`` in ``polymodal.coordinated``), and
+``FUSIONS`` finds every one when it is first read (:mod:`polymodal.registries`): a new fusion module needs no
+line here.
 """
 
 from polymodal.fusion import (  # noqa: F401  (each import registers its fusions)
@@ -42,5 +44,3 @@ __all__ = [
     "SharedHeadFusion",
     "TensorFusion",
 ]
-
-import polymodal.reasoning.fusion  # noqa: E402, F401  (registers program, relation, concept_bottleneck)

@@ -29,8 +29,9 @@ from polymodal.registry import Registry
 class FusionOutput:
     logits: Tensor  # (B, C) fused
     per_modality: dict[str, Tensor] | None = None  # name -> (B, C) unimodal logits, if the fusion has them
-    # concept key ("<modality>.<name>") -> (B, V) probabilities, from fusions that reason through concepts
-    concepts: dict[str, Tensor] | None = None
+    # name -> (B, ...) per-sample outputs beside the logits (polymodal.tasks.outputs: a concept fusion's
+    # "concept.<modality>.<name>" probabilities, an alignment map, ...)
+    extras: dict[str, Tensor] | None = None
 
 
 class Fusion(nn.Module, ABC):

@@ -23,6 +23,7 @@ over the present modalities; the entropy rules read the outputs as class logits 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -118,7 +119,8 @@ def _entropy_batch_rule(
     return entropy_batch_fusion(logits, present)
 
 
-RULES: tuple[str, ...] = tuple(FUSION_RULES.names())  # the registered names (the values of fusion_rule)
+RULES: tuple[str, ...] = FUSION_RULES.registered()  # the rules registered above (the values of fusion_rule)
+FusionRuleName = Literal[RULES]  # type: ignore[valid-type]  (what strategy.args.fusion_rule may be: checked at load)
 
 
 def fuse(

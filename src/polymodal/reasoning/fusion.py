@@ -33,6 +33,10 @@ from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
 from polymodal.reasoning.concepts import Concept, parse_concepts
 from polymodal.reasoning.rules import MAX_TABLE_ENTRIES, RULES, SIZED_BY_CLASSES, Rule, as_table
 
+CONCEPT_EXTRA = "concept"
+"""The group of the extras that carry concept probabilities (``concept.<modality>.<name>``, (B, V)): predictions
+files keep them as ``extra_concept.<key>`` and the report's concept section shows them."""
+
 TINY_PROB = 1e-37  # p(y) floor before the log: finite logits for classes the rule cannot reach
 
 
@@ -99,7 +103,7 @@ class ConceptFusion(Fusion):
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         probs = self.concept_probs(features, present)
-        return FusionOutput(self.reason(probs, present), concepts=probs)
+        return FusionOutput(self.reason(probs, present), extras={f"{CONCEPT_EXTRA}.{k}": p for k, p in probs.items()})
 
     def _marginalised(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> list[Tensor]:
         """Each concept's distribution, the uniform prior where its modality is absent."""

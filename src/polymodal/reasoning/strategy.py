@@ -21,7 +21,7 @@ sequential need them; joint uses them when there are any (``concept_weight=0`` i
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from polymodal.data.batch import Batch, present_any
 from polymodal.models import MultimodalModel
 from polymodal.reasoning.concepts import concept_labels_for
 from polymodal.reasoning.fusion import ConceptFusion
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, require_classification, unwrap
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
 from polymodal.strategies.joint import encoder_grad_norms, masked_cross_entropy
 
 MODES = ("joint", "independent", "sequential")
@@ -100,7 +100,7 @@ class ConceptBottleneckStrategy(Strategy):
 
     def __init__(
         self,
-        mode: str = "joint",
+        mode: Literal["joint", "independent", "sequential"] = "joint",
         concept_weight: float = 1.0,
         concept_epochs: int = 10,
         concept_columns: dict[str, str] | None = None,
@@ -120,7 +120,7 @@ class ConceptBottleneckStrategy(Strategy):
         self.labels: dict[str, Tensor] | None = None
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        require_classification(self.name, train_dataset)
+        self.bind_task(train_dataset)
         fusion = concept_fusion(model)
         self.labels = None if train_dataset is None else concept_labels_for(train_dataset, fusion.concepts, self.concept_columns)
         if self.mode != "joint" and not self.labels:
@@ -150,7 +150,7 @@ class ConceptBottleneckStrategy(Strategy):
         logs: dict[str, Tensor | float] = {}
         if self.mode == "joint":
             probs = {k: z.softmax(-1) for k, z in logits_c.items()}
-            loss_y = masked_cross_entropy(fusion.reason(probs, present), batch.label, rows)
+            loss_y = self.task.loss(fusion.reason(probs, present), batch.label, rows=rows)
             loss_c = concept_loss(logits_c, labels, present, modality_of)
             loss = loss_y + self.concept_weight * loss_c if self.concept_weight > 0 else loss_y
             if self.balance > 0:
@@ -163,7 +163,7 @@ class ConceptBottleneckStrategy(Strategy):
                 y = labels.get(k, torch.full_like(batch.label, -1))
                 labelled = labelled & ((y >= 0) | ~present[modality_of[k]])
                 probs[k] = F.one_hot(y.clamp_min(0), z.shape[1]).to(z.dtype)
-            loss_y = masked_cross_entropy(fusion.reason(probs, present), batch.label, labelled)
+            loss_y = self.task.loss(fusion.reason(probs, present), batch.label, rows=labelled)
             loss_c = concept_loss(logits_c, labels, present, modality_of)
             loss = loss_y + loss_c
         elif phase_concepts:
@@ -171,7 +171,7 @@ class ConceptBottleneckStrategy(Strategy):
             loss_y, loss = loss_c.detach() * 0.0, loss_c
         else:
             probs = {k: z.detach().softmax(-1) for k, z in logits_c.items()}
-            loss_y = masked_cross_entropy(fusion.reason(probs, present), batch.label, rows)
+            loss_y = self.task.loss(fusion.reason(probs, present), batch.label, rows=rows)
             loss_c = concept_loss(logits_c, labels, present, modality_of).detach()
             loss = loss_y
         if loss.requires_grad:

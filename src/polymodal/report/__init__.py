@@ -10,8 +10,6 @@ import importlib
 from typing import Any
 
 from polymodal.report.metrics import (
-    Predictions,
-    RegressionPredictions,
     accuracy,
     confusion_matrix,
     expected_calibration_error,
@@ -26,10 +24,12 @@ from polymodal.report.metrics import (
     root_mean_squared_error,
     save_predictions,
     summarize,
-    summarize_regression,
 )
 
 _LAZY = {
+    "Predictions": "polymodal.tasks.classification",  # the predictions containers live with their tasks
+    "RegressionPredictions": "polymodal.tasks.regression",
+    "summarize_regression": "polymodal.tasks.regression",
     "load_run": "polymodal.report.markdown",
     "render_report": "polymodal.report.markdown",
     "write_report": "polymodal.report.markdown",

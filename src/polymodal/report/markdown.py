@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.engine.runfolder import Run, load_run, run_files
+from polymodal.report.extras import extras_section
 from polymodal.report.plots import plot_grad_norms, plot_learning_curves
 from polymodal.report.table import is_number, markdown_table, num
 from polymodal.runpaths import RunPaths
@@ -142,6 +143,7 @@ def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tu
         out += [f"Last epoch record (epoch {run.records[-1]['epoch']}):", "", _last_epoch_table(run.records), ""]
     if run.test_predictions is not None:
         out += task.report_section(run.test_predictions, run.run_dir)
+        out += extras_section(run.test_predictions)
     for key, (_, alt) in task_figures.items():
         out += [f"![{alt}]({rel[key]})", ""]
     if run.provenance:

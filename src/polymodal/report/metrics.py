@@ -1,5 +1,7 @@
 """Metrics on collected predictions: classification (accuracy, macro F1, confusion, ECE) and
-regression (MSE, RMSE, MAE, R^2, as scikit-learn defines them).
+regression (MSE, RMSE, MAE, R^2, as scikit-learn defines them). The predictions objects they are applied
+to belong to the tasks (:class:`polymodal.tasks.Predictions`, :class:`polymodal.tasks.RegressionPredictions`;
+still importable from here).
 
 numpy only. Class ids are ints in ``[0, C)``; probabilities are rows that sum to 1. Regression targets
 are floats, (N,) for one target or (N, K). Every metric returns plain Python floats (fractions in
@@ -9,62 +11,15 @@ are floats, (N,) for one target or (N, K). Every metric returns plain Python flo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
-
-
-@dataclass
-class Predictions:
-    """Everything evaluation collects on one split, one row per dataset sample (no duplicates).
-
-    y_true:      (N,) int class ids
-    probs:       (N, C) fused class probabilities under the strategy's fusion rule
-    per_modality:name -> (N, C) probabilities with every other modality marked absent
-                 (absent from the dict when the fusion cannot run with a modality alone)
-    index:       (N,) dataset positions, sorted
-    class_names: C names (may be empty: then "0".."C-1")
-    present:     name -> (N,) bool, whether the modality was present in the sample; a modality's
-                 accuracy is taken over these rows only (all rows when a modality has no entry)
-    """
-
-    y_true: np.ndarray
-    probs: np.ndarray
-    per_modality: dict[str, np.ndarray] = field(default_factory=dict)
-    index: np.ndarray | None = None
-    class_names: tuple[str, ...] = ()
-    present: dict[str, np.ndarray] = field(default_factory=dict)
-    concepts: dict[str, np.ndarray] = field(default_factory=dict)  # concept key -> (N, V) probabilities
-    task: ClassVar[str] = "classification"
-
-
-@dataclass
-class RegressionPredictions:
-    """A regression run's predictions on one split, one row per dataset sample.
-
-    y_true:       (N,) or (N, K) float targets
-    pred:         fused predictions, the shape of ``y_true``
-    per_modality: name -> predictions with every other modality marked absent (the shape of ``y_true``;
-                  absent from the dict when the fusion cannot run with a modality alone)
-    present:      name -> (N,) bool, whether the modality was present (per-modality metrics use these
-                  rows; all rows when a modality has no entry)
-    index:        (N,) dataset positions, sorted
-    """
-
-    y_true: np.ndarray
-    pred: np.ndarray
-    per_modality: dict[str, np.ndarray] = field(default_factory=dict)
-    present: dict[str, np.ndarray] = field(default_factory=dict)
-    index: np.ndarray | None = None
-    task: ClassVar[str] = "regression"
-
 
 # ----------------------------------------------------------------------------- input checks
 
 
-def _labels(y: np.ndarray | Sequence[int], what: str) -> np.ndarray:
+def check_class_ids(y: np.ndarray | Sequence[int], what: str) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be 1-D (N,) class ids; got shape {arr.shape}")
@@ -78,7 +33,7 @@ def _labels(y: np.ndarray | Sequence[int], what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _probs(probs: np.ndarray, n: int, what: str = "probs") -> np.ndarray:
+def check_probs(probs: np.ndarray, n: int, what: str = "probs") -> np.ndarray:
     arr = np.asarray(probs, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
         raise ValueError(f"{what} must have shape (N, C) = ({n}, C) with C >= 1; got {arr.shape}")
@@ -96,7 +51,7 @@ def _check_range(y: np.ndarray, num_classes: int, what: str) -> None:
 
 
 def _pair(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    t, p = check_class_ids(y_true, "y_true"), check_class_ids(y_pred, "y_pred")
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}; expected the same (N,)")
     _check_range(t, num_classes, "y_true")
@@ -112,9 +67,9 @@ def accuracy(y_true: np.ndarray | Sequence[int], probs_or_pred: np.ndarray | Seq
 
     ``probs_or_pred`` is either (N, C) probabilities or logits (argmax is taken) or (N,) predicted ids.
     """
-    t = _labels(y_true, "y_true")
+    t = check_class_ids(y_true, "y_true")
     arr = np.asarray(probs_or_pred)
-    pred = _probs(arr, len(t), "probs_or_pred").argmax(axis=1) if arr.ndim == 2 else _labels(arr, "probs_or_pred")
+    pred = check_probs(arr, len(t), "probs_or_pred").argmax(axis=1) if arr.ndim == 2 else check_class_ids(arr, "probs_or_pred")
     if pred.shape != t.shape:
         raise ValueError(f"y_true has shape {t.shape} but predictions have shape {pred.shape}; expected the same N")
     return float(np.mean(pred == t))
@@ -168,8 +123,8 @@ def reliability_bins(y_true: np.ndarray | Sequence[int], probs: np.ndarray, n_bi
     """
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1; got {n_bins}")
-    t = _labels(y_true, "y_true")
-    p = _probs(probs, len(t))
+    t = check_class_ids(y_true, "y_true")
+    p = check_probs(probs, len(t))
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == t).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -193,7 +148,7 @@ def expected_calibration_error(y_true: np.ndarray | Sequence[int], probs: np.nda
     return float(np.sum(bins["count"][full] * gap) / bins["count"].sum())
 
 
-def _present_rows(rows: np.ndarray | None, n: int, name: str) -> np.ndarray:
+def present_rows(rows: np.ndarray | None, n: int, name: str) -> np.ndarray:
     if rows is None:
         return np.ones(n, dtype=bool)
     rows = np.asarray(rows, dtype=bool)
@@ -202,37 +157,19 @@ def _present_rows(rows: np.ndarray | None, n: int, name: str) -> np.ndarray:
     return rows
 
 
-def summarize(pred: Predictions | RegressionPredictions, n_bins: int = 15) -> dict[str, float | int | None]:
-    """Headline metrics of one split: ``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n``
-    (:func:`summarize_regression`'s keys for :class:`RegressionPredictions`).
+def summarize(pred: Any) -> dict[str, float | int | None]:
+    """Headline metrics of one split's predictions object, whatever its task: the task's own
+    :meth:`~polymodal.tasks.Task.summarize` (``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n`` for
+    classification; ``mse``, ``rmse``, ``mae``, ``r2``, ... for regression)."""
+    from polymodal.tasks import get_task
 
-    ``<modality>_acc`` appears only for the modalities in ``pred.per_modality`` (a fusion that cannot
-    run with a modality alone has no entry; callers that need a ``None`` for it add it themselves). It is
-    taken over the rows where the modality is present (``pred.present``), None when it is present in no row.
-    This is the one place the engine, ``polymodal eval`` and the reports compute it.
-    """
-    if isinstance(pred, RegressionPredictions):
-        return summarize_regression(pred)
-    y = _labels(pred.y_true, "Predictions.y_true")
-    probs = _probs(pred.probs, len(y), "Predictions.probs")
-    num_classes = probs.shape[1]
-    out: dict[str, float | int | None] = {
-        "fused_acc": accuracy(y, probs),
-        "macro_f1": macro_f1(y, probs.argmax(axis=1), num_classes),
-        "ece": expected_calibration_error(y, probs, n_bins),
-    }
-    for name, p in pred.per_modality.items():
-        probs_m = _probs(p, len(y), f"Predictions.per_modality[{name!r}]")
-        rows = _present_rows(pred.present.get(name), len(y), name)
-        out[f"{name}_acc"] = accuracy(y[rows], probs_m[rows]) if rows.any() else None
-    out["n"] = len(y)
-    return out
+    return get_task(pred.task).summarize(pred)
 
 
 # ----------------------------------------------------------------------------- regression
 
 
-def _targets(y: np.ndarray | Sequence[float], what: str, finite: bool = True) -> np.ndarray:
+def check_targets(y: np.ndarray | Sequence[float], what: str, finite: bool = True) -> np.ndarray:
     arr = np.asarray(y, dtype=np.float64)
     if arr.ndim not in (1, 2):
         raise ValueError(f"{what} must have shape (N,) or (N, K); got {arr.shape}")
@@ -246,7 +183,7 @@ def _targets(y: np.ndarray | Sequence[float], what: str, finite: bool = True) ->
 def _reg_pair(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) float64 views of targets and predictions of the same shape (non-finite predictions give
     non-finite metrics; non-finite targets are an error)."""
-    t, p = _targets(y_true, "y_true"), _targets(y_pred, "y_pred", finite=False)
+    t, p = check_targets(y_true, "y_true"), check_targets(y_pred, "y_pred", finite=False)
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}; expected the same shape")
     return t.reshape(len(t), -1), p.reshape(len(p), -1)
@@ -286,31 +223,6 @@ def r2_score(y_true: np.ndarray | Sequence[float], y_pred: np.ndarray | Sequence
     return float(np.mean(r2))
 
 
-def summarize_regression(pred: RegressionPredictions) -> dict[str, float | int | None]:
-    """Headline metrics of one split: fused ``mse``, ``rmse``, ``mae``, ``r2``; per modality ``<m>_rmse``
-    and ``<m>_r2`` over the rows where the modality is present (None with no such row; ``<m>_r2`` None
-    with fewer than two); ``n``. Modalities without predictions get no entry."""
-    y = _targets(pred.y_true, "RegressionPredictions.y_true")
-    fused = np.asarray(pred.pred)
-    out: dict[str, float | int | None] = {
-        "mse": mean_squared_error(y, fused),
-        "rmse": root_mean_squared_error(y, fused),
-        "mae": mean_absolute_error(y, fused),
-        "r2": r2_score(y, fused),
-    }
-    for name, p in pred.per_modality.items():
-        rows = np.asarray(pred.present[name], dtype=bool) if name in pred.present else np.ones(len(y), dtype=bool)
-        if rows.shape != (len(y),):
-            raise ValueError(f"present[{name!r}] has shape {rows.shape}; expected ({len(y)},)")
-        p = np.asarray(p)
-        if p.shape != y.shape:
-            raise ValueError(f"per_modality[{name!r}] has shape {p.shape}; y_true has {y.shape}")
-        out[f"{name}_rmse"] = root_mean_squared_error(y[rows], p[rows]) if rows.any() else None
-        out[f"{name}_r2"] = r2_score(y[rows], p[rows]) if rows.sum() >= 2 else None
-    out["n"] = len(y)
-    return out
-
-
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
     """(mean, sample standard deviation with ddof = 1, n) of a list of numbers (e.g. one per seed).
 
@@ -326,7 +238,7 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
 # ----------------------------------------------------------------------------- file format
 
 
-def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path) -> Path:
+def save_predictions(pred: Any, path: str | Path) -> Path:
     """Write ``pred`` as ``.npz`` (:func:`polymodal.tasks.write_predictions`, the one writer of the file):
     ``y_true``, ``probs``, ``index``, ``probs_<modality>``, ``present_<modality>``, ``class_names``;
     for regression ``y_true``, ``pred``, ``index``, ``pred_<modality>``, ``present_<modality>``; ``task``."""
@@ -335,10 +247,23 @@ def save_predictions(pred: Predictions | RegressionPredictions, path: str | Path
     return write_predictions(pred, path)
 
 
-def load_predictions(path: str | Path) -> Predictions | RegressionPredictions:
+def load_predictions(path: str | Path) -> Any:
     """Read a predictions ``.npz`` written by :func:`save_predictions` (or the training engine):
     :class:`RegressionPredictions` when it holds ``pred``, else :class:`Predictions`
     (:func:`polymodal.tasks.read_predictions`, the one reader of the file)."""
     from polymodal.tasks import read_predictions
 
     return read_predictions(path)
+
+
+_MOVED = {"Predictions": "polymodal.tasks.classification", "RegressionPredictions": "polymodal.tasks.regression",
+          "summarize_regression": "polymodal.tasks.regression"}
+
+
+def __getattr__(name: str) -> Any:
+    """The predictions containers and their summaries, which live with their tasks."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'polymodal.report.metrics' has no attribute {name!r}")

@@ -38,7 +38,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
@@ -114,7 +113,7 @@ class AGM(Strategy):
         self.counts: dict[str, int] = {}  # modality -> steps that entered its running mean
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = check_setup("agm", model, train_dataset)
+        core = check_setup(self, model, train_dataset)
         if len(core.modalities) > 6:
             raise ValueError(f"strategy 'agm' evaluates 2^M coalitions; M={len(core.modalities)} is too many (<= 6)")
 
@@ -130,7 +129,7 @@ class AGM(Strategy):
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
         out = model(batch)
-        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
+        loss = self.task.loss(out.logits, batch.label, class_weights=ctx.class_weights)
         phi = shapley_values(self._coalitions(core, batch, out.logits), core.modalities)
         names = [m for m in core.modalities if bool(batch.present[m].any())]
         stats = {}

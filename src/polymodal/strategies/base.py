@@ -6,9 +6,12 @@ nothing about any particular strategy. Adding one is a new file plus a registry 
 
     @STRATEGIES.register("joint")
     class Joint(Strategy):
+        requires = frozenset({LOGITS})
+        def setup(self, model, train_dataset):
+            self.bind_task(train_dataset)
         def training_step(self, model, batch, ctx):
             out = model(batch)
-            loss = F.cross_entropy(out.logits, batch.label)
+            loss = self.task.loss(out.logits, batch.label, class_weights=ctx.class_weights)
             ctx.backward(loss)
             ctx.step()
             return {"loss": loss.detach()}
@@ -16,11 +19,12 @@ nothing about any particular strategy. Adding one is a new file plus a registry 
 Strategies are built as ``factory(**strategy.args)`` from the config; ``setup`` receives the model
 and the training dataset before the optimiser exists (to add parameters or read label counts).
 
-The dataset's task (:mod:`polymodal.tasks`, :func:`dataset_task`) owns the loss: a strategy with
-``supports_regression = True`` (joint, joint-concat, unimodal, mla with ``fusion_rule=fixed``) records the
-task object in ``setup`` (``self.task``) and calls ``self.task.loss(...)``, so it trains a regression (mean
-squared error) as well as a classification. Every other strategy needs classes and calls
-:func:`require_classification` first thing in ``setup``.
+The dataset's task (:mod:`polymodal.tasks`) owns the loss: ``setup`` binds it (:meth:`Strategy.bind_task`,
+which records it as ``self.task`` and checks that the task has every capability in the strategy's
+``requires``), and the strategy calls ``self.task.loss(...)``. A strategy that requires only ``logits``
+(joint, joint-concat, unimodal, mla with ``fusion_rule=fixed``) trains any task with a prediction per row
+(classification, regression, multilabel, survival, ...); one that relies on softmax class probabilities
+also requires ``single_label``; the ``contrastive`` strategy gives embeddings (``provides``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from torch import Tensor
 
 from polymodal.data.batch import Batch
 from polymodal.registry import Registry
-from polymodal.tasks import Task, get_task, task_of
+from polymodal.tasks.base import LOGITS, SINGLE_LABEL, Task, get_task, task_of
 
 if TYPE_CHECKING:
     from polymodal.models import ModelOutput, MultimodalModel
@@ -76,25 +80,29 @@ class StepContext:
             self.extra = {**self.extra, "class_weights": self.class_weights}
 
 
-REGRESSION_STRATEGIES = "joint, joint-concat, unimodal and mla (with strategy.args.fusion_rule=fixed)"
-
-
 def dataset_task(train_dataset: Any) -> Task:
     """The dataset's task object (:func:`polymodal.tasks.task_of`): the classification task when there is no
     dataset (strategies set up without one in tests) or it declares none; an unknown name is a ValueError."""
     return task_of(train_dataset)
 
 
-def require_classification(strategy: str, train_dataset: Any) -> None:
-    """Raise a ValueError naming ``strategy`` when ``train_dataset``'s task has no classes (a regression)."""
-    task = dataset_task(train_dataset)
-    if not task.uses_classes:
-        name = getattr(train_dataset, "name", None)
-        raise ValueError(
-            f"strategy {strategy!r} supports classification only, but the dataset"
-            f"{f' {name!r}' if name else ''} is a {task.name} task; {task.name} is supported by "
-            f"{REGRESSION_STRATEGIES}"
-        )
+def strategies_for(task: Task) -> list[str]:
+    """The registered strategies that can train ``task`` (their ``requires`` among its capabilities and their
+    ``provides`` what it scores), each as it is named in messages: ``mla (with strategy.args.fusion_rule=fixed)``
+    when only the arguments of :attr:`Strategy.relaxed_by` make it fit."""
+    fits = []
+    for entry in STRATEGIES:
+        cls = entry.factory
+        if not isinstance(cls, type) or not issubclass(cls, Strategy):
+            continue
+        if cls.provides not in task.capabilities:
+            continue
+        if cls.requirements({}) <= task.capabilities:
+            fits.append(entry.name)
+        elif cls.relaxed_by and cls.requirements(cls.relaxed_by) <= task.capabilities:
+            args = ", ".join(f"strategy.args.{k}={v}" for k, v in cls.relaxed_by.items())
+            fits.append(f"{entry.name} (with {args})")
+    return fits
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -130,15 +138,44 @@ class Strategy(ABC):
     name: str = ""
     default_fusion: str = "late"  # fusion used when the config does not name one
     fusion_rule: str = "model"  # test-time rule: "model" = the fusion's own logits
-    supports_regression: bool = False  # True: setup() accepts a regression dataset
-    # what the strategy trains the model to output: "logits" (a prediction per row, scored by the task's
-    # loss) or "embeddings" (one vector per modality in a shared space); a task whose ``embeddings`` flag is
-    # set needs an "embeddings" strategy and the engine refuses any other (engine.build.check_task)
-    outputs: str = "logits"
-    task: Task = get_task(None)  # the training dataset's task; set in setup() by regression-capable strategies
+    # the task capabilities the strategy relies on (polymodal.tasks.CAPABILITIES): "logits" for a prediction
+    # per row trained by the task's loss, "single_label" too when it reads softmax class probabilities, the
+    # true class's probability or class frequencies; bind_task refuses a task that lacks one
+    requires: frozenset[str] = frozenset({LOGITS, SINGLE_LABEL})
+    # what the strategy trains the model to give: "logits" (a prediction per row) or "embeddings" (one vector
+    # per modality in a shared space); a task scores one of them (its capabilities say which)
+    provides: str = LOGITS
+    # strategy.args under which the strategy requires less (messages name them: mla with fusion_rule=fixed)
+    relaxed_by: dict[str, Any] = {}
+    _task: Task | None = None
 
-    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:  # noqa: B027 - optional hook
-        """Called once before the optimiser is built."""
+    @classmethod
+    def requirements(cls, args: dict[str, Any]) -> frozenset[str]:
+        """What the strategy built with ``args`` (``strategy.args``) requires of its task; :attr:`requires` by
+        default."""
+        return cls.requires
+
+    @property
+    def task(self) -> Task:
+        """The training dataset's task (:meth:`bind_task`); the default task before ``setup``."""
+        return self._task if self._task is not None else get_task(None)
+
+    @task.setter
+    def task(self, task: Task) -> None:
+        self._task = task
+
+    def bind_task(self, train_dataset: Any) -> Task:
+        """Record the training dataset's task as ``self.task`` after checking it has every capability this
+        strategy requires (:meth:`polymodal.tasks.Task.check_strategy`); call it first thing in ``setup``."""
+        task = dataset_task(train_dataset)
+        if train_dataset is not None:  # without a dataset (a strategy set up alone) there is nothing to check
+            task.check_strategy(self, self.name or type(self).__name__, getattr(train_dataset, "name", None))
+        self.task = task
+        return task
+
+    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
+        """Called once before the optimiser is built; binds the dataset's task (:meth:`bind_task`)."""
+        self.bind_task(train_dataset)
 
     def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:  # noqa: B027 - optional hook
         """Called at the start of every training epoch."""
@@ -159,4 +196,20 @@ class Strategy(ABC):
         """Restore what ``state_dict`` returned."""
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
+class StrategyRegistry(Registry[Strategy]):
+    """The strategies: a registered class without a ``name`` of its own takes its registry name (what
+    messages call it)."""
+
+    def register(self, name: str, *, tiny: dict[str, Any] | None = None,
+                 summary: str | None = None) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
+        add = super().register(name, tiny=tiny, summary=summary)
+
+        def decorator(factory: Callable[..., Strategy]) -> Callable[..., Strategy]:
+            if isinstance(factory, type) and issubclass(factory, Strategy) and not factory.__dict__.get("name"):
+                factory.name = name
+            return add(factory)
+
+        return decorator
+
+
+STRATEGIES: Registry[Strategy] = StrategyRegistry("strategy")

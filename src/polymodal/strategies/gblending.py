@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from polymodal.data.batch import Batch
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 from polymodal.strategies.toolkit import check_setup, per_modality_logits, subset_loader, unimodal_losses
+from polymodal.tasks.base import Task
 
 FUSED = "fused"  # branch key of the multimodal (fused) loss
 
@@ -72,15 +72,15 @@ def blending_weights(
     return {k: v / total for k, v in raw.items()}
 
 
-def _branch_loss(model: nn.Module, batch: Batch, branch: str, weight: Tensor | None) -> Tensor | None:
-    """Mean CE of one branch on a batch; None when the branch's modality is absent from every row."""
+def _branch_loss(task: Task, model: nn.Module, batch: Batch, branch: str, weight: Tensor | None) -> Tensor | None:
+    """The task's loss (mean CE) of one branch on a batch; None when the branch's modality is absent from every row."""
     if branch == FUSED:
-        return F.cross_entropy(model(batch).logits, batch.label, weight=weight)
+        return task.loss(model(batch).logits, batch.label, class_weights=weight)
     rows = batch.present[branch]
     if not bool(rows.any()):
         return None
     sub = batch if bool(rows.all()) else batch.select(rows)
-    return F.cross_entropy(model(sub, modalities=[branch]).per_modality[branch], sub.label, weight=weight)
+    return task.loss(model(sub, modalities=[branch]).per_modality[branch], sub.label, class_weights=weight)
 
 
 @STRATEGIES.register("gblending", tiny={"super_epoch": 1, "probe_epochs": 1, "holdout": 0.25})
@@ -126,7 +126,7 @@ class GBlending(Strategy):
         self._due = False
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = check_setup("gblending", model, train_dataset, per_modality=True,
+        core = check_setup(self, model, train_dataset, per_modality=True,
                            dataset_for="carve its held-out part")
         if FUSED in core.modalities:
             raise ValueError(f"strategy 'gblending' names its fused branch {FUSED!r}; rename that modality")
@@ -152,8 +152,8 @@ class GBlending(Strategy):
     def _loader(self, idx: np.ndarray, batch_size: int, shuffle: bool, gen: torch.Generator | None) -> DataLoader:
         return subset_loader(self._dataset, idx, batch_size, shuffle, gen)
 
-    @staticmethod
     def _mean_loss(
+        self,
         model: nn.Module, loader: Iterable[Batch], branch: str, device: torch.device, w: Tensor | None
     ) -> float:
         model.eval()
@@ -162,7 +162,7 @@ class GBlending(Strategy):
             for batch in loader:
                 batch = batch.to(device)
                 n = int(batch.size if branch == FUSED else batch.present[branch].sum())
-                loss = _branch_loss(model, batch, branch, w)
+                loss = _branch_loss(self.task, model, batch, branch, w)
                 if loss is not None:
                     total, count = total + float(loss) * n, count + n
         return total / max(count, 1)
@@ -195,7 +195,7 @@ class GBlending(Strategy):
                 for _ in range(self.probe_epochs):
                     probe.train()
                     for batch in self._loader(self._train_idx, bs, True, gen):
-                        loss = _branch_loss(probe, batch.to(device), branch, class_weights)
+                        loss = _branch_loss(self.task, probe, batch.to(device), branch, class_weights)
                         if loss is None:
                             continue
                         opt.zero_grad(set_to_none=True)
@@ -223,10 +223,10 @@ class GBlending(Strategy):
         sub = batch if bool(keep.all()) else batch.select(keep)
         out = model(sub)
         per = per_modality_logits(out, "G-Blending")
-        loss_fused = F.cross_entropy(out.logits, sub.label, weight=weights_ce)
+        loss_fused = self.task.loss(out.logits, sub.label, class_weights=weights_ce)
         loss = self.weights[FUSED] * loss_fused
         logs[f"loss/{FUSED}"] = loss_fused.detach()
-        for m, loss_m in unimodal_losses(per, sub.present, sub.label, weights_ce, names=core.modalities).items():
+        for m, loss_m in unimodal_losses(self.task, per, sub.present, sub.label, weights_ce, names=core.modalities).items():
             loss = loss + self.weights[m] * loss_m
             logs[f"loss/{m}"] = loss_m.detach()
         return backward_and_step(core, loss, ctx, logs)

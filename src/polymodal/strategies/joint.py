@@ -6,14 +6,12 @@ squared error of the fused outputs under regression.
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from polymodal.data.batch import Batch, present_any
 from polymodal.models import MultimodalModel
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, grad_norm
-from polymodal.tasks import Task, get_task
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm
+from polymodal.tasks import LOGITS, Task, get_task
 from polymodal.tasks.classification import masked_cross_entropy
 from polymodal.tasks.regression import masked_mse
 
@@ -47,10 +45,7 @@ class Joint(Strategy):
 
     name = "joint"
     default_fusion = "late"
-    supports_regression = True
-
-    def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        self.task = dataset_task(train_dataset)
+    requires = frozenset({LOGITS})  # any task with a prediction per row: its loss
 
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         out = model(batch)

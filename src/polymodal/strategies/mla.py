@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.inference.rules import RULES, fuse
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, grad_norm, unwrap
+from polymodal.inference.rules import RULES, FusionRuleName, fuse
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
+from polymodal.tasks import LOGITS, SINGLE_LABEL
 
 
 class HGMProjector:
@@ -91,7 +92,13 @@ class MLA(Strategy):
 
     name = "mla"
     default_fusion = "shared_head"
-    supports_regression = True
+    relaxed_by = {"fusion_rule": "fixed"}  # the entropy rules weigh modalities by their class probabilities
+
+    @classmethod
+    def requirements(cls, args: dict[str, Any]) -> frozenset[str]:
+        """Any task with a prediction per row under the ``fixed`` rule; one class per sample under the entropy
+        rules (they weigh modalities by the entropy of their class probabilities)."""
+        return frozenset({LOGITS}) if args.get("fusion_rule", "entropy") == "fixed" else frozenset({LOGITS, SINGLE_LABEL})
 
     def __init__(
         self,
@@ -101,7 +108,7 @@ class MLA(Strategy):
         hgm_normalize: bool = True,
         hgm_rescale: bool = False,
         hgm_mean: Literal["batch", "running"] = "batch",
-        fusion_rule: str = "entropy",
+        fusion_rule: FusionRuleName = "entropy",
         fusion_weights: dict[str, float] | None = None,
     ) -> None:
         if grad_mode not in ("clear", "zero", "reference"):
@@ -117,6 +124,7 @@ class MLA(Strategy):
         self.hgm_rescale = hgm_rescale
         self.hgm_mean = hgm_mean
         self.fusion_rule = fusion_rule
+        self.requires = self.requirements({"fusion_rule": fusion_rule})
         self.fusion_weights = dict(fusion_weights) if fusion_weights is not None else None
         self.projector: HGMProjector | None = None
         self.steps = 0  # alternating steps taken so far (HGM skips its update on the very first)
@@ -126,14 +134,7 @@ class MLA(Strategy):
         self._micro: list[Batch] = []  # micro-batches gathered for the next round (optim.accumulate > 1)
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        self.task = dataset_task(train_dataset)
-        if not self.task.uses_classes and self.fusion_rule != "fixed":
-            default = ", the default" if self.fusion_rule == "entropy" else ""
-            raise ValueError(
-                f"strategy 'mla': {self.fusion_rule} fusion (strategy.args.fusion_rule={self.fusion_rule}{default}) "
-                f"is not defined for {self.task.name} (it weighs modalities by the entropy of their class "
-                f"probabilities); set strategy.args.fusion_rule=fixed"
-            )
+        self.bind_task(train_dataset)
         core = unwrap(model)
         head = getattr(core.fusion, "head", None)
         if not isinstance(head, nn.Linear):

@@ -81,7 +81,7 @@ class MMPareto(Strategy):
         self.scale = check_number("scale", scale, strict=True, note="official 1.5")
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        check_setup("mmpareto", model, train_dataset, per_modality=True)
+        check_setup(self, model, train_dataset, per_modality=True)
 
     @staticmethod
     def _grads(loss: Tensor, params: list[nn.Parameter], ctx: StepContext) -> list[Tensor]:
@@ -96,8 +96,8 @@ class MMPareto(Strategy):
         weights = ctx.class_weights
         out = model(batch)
         per = per_modality_logits(out, "MMPareto")
-        loss_mm = F.cross_entropy(out.logits, batch.label, weight=weights)
-        uni = unimodal_losses(per, batch.present, batch.label, weights, names=core.modalities)
+        loss_mm = self.task.loss(out.logits, batch.label, class_weights=weights)
+        uni = unimodal_losses(self.task, per, batch.present, batch.label, weights, names=core.modalities)
         params = {m: [p for p in core.encoders[m].parameters() if p.requires_grad] for m in uni}
         all_params = [p for m in uni for p in params[m]]
         g_mm_all = self._grads(loss_mm, all_params, ctx)

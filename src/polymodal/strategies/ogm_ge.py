@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
@@ -111,7 +110,7 @@ class OGMGE(Strategy):
         self._pending_rng: Tensor | None = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        check_setup("ogm_ge", model, train_dataset, per_modality=True)
+        check_setup(self, model, train_dataset, per_modality=True)
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if self._gen is None or self._gen.device != device:
@@ -150,14 +149,14 @@ class OGMGE(Strategy):
         core = unwrap(model)
         out = model(batch)
         per = per_modality_logits(out, "OGM-GE")
-        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
+        loss = self.task.loss(out.logits, batch.label, class_weights=ctx.class_weights)
         snap = GradSnapshot(core.encoders.parameters())
         ctx.backward(loss)
         scores = self._scores(per, batch, ctx)
         ratios, coeffs = ogm_coefficients(scores, self.alpha) if len(scores) >= 2 else ({}, {})
         active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends)
         with torch.no_grad():
-            unimodal = unimodal_losses(per, batch.present, batch.label, names=core.modalities)
+            unimodal = unimodal_losses(self.task, per, batch.present, batch.label, names=core.modalities)
         logs: dict[str, Tensor | float] = {"loss": loss.detach()}
         for m in core.modalities:
             coeff = coeffs.get(m, 1.0)

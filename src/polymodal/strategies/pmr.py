@@ -42,7 +42,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
@@ -129,7 +128,7 @@ class PMR(Strategy):
         self._dataset: Any = None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        check_setup("pmr", model, train_dataset, input_level="pooled", dataset_for="compute class prototypes")
+        check_setup(self, model, train_dataset, input_level="pooled", dataset_for="compute class prototypes")
         self._dataset = train_dataset
 
     @torch.no_grad()
@@ -173,7 +172,7 @@ class PMR(Strategy):
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         core = unwrap(model)
         out = model(batch)
-        loss = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
+        loss = self.task.loss(out.logits, batch.label, class_weights=ctx.class_weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}
         active = in_window(ctx.epoch, self.modulation_starts, self.modulation_ends) and bool(self.prototypes)
         if active:
@@ -183,7 +182,7 @@ class PMR(Strategy):
                 rows = batch.present[m]
                 logits = prototype_logits(out.features[m][rows], self.prototypes[m].to(out.logits.device),
                                           self.distance)
-                pce[m] = F.cross_entropy(logits, batch.label[rows])
+                pce[m] = self.task.loss(logits, batch.label[rows])  # prototype logits scored as class logits
                 logp = torch.log_softmax(logits, dim=1)
                 ent[m] = -(logp.exp() * logp).sum(dim=1).mean()
                 stats[m] = present_sum(logp.detach().exp().gather(1, batch.label[rows, None]), rows)

@@ -96,7 +96,7 @@ class QMF(Strategy):
         self.history: dict[str, Tensor] = {}  # modality -> (N,) float64 cumulative per-sample CE
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = check_setup("qmf", model, train_dataset, per_modality=True)
+        core = check_setup(self, model, train_dataset, per_modality=True)
         n = len(train_dataset) if train_dataset is not None else 0
         self.history = {m: torch.zeros(n, dtype=torch.float64) for m in core.modalities}
 
@@ -115,7 +115,7 @@ class QMF(Strategy):
         out = model(batch)
         per = per_modality_logits(out, "QMF")
         fused = energy_fusion(per, batch.present, self.temperature)
-        loss = F.cross_entropy(fused, batch.label, weight=weights)
+        loss = self.task.loss(fused, batch.label, class_weights=weights)
         logs: dict[str, Tensor | float] = {"loss/fused": loss.detach()}
         index = batch.index.cpu()
         updates = {}
@@ -124,7 +124,7 @@ class QMF(Strategy):
             if not bool(rows.any()):
                 continue
             o = per[m][rows]
-            ce = F.cross_entropy(o, batch.label[rows], weight=weights, reduction="none")
+            ce = self.task.sample_losses(o, batch.label[rows], class_weights=weights)
             loss = loss + ce.mean()
             hist = self._history(m, int(index.max()) + 1)
             lo, hi = hist.min(), hist.max()

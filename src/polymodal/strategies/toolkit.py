@@ -4,7 +4,7 @@ The balancing strategies (OGM-GE, AGM, PMR, MMPareto, QMF, G-Blending, UMT / UME
 rules, not in their plumbing. What they have in common lives here, so that a new strategy is written
 from these pieces instead of from a copy of another strategy's file:
 
-- :func:`check_setup`: the checks of ``setup`` (classification only, enough modalities, a fusion with
+- :func:`check_setup`: the checks of ``setup`` (the task's capabilities, enough modalities, a fusion with
   per-modality logits or over pooled features, a training dataset), with errors that name the
   configuration key to change; :func:`per_modality_logits` is the matching guard at step time.
 - :func:`check_number` and :func:`check_window`: the validation of ``strategy.args`` numbers and of a
@@ -16,7 +16,7 @@ from these pieces instead of from a copy of another strategy's file:
   scores as means over the rows where the modality is present, all-reduced under DDP so that every
   rank applies the same coefficients (OGM-GE, AGM, PMR); :func:`dominance_ratios`: each modality's
   score over the mean of the others' (OGM-GE, PMR).
-- :func:`unimodal_losses`: one cross-entropy per modality over its present rows (MMPareto,
+- :func:`unimodal_losses`: the task's loss per modality over its present rows (MMPareto,
   G-Blending, UME, the per-modality logs of OGM-GE).
 - :func:`eval_mode`, :func:`subset_loader`, :func:`prefixed_state` and :func:`from_prefixed_state`:
   passes over the training set in eval mode (PMR's prototypes, AGM's coalitions, G-Blending's probes)
@@ -35,17 +35,17 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
-from polymodal.strategies.base import StepContext, require_classification, unwrap
+from polymodal.strategies.base import StepContext, Strategy, unwrap
+from polymodal.tasks.base import Task
 
 # --- setup checks ------------------------------------------------------------------------------------
 
 
 def check_setup(
-    strategy: str,
+    strategy: Strategy,
     model: nn.Module,
     train_dataset: Any,
     *,
@@ -54,18 +54,20 @@ def check_setup(
     input_level: Literal["pooled", "sequence", "low_level"] | None = None,
     dataset_for: str | None = None,
 ) -> nn.Module:
-    """The checks of a classification strategy's ``setup``; returns the unwrapped model.
+    """The checks of a balancing strategy's ``setup``; returns the unwrapped model.
 
-    strategy:       the strategy's registered name (named in every error)
+    strategy:       the strategy being set up (its ``name`` is named in every error; its task is bound)
     min_modalities: the fewest modalities the strategy can balance
     per_modality:   the fusion must yield per-modality logits (``yields_per_modality``, e.g. ``late``)
     input_level:    the fusion must take encoder features at this level (e.g. "pooled" (B, D))
     dataset_for:    the strategy reads the training dataset in ``setup`` (this says what for); a
                     missing dataset is an error
 
-    Order of the checks: the task (``require_classification``), the model, the dataset.
+    Order of the checks: the task (:meth:`Strategy.bind_task`: the capabilities the strategy requires), the
+    model, the dataset.
     """
-    require_classification(strategy, train_dataset)
+    strategy.bind_task(train_dataset)
+    name = strategy.name
     core = unwrap(model)
     level = "pooled (B, D)" if input_level == "pooled" else input_level
     wants = [f">= {min_modalities} modalities"] if min_modalities > 1 else []
@@ -79,11 +81,11 @@ def check_setup(
     if not fits:  # the message names everything the strategy needs, so that one fix is enough
         fix = " (model.fusion=late)" if per_modality or input_level is not None else ""
         raise ValueError(
-            f"strategy {strategy!r} needs {' and '.join(wants)}{fix}; got {type(core.fusion).__name__} "
+            f"strategy {name!r} needs {' and '.join(wants)}{fix}; got {type(core.fusion).__name__} "
             f"over {core.modalities}"
         )
     if dataset_for is not None and train_dataset is None:
-        raise ValueError(f"strategy {strategy!r} needs the training dataset in setup() to {dataset_for}")
+        raise ValueError(f"strategy {name!r} needs the training dataset in setup() to {dataset_for}")
     return core
 
 
@@ -212,22 +214,24 @@ def dominance_ratios(scores: Mapping[str, float]) -> dict[str, float]:
 
 
 def unimodal_losses(
+    task: Task,
     per_modality: Mapping[str, Tensor],
     present: Mapping[str, Tensor],
     label: Tensor,
     weight: Tensor | None = None,
     names: Sequence[str] | None = None,
 ) -> dict[str, Tensor]:
-    """modality -> mean cross-entropy of its logits over the rows where it is present.
+    """modality -> the task's loss of its logits over the rows where it is present (a classification: the mean
+    cross-entropy).
 
     ``names`` fixes the order (default: the order of ``per_modality``); a modality present in no row
-    is left out. ``weight`` (C,) weights the classes as in ``F.cross_entropy``.
+    is left out. ``weight`` is what ``data.class_weights`` gave (``ctx.class_weights``).
     """
     out: dict[str, Tensor] = {}
     for m in per_modality if names is None else names:
         rows = present[m]
         if bool(rows.any()):
-            out[m] = F.cross_entropy(per_modality[m][rows], label[rows], weight=weight)
+            out[m] = task.loss(per_modality[m], label, rows=rows, class_weights=weight)
     return out
 
 

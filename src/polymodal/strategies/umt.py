@@ -121,7 +121,7 @@ class UMT(Strategy):
         self.teachers: dict[str, nn.Module] = {}
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = check_setup("umt", model, train_dataset, min_modalities=1)
+        core = check_setup(self, model, train_dataset, min_modalities=1)
         unknown = sorted(set(self.teacher_dirs) - set(core.modalities))
         if unknown:
             raise ValueError(
@@ -145,7 +145,7 @@ class UMT(Strategy):
         if not self.teachers:
             self.setup(model, None)
         out = model(batch)
-        loss_ce = F.cross_entropy(out.logits, batch.label, weight=ctx.class_weights)
+        loss_ce = self.task.loss(out.logits, batch.label, class_weights=ctx.class_weights)
         loss = loss_ce
         logs: dict[str, Tensor | float] = {"loss/fused": loss_ce.detach()}
         for m in self.teachers:
@@ -181,7 +181,7 @@ class UME(Strategy):
         self.weights = dict(weights) if weights is not None else None
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
-        core = check_setup("ume", model, train_dataset, min_modalities=1, per_modality=True)
+        core = check_setup(self, model, train_dataset, min_modalities=1, per_modality=True)
         if self.weights is not None and set(self.weights) != set(core.modalities):
             raise ValueError(
                 f"strategy.args.weights names {sorted(self.weights)}; expected one weight for each of {core.modalities}"
@@ -193,7 +193,7 @@ class UME(Strategy):
         per = per_modality_logits(out, "UME")
         loss: Tensor | None = None
         logs: dict[str, Tensor | float] = {}
-        for m, loss_m in unimodal_losses(per, batch.present, batch.label, ctx.class_weights,
+        for m, loss_m in unimodal_losses(self.task, per, batch.present, batch.label, ctx.class_weights,
                                          names=core.modalities).items():
             loss = loss_m if loss is None else loss + loss_m
             logs[f"loss/{m}"] = loss_m.detach()

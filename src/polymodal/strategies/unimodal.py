@@ -7,10 +7,10 @@ from typing import Any
 from torch import Tensor
 
 from polymodal.data.batch import Batch
-from polymodal.inference.rules import fixed_fusion
 from polymodal.models import ModelOutput, MultimodalModel
-from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, dataset_task, unwrap
+from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, unwrap
 from polymodal.strategies.joint import encoder_grad_norms
+from polymodal.tasks import LOGITS
 
 
 @STRATEGIES.register("unimodal")
@@ -29,10 +29,10 @@ class Unimodal(Strategy):
 
     name = "unimodal"
     default_fusion = "late"
-    supports_regression = True
+    requires = frozenset({LOGITS})
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
-        self.task = dataset_task(train_dataset)
+        self.bind_task(train_dataset)
         fusion = unwrap(model).fusion
         if not getattr(fusion, "yields_per_modality", False):
             raise ValueError(
@@ -58,9 +58,4 @@ class Unimodal(Strategy):
         return {"loss": loss.detach(), **{f"loss/{m}": v.detach() for m, v in losses.items()}, **norms}
 
     def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
-        out = model(batch)
-        if self.task.mean_of_heads:
-            if out.per_modality is None:
-                raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
-            out.logits = fixed_fusion(out.per_modality, batch.present)
-        return out
+        return self.task.fuse_unimodal_heads(model(batch), batch.present)

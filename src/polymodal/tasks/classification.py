@@ -1,11 +1,13 @@
 """Classification: one class per sample; cross-entropy, accuracy / macro F1 / ECE, the best epoch on the
-highest validation fused accuracy (docs/architecture.md, "A task")."""
+highest validation fused accuracy (docs/architecture.md, "A task"). :class:`ClassLabels` is the label side
+that every task with one class id per sample shares (classification, contrastive)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,19 +15,90 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.report.metrics import (
-    Predictions,
     accuracy,
+    check_class_ids,
+    check_probs,
     confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
     per_class_report,
-    summarize,
+    present_rows,
 )
 from polymodal.report.table import is_number, markdown_table, modality_names, num, pct
-from polymodal.tasks.base import TASKS, Task
-
-if TYPE_CHECKING:
-    from polymodal.engine.evaluate import EvalOutputs
+from polymodal.tasks.base import (
+    LOGITS,
+    PER_MODALITY,
+    SINGLE_LABEL,
+    TASKS,
+    SyntheticData,
+    SyntheticSpec,
+    Task,
+)
+from polymodal.tasks.labels import (
+    Claim,
+    LabelColumn,
+    LabelProblem,
+    integer_cell,
+    label_text,
+    sorted_names,
+)
+from polymodal.tasks.labels import (
+    is_number as is_number_cell,
+)
+from polymodal.tasks.outputs import EvalOutputs
 
 MAX_CONFUSION_CLASSES = 30  # larger confusion matrices go to a CSV file instead of a Markdown table
+FEW_CLASSES = 20  # a column of whole numbers with at most max(FEW_CLASSES, 5 % of its cells) values holds class ids
+ODD_SHARE = 0.1  # ... and the share of its other cells (a typo, a nan) above which it is not read as classes
+
+
+@dataclass
+class Predictions:
+    """Everything evaluation collects on one split, one row per dataset sample (no duplicates).
+
+    y_true:      (N,) int class ids
+    probs:       (N, C) fused class probabilities under the strategy's fusion rule
+    per_modality:name -> (N, C) probabilities with every other modality marked absent
+                 (absent from the dict when the fusion cannot run with a modality alone)
+    index:       (N,) dataset positions, sorted
+    class_names: C names (may be empty: then "0".."C-1")
+    present:     name -> (N,) bool, whether the modality was present in the sample; a modality's
+                 accuracy is taken over these rows only (all rows when a modality has no entry)
+    extras:      name -> (N, ...) per-sample outputs beside the prediction (:mod:`polymodal.tasks.outputs`)
+    """
+
+    y_true: np.ndarray
+    probs: np.ndarray
+    per_modality: dict[str, np.ndarray] = field(default_factory=dict)
+    index: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    task: ClassVar[str] = "classification"
+
+
+def summarize_classification(pred: Predictions, n_bins: int = 15) -> dict[str, float | int | None]:
+    """Headline metrics of one split: ``fused_acc``, ``macro_f1``, ``ece``, ``<modality>_acc``, ``n``.
+
+    ``<modality>_acc`` appears only for the modalities in ``pred.per_modality`` (a fusion that cannot
+    run with a modality alone has no entry; callers that need a ``None`` for it add it themselves). It is
+    taken over the rows where the modality is present (``pred.present``), None when it is present in no row.
+    This is the one place the engine, ``polymodal eval`` and the reports compute it.
+    """
+    y = check_class_ids(pred.y_true, "Predictions.y_true")
+    probs = check_probs(pred.probs, len(y), "Predictions.probs")
+    num_classes = probs.shape[1]
+    out: dict[str, float | int | None] = {
+        "fused_acc": accuracy(y, probs),
+        "macro_f1": macro_f1(y, probs.argmax(axis=1), num_classes),
+        "ece": expected_calibration_error(y, probs, n_bins),
+    }
+    for name, p in pred.per_modality.items():
+        probs_m = check_probs(p, len(y), f"Predictions.per_modality[{name!r}]")
+        rows = present_rows(pred.present.get(name), len(y), name)
+        out[f"{name}_acc"] = accuracy(y[rows], probs_m[rows]) if rows.any() else None
+    out["n"] = len(y)
+    return out
 
 
 def masked_cross_entropy(logits: Tensor, label: Tensor, rows: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -48,8 +121,148 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return torch.softmax(torch.from_numpy(x), dim=1).numpy()
 
 
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) number of samples of each class; raises on labels outside [0, C)."""
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels span [{labels.min()}, {labels.max()}] but the dataset declares {num_classes} classes "
+            f"(check the dataset's num_outputs)"
+        )
+    return np.bincount(labels, minlength=num_classes)
+
+
+def inverse_frequency_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """(C,) class weights ``N / (C * n_c)`` (1 for every class when balanced); 0 for an absent class."""
+    counts = class_counts(labels, num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def balanced_sample_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """(N,) per-sample weights ``1 / n_{y_i}``: every class is drawn equally often on average."""
+    counts = class_counts(labels, num_classes).astype(np.float64)
+    return torch.tensor(1.0 / counts[np.asarray(labels).astype(np.int64)], dtype=torch.float64)
+
+
+class ClassLabels:
+    """The label side of a task with one class id per sample: a table's label column read as class names,
+    class ids as targets, class weights and balanced sampling, splits stratified by class, and the
+    ``synthetic`` dataset's class prototypes."""
+
+    label_dtype: ClassVar[type[np.generic]] = np.int64
+    name: ClassVar[str]
+
+    def claim(self, cells: Sequence[Any]) -> Claim | None:
+        """A column of words (most cells not numbers), or of few distinct whole numbers (class ids: at most
+        max(20, 5 % of the cells) values). A column that is almost all such whole numbers (at most 10 % other
+        cells) with a few other cells (``3.5``, ``nan``, a word) is claimed with those cells as odd: it stops
+        inference, since it is neither clean class ids nor a regression target."""
+        n = len(cells)
+        numbers = sum(1 for v in cells if is_number_cell(v))
+        if 2 * numbers <= n:
+            return Claim(f"{len(set(map(label_text, cells)))} distinct values, {n - numbers} of {n} cells not numbers")
+        whole = [i for i, v in enumerate(cells) if integer_cell(v)]
+        distinct = len({label_text(cells[i]) for i in whole})
+        few = max(FEW_CLASSES, int(0.05 * n))
+        if not whole or distinct > few:
+            return None
+        odd = [(i, v) for i, v in enumerate(cells) if not integer_cell(v)]
+        reason = f"{len(whole)} of {n} cells are whole numbers with {distinct} distinct values (class ids)"
+        if not odd:
+            return Claim(reason)
+        if len(odd) > ODD_SHARE * n:
+            return None
+        return Claim(reason, odd, f"the label column looks like class ids ({reason}), but {len(odd)} cell(s) are "
+                                  "not whole numbers")
+
+    def class_names_from(self, cells: Sequence[Any]) -> tuple[str, ...]:
+        """Every distinct label (``3.0`` is class ``3``), numbers in numeric order first; at least two."""
+        names = sorted_names(cells)
+        if len(names) < 2:
+            raise ValueError(f"{len(names)} class(es) {list(names)}; {self.name} needs at least 2 (or set "
+                             "task=regression)")
+        return names
+
+    def parse_labels(self, cells: Sequence[Any], class_names: Sequence[str]) -> LabelColumn:
+        """Class ids (-1 where a row has no label, or one the model was not trained on: a warning names
+        those rows, which are predicted but not scored)."""
+        index = {c: i for i, c in enumerate(class_names)}
+        ids, unknown = [], []
+        for r, v in enumerate(cells):
+            i = -1 if v is None else index.get(label_text(v), -1)
+            if v is not None and i < 0:
+                unknown.append(r)
+            ids.append(i)
+        problems = []
+        if unknown:
+            problems.append(LabelProblem("unknown_class", "warning", f"labels the model was not trained on (known: "
+                                         f"{list(class_names)}); these rows are predicted but not scored", unknown,
+                                         [label_text(cells[r]) for r in unknown]))
+        y = np.array(ids, dtype=np.int64)
+        return LabelColumn(y, y >= 0, problems)
+
+    def num_outputs_for(self, class_names: Sequence[str], y: np.ndarray) -> int:
+        return len(class_names)
+
+    def fill_missing(self, y: np.ndarray) -> np.ndarray:
+        return np.where(np.asarray(y) < 0, 0, y)
+
+    def label_shape(self, num_outputs: int) -> tuple[int, ...]:
+        return ()
+
+    def check_labels(self, labels: np.ndarray, num_outputs: int, where: str = "dataset") -> None:
+        """(N,) whole class ids in [0, num_outputs), at least two classes declared."""
+        y = np.asarray(labels)
+        if y.ndim != 1:
+            raise ValueError(f"{where}: {self.name} labels of shape {y.shape}; expected (N,) class ids")
+        if num_outputs < 2:
+            raise ValueError(f"{where}: {self.name} needs at least 2 classes; the dataset declares {num_outputs}")
+        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+            raise ValueError(f"{where}: {self.name} labels must be whole class ids; got dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= num_outputs):
+            raise ValueError(f"{where}: class ids span [{y.min()}, {y.max()}]; expected ids in [0, {num_outputs - 1}]")
+
+    def stratum_names(self, y: np.ndarray) -> np.ndarray | None:
+        return np.asarray(y).astype(str)
+
+    def split_problems(self, y: np.ndarray, split: np.ndarray, class_names: Sequence[str]) -> list[LabelProblem]:
+        """Classes with fewer than 2 training rows, or none in a val / test split that has rows."""
+        small = []
+        for c, name in enumerate(class_names):
+            counts = [int(((split == s) & (y == c)).sum()) for s in ("train", "val", "test")]
+            if counts[0] < 2 or (counts[1] == 0 and (split == "val").any()) or (counts[2] == 0 and (split == "test").any()):
+                small.append(f"{name}: {'/'.join(map(str, counts))}")
+        if not small:
+            return []
+        return [LabelProblem("small_class", "warning", "classes too small for the split (rows in train/val/test "
+                             "shown): they cannot be both learnt and scored; add samples or merge classes", items=small)]
+
+    def class_weights(self, labels: np.ndarray, num_outputs: int) -> Tensor:
+        """Inverse class frequency ``N / (C * n_c)`` (:func:`inverse_frequency_weights`)."""
+        return inverse_frequency_weights(labels, num_outputs)
+
+    def sample_weights(self, labels: np.ndarray, num_outputs: int) -> Tensor:
+        """``1 / n_{y_i}`` (:func:`balanced_sample_weights`)."""
+        return balanced_sample_weights(labels, num_outputs)
+
+    def synthetic_data(self, spec: SyntheticSpec) -> SyntheticData:
+        """Each class has a random prototype in each modality (from ``seed``); a sample is its class
+        prototype plus noise of the modality's ``noise``; classes in equal numbers, shuffled."""
+        proto_rng = np.random.default_rng(spec.seed)
+        protos = [proto_rng.standard_normal((spec.num_classes, d)) for d in spec.dims]
+        labels = np.arange(spec.n) % spec.num_classes
+        spec.rng.shuffle(labels)
+        x = [(p[labels] + s * spec.rng.standard_normal((spec.n, p.shape[1]))).astype(np.float32)
+             for p, s in zip(protos, spec.noise, strict=True)]
+        return SyntheticData(labels, x, spec.num_classes, tuple(str(c) for c in range(spec.num_classes)))
+
+    def example_labels(self, rng: np.random.Generator, n: int, num_outputs: int) -> np.ndarray:
+        return np.asarray(np.arange(n) % num_outputs).astype(self.label_dtype)
+
+
 @TASKS.register("classification")
-class Classification(Task):
+class Classification(ClassLabels, Task):
     """One class per sample: cross-entropy; accuracy, macro F1 and ECE; best epoch on val fused accuracy."""
 
     name = "classification"
@@ -57,7 +270,8 @@ class Classification(Task):
     mode = "max"
     log_suffix = "acc"
     label_dtype = np.int64
-    uses_classes = True
+    capabilities = frozenset({LOGITS, SINGLE_LABEL, PER_MODALITY})
+    infer_priority = 20
     results_intro = ("Accuracies and macro F1 in %, ECE as a fraction (0 = calibrated); "
                      "n/a: not logged, or the fusion cannot run on that modality alone.")
 
@@ -71,6 +285,11 @@ class Classification(Task):
             return F.cross_entropy(output, target, weight=class_weights)
         return masked_cross_entropy(output, target, rows, class_weights)
 
+    def sample_losses(self, output: Tensor, target: Tensor, *, class_weights: Tensor | None = None) -> Tensor:
+        """(B,) cross-entropy of every row, each times its class's weight (``F.cross_entropy(...,
+        reduction="none")``)."""
+        return F.cross_entropy(output, target, weight=class_weights, reduction="none")
+
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> Predictions:
         """Class probabilities (softmax of the logits) as :class:`Predictions`."""
         return Predictions(
@@ -80,17 +299,16 @@ class Classification(Task):
             index=out.index,
             class_names=tuple(class_names),
             present=dict(out.present),
-            concepts=dict(out.concepts),
         )
 
     def summarize(self, pred: Predictions) -> dict[str, float | int | None]:
-        """:func:`polymodal.report.metrics.summarize`: ``fused_acc``, ``macro_f1``, ``ece``, ``<m>_acc``, ``n``."""
-        return summarize(pred)
+        """:func:`summarize_classification`: ``fused_acc``, ``macro_f1``, ``ece``, ``<m>_acc``, ``n``."""
+        return summarize_classification(pred)
 
     def metrics(self, out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
         """``loss`` (fused cross-entropy, nats), ``fused_acc``, ``macro_f1`` and ``ece`` (15 bins) of the fused
         prediction, ``<m>_acc`` per modality over the rows where it is present (None if n/a), ``n``."""
-        summary = summarize(self.predictions(out))
+        summary = summarize_classification(self.predictions(out))
         metrics: dict[str, float | None] = {
             "loss": float(F.cross_entropy(torch.from_numpy(out.logits), torch.from_numpy(out.label))),
             **{k: summary[k] for k in ("fused_acc", "macro_f1", "ece")},
@@ -103,7 +321,7 @@ class Classification(Task):
     # -- predictions file ------------------------------------------------------------------------
     def to_arrays(self, pred: Predictions) -> dict[str, np.ndarray]:
         """``y_true`` (N,), ``probs`` (N, C), ``modalities``, ``class_names``, ``probs_<m>`` (N, C) per available
-        modality, ``present_<m>`` (N,) bool, ``concept_<key>`` (N, V)."""
+        modality, ``present_<m>`` (N,) bool."""
         names = list(dict.fromkeys([*pred.present, *pred.per_modality]))
         arrays: dict[str, np.ndarray] = {
             "y_true": np.asarray(pred.y_true),
@@ -113,7 +331,6 @@ class Classification(Task):
         }
         arrays.update({f"probs_{m}": np.asarray(p) for m, p in pred.per_modality.items()})
         arrays.update({f"present_{m}": np.asarray(p, dtype=bool) for m, p in pred.present.items()})
-        arrays.update({f"concept_{k}": np.asarray(p) for k, p in pred.concepts.items()})
         return arrays
 
     def from_arrays(self, arrays: Mapping[str, np.ndarray], path: Path) -> Predictions:
@@ -130,7 +347,6 @@ class Classification(Task):
             index=arrays.get("index"),
             class_names=tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else (),
             present={k[len("present_"):]: v.astype(bool) for k, v in arrays.items() if k.startswith("present_")},
-            concepts={k[len("concept_"):]: v for k, v in arrays.items() if k.startswith("concept_")},
         )
 
     def owns_file(self, files: set[str]) -> bool:
@@ -160,7 +376,7 @@ class Classification(Task):
 
     def report_section(self, pred: Predictions, run_dir: Path) -> list[str]:
         """Test accuracy fused and per modality, the confusion matrix (a CSV file beyond
-        ``MAX_CONFUSION_CLASSES`` classes), the per-class report and the predicted concepts."""
+        ``MAX_CONFUSION_CLASSES`` classes), the per-class report."""
         y, probs = np.asarray(pred.y_true), np.asarray(pred.probs)
         num_classes = probs.shape[1]
         names = list(pred.class_names) if len(pred.class_names) == num_classes else [str(c) for c in range(num_classes)]
@@ -182,10 +398,17 @@ class Classification(Task):
             for c in range(num_classes)
         ]
         out += ["Per-class report:", "", *markdown_table(["class", "precision", "recall", "F1", "support"], rows), ""]
-        return out + _concept_section(pred)
+        return out
 
     def learning_curve(self) -> tuple[str, str, str]:
         return ("fused_acc", "acc", "accuracy")
+
+    def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+        """``prediction`` (the most probable class's name) and ``prob_<class>`` per class."""
+        probs = softmax(out.logits).astype(np.float64)
+        columns: dict[str, np.ndarray] = {"prediction": np.array([class_names[i] for i in probs.argmax(1)], dtype=str)}
+        columns.update({f"prob_{name}": probs[:, c] for c, name in enumerate(class_names)})
+        return columns
 
     def figures(self, pred: Predictions, fig_dir: Path) -> dict[str, tuple[Path, str]]:
         """The reliability diagram of the fused test prediction."""
@@ -195,27 +418,5 @@ class Classification(Task):
         return {"reliability": (path, "Reliability diagram, test")}
 
 
-def _concept_section(pred: Predictions) -> list[str]:
-    """Predicted concepts (fusions that reason through concepts): per concept, the rows where its
-    modality is present, the mean confidence of the predicted value, the share of rows below 0.5, and the
-    most frequent predicted values; per-sample values are in ``predictions_test.npz`` (``concept_<key>``)."""
-    if not pred.concepts:
-        return []
-    rows = []
-    for key, p in pred.concepts.items():
-        p = np.asarray(p, dtype=np.float64)
-        here = np.asarray(pred.present.get(key.split(".", 1)[0], np.ones(len(p), dtype=bool)), dtype=bool)
-        if not here.any():
-            rows.append([key, "0", "n/a", "n/a", "-"])
-            continue
-        conf, value = p[here].max(axis=1), p[here].argmax(axis=1)
-        counts = np.bincount(value, minlength=p.shape[1])
-        top = ", ".join(f"{v} ({100 * counts[v] / here.sum():.0f} %)" for v in np.argsort(-counts, kind="stable")[:3])
-        rows.append([key, str(int(here.sum())), f"{conf.mean():.3f}", f"{100 * np.mean(conf < 0.5):.1f} %", top])
-    return ["## Concepts (test)", "",
-            "What each modality's concept head predicts on the test rows where the modality is present; "
-            "per-sample concept probabilities are in `predictions_test.npz` (`concept_<key>`).", "",
-            *markdown_table(["concept", "rows", "mean confidence", "confidence < 0.5", "most predicted values"], rows), ""]
-
-
-__all__ = ["Classification", "masked_cross_entropy", "softmax"]
+__all__ = ["ClassLabels", "Classification", "Predictions", "balanced_sample_weights", "class_counts",
+           "inverse_frequency_weights", "masked_cross_entropy", "softmax", "summarize_classification"]

@@ -4,20 +4,77 @@ defines them), the best epoch on the lowest validation RMSE (docs/architecture.m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from polymodal.report.metrics import RegressionPredictions, summarize_regression
+from polymodal.report.metrics import (
+    check_targets,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+    root_mean_squared_error,
+)
 from polymodal.report.table import is_number, markdown_table, modality_names, num
-from polymodal.tasks.base import TASKS, Task
+from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task
+from polymodal.tasks.labels import Claim, finite
+from polymodal.tasks.labels import is_number as is_number_cell
+from polymodal.tasks.outputs import EvalOutputs, ModelOutput
 
-if TYPE_CHECKING:
-    from polymodal.engine.evaluate import EvalOutputs
+
+@dataclass
+class RegressionPredictions:
+    """A regression run's predictions on one split, one row per dataset sample.
+
+    y_true:       (N,) or (N, K) float targets
+    pred:         fused predictions, the shape of ``y_true``
+    per_modality: name -> predictions with every other modality marked absent (the shape of ``y_true``;
+                  absent from the dict when the fusion cannot run with a modality alone)
+    present:      name -> (N,) bool, whether the modality was present (per-modality metrics use these
+                  rows; all rows when a modality has no entry)
+    index:        (N,) dataset positions, sorted
+    extras:       name -> (N, ...) per-sample outputs beside the prediction
+    """
+
+    y_true: np.ndarray
+    pred: np.ndarray
+    per_modality: dict[str, np.ndarray] = field(default_factory=dict)
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    index: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    task: ClassVar[str] = "regression"
+
+
+def summarize_regression(pred: RegressionPredictions) -> dict[str, float | int | None]:
+    """Headline metrics of one split: fused ``mse``, ``rmse``, ``mae``, ``r2``; per modality ``<m>_rmse``
+    and ``<m>_r2`` over the rows where the modality is present (None with no such row; ``<m>_r2`` None
+    with fewer than two); ``n``. Modalities without predictions get no entry."""
+    y = check_targets(pred.y_true, "RegressionPredictions.y_true")
+    fused = np.asarray(pred.pred)
+    out: dict[str, float | int | None] = {
+        "mse": mean_squared_error(y, fused),
+        "rmse": root_mean_squared_error(y, fused),
+        "mae": mean_absolute_error(y, fused),
+        "r2": r2_score(y, fused),
+    }
+    for name, p in pred.per_modality.items():
+        rows = np.asarray(pred.present[name], dtype=bool) if name in pred.present else np.ones(len(y), dtype=bool)
+        if rows.shape != (len(y),):
+            raise ValueError(f"present[{name!r}] has shape {rows.shape}; expected ({len(y)},)")
+        p = np.asarray(p)
+        if p.shape != y.shape:
+            raise ValueError(f"per_modality[{name!r}] has shape {p.shape}; y_true has {y.shape}")
+        out[f"{name}_rmse"] = root_mean_squared_error(y[rows], p[rows]) if rows.any() else None
+        out[f"{name}_r2"] = r2_score(y[rows], p[rows]) if rows.sum() >= 2 else None
+    out["n"] = len(y)
+    return out
+
+
 
 
 def masked_mse(pred: Tensor, target: Tensor, rows: Tensor | None = None) -> Tensor:
@@ -64,8 +121,7 @@ class Regression(Task):
     mode = "min"
     log_suffix = "rmse"
     label_dtype = np.float32
-    uses_classes = False
-    mean_of_heads = True
+    infer_priority = 10
     results_intro = ("RMSE and MAE in target units, R^2 as a fraction (1 = perfect, 0 = predicting the mean); "
                      "per-modality metrics over the samples where the modality is present; "
                      "n/a: not logged, or the fusion cannot run on that modality alone.")
@@ -78,6 +134,47 @@ class Regression(Task):
         if not isinstance(output, Tensor):
             raise TypeError(f"the regression loss takes a (B, K) output tensor; got {type(output).__name__}")
         return masked_mse(output, target, rows)
+
+    def claim(self, cells: Sequence[Any]) -> Claim | None:
+        """A column whose cells are mostly numbers (asked after classification: not a few whole numbers)."""
+        numbers = sum(1 for v in cells if is_number_cell(v))
+        if 2 * numbers <= len(cells):
+            return None
+        finite_values = {finite(v) for v in cells} - {None}
+        return Claim(f"{numbers} of {len(cells)} cells are numbers with {len(finite_values)} distinct values "
+                     "(not a few whole numbers)")
+
+    def synthetic_data(self, spec: SyntheticSpec) -> SyntheticData:
+        """Each modality's features are standard normal and carry one part of the target, read out along a fixed
+        random unit direction per modality and target (drawn from ``seed``): ``y_k = sum_m x_m . w_mk +
+        target_noise * eps``. Each part has unit variance, so no modality alone explains more than about half
+        of the target's variance; ``num_targets`` sets K (labels (N,) for one target, (N, K) otherwise)."""
+        if spec.num_targets < 1:
+            raise ValueError(f"synthetic dataset: num_targets={spec.num_targets}; expected >= 1")
+        if spec.target_noise < 0:
+            raise ValueError(f"synthetic dataset: target_noise={spec.target_noise}; expected >= 0")
+        dir_rng = np.random.default_rng((spec.seed, 7))  # the same read-out directions in every split
+        directions = []
+        for d in spec.dims:
+            w = dir_rng.standard_normal((d, spec.num_targets))
+            directions.append(w / np.linalg.norm(w, axis=0, keepdims=True))
+        x = [spec.rng.standard_normal((spec.n, d)).astype(np.float32) for d in spec.dims]
+        y = sum(xm.astype(np.float64) @ w for xm, w in zip(x, directions, strict=True))
+        y = y + spec.target_noise * spec.rng.standard_normal((spec.n, spec.num_targets))
+        labels = (y[:, 0] if spec.num_targets == 1 else y).astype(np.float32)
+        return SyntheticData(labels, x, spec.num_targets, (),
+                             {"num_targets": spec.num_targets, "target_noise": spec.target_noise})
+
+    def fuse_unimodal_heads(self, out: ModelOutput, present: Mapping[str, Tensor]) -> ModelOutput:
+        """The mean of the per-modality outputs over the present modalities (the ``fixed`` rule with equal
+        weights): every head is trained alone to predict the whole target, so summing them would count it
+        once per modality."""
+        from polymodal.inference.rules import fixed_fusion
+
+        if out.per_modality is None:
+            raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
+        out.logits = fixed_fusion(out.per_modality, present)
+        return out
 
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> RegressionPredictions:
         """The outputs in the shape of the targets as :class:`RegressionPredictions`."""
@@ -195,4 +292,4 @@ class Regression(Task):
         return {"scatter": (path, "Predicted vs true, test")}
 
 
-__all__ = ["Regression", "masked_mse", "shaped_outputs"]
+__all__ = ["Regression", "RegressionPredictions", "masked_mse", "shaped_outputs", "summarize_regression"]

@@ -1,13 +1,11 @@
 """A tiny deterministic two-modality dataset for smoke tests and examples.
 
-Classification (default, and any task with classes, ``Task.uses_classes``): each class has a random prototype in each modality; a sample is its class
-prototype plus noise. ``noise`` sets how hard each modality is.
-
-Any other task whose targets are not classes (``task="regression"``; :mod:`polymodal.tasks`): each modality's features are standard normal and carry one part of
-the target, read out along a fixed random unit direction per modality and target (drawn from ``seed``):
-``y_k = sum_m x_m . w_mk + target_noise * eps``. Each part has unit variance, so no modality alone
-explains more than about half of the target's variance; ``num_targets`` sets K (labels (N,) for one
-target, (N, K) otherwise). ``noise`` is not used.
+Its features and labels come from the task it is built for (``task``, classification by default): the task's
+:meth:`~polymodal.tasks.Task.synthetic_data` (classification: each class has a random prototype in each
+modality, a sample is its class prototype plus noise, ``noise`` sets how hard each modality is; regression:
+standard normal features whose read-outs along fixed directions sum to the ``num_targets`` targets;
+multilabel: the sum of the prototypes of a sample's labels). A task that defines no synthetic variant
+cannot be served (a clear error, never another task's targets).
 
 ``missing`` drops each (sample, modality) slot with that probability (every sample keeps at least one
 modality); ``missing_rate`` / ``missing_seed`` apply the benchmark protocol's exact-rate mask
@@ -25,7 +23,7 @@ from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
 from polymodal.data.missing import missing_mask
 from polymodal.data.schema import Modality
-from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
+from polymodal.tasks import DEFAULT_TASK, TASKS, SyntheticSpec, get_task
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 
@@ -51,21 +49,13 @@ class SyntheticDataset(MultimodalDataset):
         if task not in TASKS:
             raise ValueError(f"synthetic dataset: task={task!r}; expected one of {', '.join(TASKS.names())}")
         task_obj = get_task(task)
-        self._classes = task_obj.uses_classes  # class ids as labels; else float targets
         self.name, self.split = "synthetic", split
         n = size if size is not None else {"train": 96, "val": 32, "test": 32}[split]
         rng = np.random.default_rng(seed * 10 + 1 + _SPLIT_OFFSET[split])
-        if not self._classes:
-            self.labels, self.x = _regression_data(rng, n, dims, seed, num_targets, target_noise)
-        else:
-            proto_rng = np.random.default_rng(seed)
-            protos = [proto_rng.standard_normal((num_classes, d)) for d in dims]
-            self.labels = np.arange(n) % num_classes
-            rng.shuffle(self.labels)
-            self.x = [
-                (p[self.labels] + s * rng.standard_normal((n, p.shape[1]))).astype(np.float32)
-                for p, s in zip(protos, noise, strict=True)
-            ]
+        data = task_obj.synthetic_data(SyntheticSpec(n=n, dims=tuple(dims), rng=rng, seed=seed, num_classes=num_classes,
+                                                     num_targets=num_targets, noise=tuple(noise),
+                                                     target_noise=target_noise))
+        self.labels, self.x = data.labels, data.x
         self.present = np.ones((n, 2), dtype=bool)
         if missing > 0:
             drop = rng.random((n, 2)) < missing
@@ -79,20 +69,14 @@ class SyntheticDataset(MultimodalDataset):
             Modality("b", "tabular", (dims[1],), representation="features"),
         )
         self.task = task_obj.name
-        if not self._classes:
-            self.num_outputs = num_targets
-            self.class_names = ()
-        else:
-            self.num_outputs = num_classes
-            self.class_names = tuple(str(c) for c in range(num_classes))
+        self.num_outputs, self.class_names = data.num_outputs, data.class_names
         self.provenance = {
             "dataset": "synthetic", "seed": seed, "size": n, "missing_rate": missing_rate,
             "realised_missing_rate": float(1.0 - self.present.mean()),
         }
         if task_obj.name != DEFAULT_TASK:
             self.provenance["task"] = task_obj.name
-        if not self._classes:
-            self.provenance.update(num_targets=num_targets, target_noise=target_noise)
+        self.provenance.update(data.provenance or {})
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -101,31 +85,9 @@ class SyntheticDataset(MultimodalDataset):
         inputs = {
             m.name: (torch.from_numpy(self.x[j][i]) if self.present[i, j] else None) for j, m in enumerate(self.schema)
         }
-        if not self._classes:
-            y = self.labels[i]
-            label: float | list[float] = float(y) if self.labels.ndim == 1 else [float(v) for v in y]
-            return {"inputs": inputs, "label": label, "index": int(i)}
-        return {"inputs": inputs, "label": int(self.labels[i]), "index": int(i)}
-
-
-def _regression_data(
-    rng: np.random.Generator, n: int, dims: tuple[int, int], seed: int, num_targets: int, target_noise: float
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(labels (N,) or (N, K) float32, features per modality) of the regression variant."""
-    if num_targets < 1:
-        raise ValueError(f"synthetic dataset: num_targets={num_targets}; expected >= 1")
-    if target_noise < 0:
-        raise ValueError(f"synthetic dataset: target_noise={target_noise}; expected >= 0")
-    dir_rng = np.random.default_rng((seed, 7))  # the same read-out directions in every split
-    directions = []
-    for d in dims:
-        w = dir_rng.standard_normal((d, num_targets))
-        directions.append(w / np.linalg.norm(w, axis=0, keepdims=True))
-    x = [rng.standard_normal((n, d)).astype(np.float32) for d in dims]
-    y = sum(xm.astype(np.float64) @ w for xm, w in zip(x, directions, strict=True))
-    y = y + target_noise * rng.standard_normal((n, num_targets))
-    labels = (y[:, 0] if num_targets == 1 else y).astype(np.float32)
-    return labels, x
+        y = self.labels[i]
+        label: int | float | list[float] = y.tolist() if np.ndim(y) else y.item()
+        return {"inputs": inputs, "label": label, "index": int(i)}
 
 
 @DATASETS.register("synthetic", tiny={"size": 16})

@@ -13,6 +13,7 @@ Variants (registered in ``DATASETS``; modalities in this order):
     avdigits-sum    audio, image            clean, label = (audio digit + image digit) % 10
     avdigits-sum-hard    audio, image       as sum, with the avdigits-hard corruptions
     avdigits-compare     audio, image       clean sum pairing, label = audio digit <, =, > image digit (0, 1, 2)
+    avdigits-multilabel  audio, image       clean sum pairing, labels = {audio digit, image digit} (multilabel)
 
 Every split carries ``concept_labels`` (modality -> {"digit": (N,) int64}): the digit each modality
 shows, for concept-level training and evaluation (``polymodal.reasoning``).

@@ -38,7 +38,9 @@ class Variant:
     views: tuple[str, ...]  # image modalities, in order
     sum_label: bool  # images of the sum pairing (any digit); label = (audio digit + image digit) % 10
     summary: str
-    relation: str = "sum"  # with sum_label: "sum" (mod 10) or "compare" (<, =, > as 0, 1, 2)
+    # with sum_label: "sum" (mod 10), "compare" (<, =, > as 0, 1, 2) or "set" (the set of the two digits:
+    # a multilabel target over the 10 digits, one or two of them)
+    relation: str = "sum"
 
 
 VARIANTS = {
@@ -51,6 +53,9 @@ VARIANTS = {
         Variant("avdigits-sum-hard", True, ("image",), True, "AV-digits sum with the avdigits-hard corruptions"),
         Variant("avdigits-compare", False, ("image",), True, "AV-digits, label = spoken <, =, > written digit",
                 relation="compare"),
+        Variant("avdigits-multilabel", False, ("image",), True,
+                "AV-digits, labels = the set of digits spoken and written (multilabel: one or two of 10)",
+                relation="set"),
     )
 }
 
@@ -137,6 +142,10 @@ class AVDigits(MultimodalDataset):
         if v.relation == "compare":
             digit = self.concept_labels["image"]["digit"]
             self.labels = np.sign(self.audio_digits - digit).astype(np.int64) + 1
+        if v.relation == "set":  # multi-hot over the 10 digits: the spoken one and the written one
+            self.labels = np.zeros((len(self.audio_digits), 10), dtype=np.float32)
+            self.labels[np.arange(len(self.labels)), self.audio_digits] = 1.0
+            self.labels[np.arange(len(self.labels)), self.concept_labels["image"]["digit"]] = 1.0
 
         snr = None if self.corruption is None else float(self.corruption["snr_db"])
         if cache_features:
@@ -161,7 +170,7 @@ class AVDigits(MultimodalDataset):
         rng = np.random.default_rng([int(missing_seed), SPLITS.index(split)])
         self.present = missing_mask(len(clip), len(schema), rate, rng)
         self.realised_missing_rate = float(1.0 - self.present.mean())
-        self.task, self.num_outputs = "classification", 10
+        self.task, self.num_outputs = ("multilabel" if v.relation == "set" else "classification"), 10
         self.class_names = tuple(str(d) for d in range(10))
         if v.relation == "compare":
             self.num_outputs, self.class_names = 3, ("less", "equal", "greater")
@@ -188,7 +197,8 @@ class AVDigits(MultimodalDataset):
     def __getitem__(self, i: int) -> Sample:
         i = range(len(self))[i]  # IndexError out of range; negative indices normalised
         inputs = {m.name: self._inputs[m.name][i] if self.present[i, j] else None for j, m in enumerate(self.schema)}
-        return {"inputs": inputs, "label": int(self.labels[i]), "index": i}
+        label = self.labels[i].tolist() if self.labels.ndim > 1 else int(self.labels[i])
+        return {"inputs": inputs, "label": label, "index": i}
 
     def tensor(self, name: str) -> torch.Tensor:
         """Every sample of modality ``name`` stacked, (N, *shape), absent slots included as data."""

@@ -107,19 +107,6 @@ def group_leakage(m: Manifest, groups: np.ndarray, split: np.ndarray) -> None:
                      [f"{g}: {'/'.join(w)}" for g, w in spans.items()], count=len(spans))
 
 
-def small_classes(m: Manifest, split: np.ndarray) -> None:
-    """Classes with fewer than 2 training rows, or none in a val / test split that has rows."""
-    small = []
-    for c, name in enumerate(m.class_names):
-        counts = [int(((split == s) & (m.y == c)).sum()) for s in ("train", "val", "test")]
-        if counts[0] < 2 or (counts[1] == 0 and (split == "val").any()) or (counts[2] == 0 and (split == "test").any()):
-            small.append(f"{name}: {'/'.join(map(str, counts))}")
-    if small:
-        m.report.add("small_class", "warning", m.label,
-                     "classes too small for the split (rows in train/val/test shown): they cannot be both learnt "
-                     "and scored; add samples or merge classes", small, count=len(small))
-
-
 def file_leakage(m: Manifest, codecs: dict[str, Codec]) -> None:
     """The same file (resolved path) in more than one split is an error."""
     for spec in m.modality_specs:

@@ -25,10 +25,9 @@ class ManifestDataset(MultimodalDataset):
         self.schema = manifest.schema
         self.task = manifest.task  # type: ignore[assignment]
         self.class_names = manifest.class_names
-        classes = manifest.task_object.uses_classes
-        self.num_outputs = len(manifest.class_names) if classes else 1
-        y = manifest.y[self.rows]
-        self.labels = np.where(y < 0, 0, y) if classes else np.nan_to_num(y)
+        task = manifest.task_object
+        self.num_outputs = task.num_outputs_for(manifest.class_names, manifest.y)
+        self.labels = task.fill_missing(manifest.y[self.rows])
         self.has_label = manifest.has_label[self.rows]
         self.provenance = {
             "manifest": manifest.source,
@@ -45,7 +44,8 @@ class ManifestDataset(MultimodalDataset):
         i = range(len(self))[i]
         r = int(self.rows[i])
         inputs = {m.name: self.manifest.item(m.name, r) for m in self.schema}
-        return {"inputs": inputs, "label": self.labels[i].item(), "index": i}
+        y = self.labels[i]
+        return {"inputs": inputs, "label": y.tolist() if np.ndim(y) else y.item(), "index": i}
 
     def row_ids(self) -> list[str]:
         return self.manifest.row_ids(self.rows)

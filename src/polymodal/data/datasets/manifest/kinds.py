@@ -24,7 +24,7 @@ def column_kinds() -> tuple[str, ...]:
     return (*CODECS.kinds(), IGNORE)
 
 
-COLUMN_KINDS = column_kinds()  # the kinds built in (registered kinds: column_kinds())
+COLUMN_KINDS = (*CODECS.registered(), IGNORE)  # the kinds built in (every registered kind: column_kinds())
 
 
 def file_kind(cell: Any) -> str | None:

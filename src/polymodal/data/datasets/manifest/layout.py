@@ -4,14 +4,10 @@ either inferred from the table and the options, or restored from a saved state."
 from __future__ import annotations
 
 import difflib
-import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from polymodal.data.datasets.manifest.cells import is_number, label_text
 from polymodal.data.datasets.manifest.codecs import CODECS
 from polymodal.data.datasets.manifest.errors import ManifestError
 from polymodal.data.datasets.manifest.kinds import (
@@ -22,7 +18,8 @@ from polymodal.data.datasets.manifest.kinds import (
     modality_name,
 )
 from polymodal.data.datasets.manifest.options import AUTO_TASK, STATE_VERSION
-from polymodal.tasks import DEFAULT_TASK, TASKS, get_task
+from polymodal.tasks import TASKS, get_task
+from polymodal.tasks.labels import LabelInferenceError, infer_task
 
 if TYPE_CHECKING:
     from polymodal.data.datasets.manifest.core import Manifest
@@ -101,30 +98,37 @@ def infer_layout(m: Manifest) -> None:
         raise ManifestError(f"manifest {m.source}: no input column besides the label; column kinds found: {kinds}")
     m.kinds, m.modality_specs = kinds, mods
     m.label = opt.label
-    labels = [v for v in m.table[opt.label] if v is not None]
-    m.task = get_task(infer_task(labels) if opt.task == AUTO_TASK else opt.task).name
-    if m.task_object.uses_classes:
-        uniq = sorted({v for v in labels}, key=lambda v: (float(v), str(v)) if is_number(v) else (math.inf, str(v)))
-        m.class_names = tuple(label_text(v) for v in uniq)
-        if len(m.class_names) < 2:
-            raise ManifestError(f"label column {opt.label!r} has {len(m.class_names)} class(es) {list(m.class_names)}; "
-                                "classification needs at least 2 (or set task=regression)")
+    cells = m.table[opt.label]
+    labels = [v for v in cells if v is not None]
+    if opt.task == AUTO_TASK:
+        m.task, why = infer_label_task(m, cells)
+        m.report.add("task", "info", opt.label, f"{m.task}, inferred: {why} (set the task option, data.options.task=..., "
+                     "to choose another)", count=len(labels))
     else:
-        m.class_names = ()
+        m.task = get_task(opt.task).name
+        m.report.add("task", "info", opt.label, f"{m.task}, given (task={opt.task})", count=len(labels))
+    try:
+        m.class_names = m.task_object.class_names_from(labels)
+    except ValueError as e:
+        raise ManifestError(f"label column {opt.label!r} has {e}") from None
     m.stats = {}
 
 
-CLASSES, TARGETS = DEFAULT_TASK, "regression"  # the tasks ``task=auto`` chooses between
-
-
-def infer_task(labels: Sequence[Any]) -> str:
-    """``task=auto``: classes unless every label is a number and they are not a few integers (then
-    regression targets)."""
-    if not all(is_number(v) for v in labels):
-        return CLASSES
-    vals = np.array([float(v) for v in labels])
-    integral = bool(np.all(vals == np.round(vals)))
-    return CLASSES if integral and len(np.unique(vals)) <= max(20, int(0.05 * len(vals))) else TARGETS
+def infer_label_task(m: Manifest, cells: Sequence[Any]) -> tuple[str, str]:
+    """``task=auto``: the task that claims the label column (:func:`polymodal.tasks.labels.infer_task`) and why.
+    A column that is almost all class ids with a few other cells stops here, naming those rows."""
+    present = [r for r, v in enumerate(cells) if v is not None]
+    try:
+        name, why, _ = infer_task([cells[r] for r in present])
+    except LabelInferenceError as e:
+        rows = [f"row {m.row_number[present[i]]}: {v!r}" for i, v in e.claim.odd]
+        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        tasks = ", ".join(TASKS.names())
+        raise ManifestError(
+            f"manifest {m.source}: label column {m.options.label!r}: {e}: {shown}. Fix those cells (leave a cell "
+            f"empty for a row without a label), or say which task the column is with the task option "
+            f"(data.options.task=<task>, Predictor(task=...); one of {tasks})") from None
+    return name, why
 
 
 def load_state(m: Manifest, state: dict[str, Any]) -> None:

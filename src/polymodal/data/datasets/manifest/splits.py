@@ -10,9 +10,9 @@ import numpy as np
 
 from polymodal.data.datasets import run_splits
 from polymodal.data.datasets.manifest import checks
-from polymodal.data.datasets.manifest.cells import finite, label_text
 from polymodal.data.datasets.manifest.errors import ManifestError
 from polymodal.data.splits import assign_splits as assign_split_rows
+from polymodal.tasks.labels import LabelProblem
 
 if TYPE_CHECKING:
     from polymodal.data.datasets.manifest.core import Manifest
@@ -21,41 +21,23 @@ SPLIT_VALUES = ("train", "val", "test")
 
 
 def read_labels(m: Manifest) -> None:
-    """Set ``y`` (class ids, -1 without one; or float targets, NaN without one) and ``has_label``."""
+    """Set ``y`` (the task's targets, :meth:`polymodal.tasks.Task.parse_labels`: class ids with -1 without one,
+    float targets with NaN, ...) and ``has_label``; what reading found goes to the data check."""
     cells = m.table.get(m.label) if m.label in m.table else [None] * m.n
-    m.has_label = np.array([v is not None for v in cells])
-    task = m.task_object
-    if task.uses_classes:
-        index = {c: i for i, c in enumerate(m.class_names)}
-        ids = []
-        unknown = []
-        for r, v in enumerate(cells):
-            if v is None:
-                ids.append(-1)
-                continue
-            t = label_text(v)
-            if t not in index:
-                unknown.append(f"row {m.row_number[r]}: {t!r}")
-                ids.append(-1)
-                m.has_label[r] = False
-            else:
-                ids.append(index[t])
-        if unknown:
-            m.report.add("unknown_class", "warning", m.label,
-                         f"labels the model was not trained on (known: {list(m.class_names)}); these rows are predicted but not scored",
-                         unknown, count=len(unknown))
-        m.y = np.array(ids, dtype=np.int64)
-    else:
-        bad = [f"row {m.row_number[r]}: {v!r}" for r, v in enumerate(cells) if v is not None and finite(v) is None]
-        if bad:
-            m.report.add("bad_target", "error", m.label, "regression targets must be finite numbers (not words, NaN "
-                         "or infinite values); fix them, or leave them empty to predict those rows", bad, count=len(bad))
-        m.y = task.read_targets(np.array([x if (x := None if v is None else finite(v)) is not None else np.nan
-                                          for v in cells], dtype=np.float32))
+    column = m.task_object.parse_labels(cells, m.class_names)
+    m.y, m.has_label = column.y, np.asarray(column.has_label, dtype=bool).copy()
+    for problem in column.problems:
+        add_label_problem(m, problem)
     if not m.fitted and not m.has_label.all():
         rows = [f"row {m.row_number[r]}" for r in np.flatnonzero(~m.has_label)]
         m.report.add("missing_label", "warning", m.label, "rows without a label are left out of training and evaluation "
                      "(predict them with Predictor.predict)", rows, count=len(rows))
+
+
+def add_label_problem(m: Manifest, problem: LabelProblem) -> None:
+    """One data-check row about the label column, its rows named by their row numbers in the table."""
+    rows = problem.items or [f"row {m.row_number[r]}: {v!r}" for r, v in zip(problem.positions, problem.values, strict=True)]
+    m.report.add(problem.check, problem.severity, m.label, problem.detail, rows, count=len(rows))
 
 
 def assign_splits(m: Manifest) -> None:
@@ -104,8 +86,9 @@ def assign_splits(m: Manifest) -> None:
     m.split = split
     if groups is not None:
         checks.group_leakage(m, groups[idx], split[idx])
-    if m.task_object.uses_classes and len(idx):
-        checks.small_classes(m, split)
+    if len(idx):
+        for problem in m.task_object.split_problems(m.y, split, m.class_names):
+            add_label_problem(m, problem)
 
 
 def match_stored_splits(m: Manifest, path: Path) -> None:

@@ -178,12 +178,12 @@ class CodecRegistry(Registry[type[Codec]]):
         self.file_extensions.pop(name, None)
 
     def kinds(self) -> tuple[str, ...]:
-        """Every kind in registration order."""
-        return tuple(self._entries)
+        """Every kind in registration order (every component module imported first)."""
+        return tuple(self._filled())
 
     def tabular_kinds(self) -> tuple[str, ...]:
         """The kinds whose columns form the tabular modality, in the order their features come."""
-        return tuple(k for k, e in self._entries.items() if e.factory.tabular)
+        return tuple(k for k, e in self._filled().items() if e.factory.tabular)
 
 
 CODECS = CodecRegistry()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,11 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.report.table import is_number, markdown_table, num, pct
-from polymodal.tasks.base import TASKS, Task
-
-if TYPE_CHECKING:
-    from polymodal.engine.evaluate import EvalOutputs
-    from polymodal.models import ModelOutput
+from polymodal.tasks.base import EMBEDDINGS, SINGLE_LABEL, TASKS, Task
+from polymodal.tasks.classification import ClassLabels
+from polymodal.tasks.outputs import EvalOutputs, ModelOutput
 
 EMB = "emb_"
 LOSS_SCALE = 1 / 0.07  # the fixed temperature of the reported loss
@@ -50,6 +48,7 @@ class ContrastivePredictions:
     class_names: tuple[str, ...] = ()
     task: ClassVar[str] = "contrastive"
     per_modality: dict[str, np.ndarray] = field(default_factory=dict)  # no per-modality predictions
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def infonce(embeddings: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray], scale: float = LOSS_SCALE) -> float | None:
@@ -106,7 +105,7 @@ def contrastive_summary(pred: ContrastivePredictions) -> dict[str, float | int |
 
 
 @TASKS.register("contrastive")
-class Contrastive(Task):
+class Contrastive(ClassLabels, Task):
     """Coordinated embeddings: class-level cross-modal retrieval (R@1/5/10, mAP), zero-shot accuracy,
     modality gap; best epoch on the highest validation mean R@1."""
 
@@ -115,9 +114,9 @@ class Contrastive(Task):
     mode = "max"
     log_suffix = "R1"
     label_dtype = np.int64
-    uses_classes = True  # labels are class ids (they define relevance; stratified splits, balanced sampling apply)
-    per_modality_eval = False  # each modality's embedding comes from the same forward pass
-    embeddings = True
+    # labels are class ids (they define relevance; stratified splits, balanced sampling apply); each modality's
+    # embedding comes from the same forward pass (no per-modality evaluation)
+    capabilities = frozenset({EMBEDDINGS, SINGLE_LABEL})
     results_intro = ("Retrieval with class-level relevance (a hit = an item of the query's class), in %; "
                      "zero-shot: each modality classified by the other modality's class prototypes of the "
                      "same split, in %; loss: InfoNCE at temperature 0.07 (nats).")
@@ -148,7 +147,38 @@ class Contrastive(Task):
 
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> ContrastivePredictions:
         emb = {k[len(EMB):]: v.astype(np.float32) for k, v in out.columns.items() if k.startswith(EMB)}
-        return ContrastivePredictions(out.label, emb, {m: out.present[m] for m in emb}, out.index, tuple(class_names))
+        return ContrastivePredictions(y_true=out.label, embeddings=emb, present={m: out.present[m] for m in emb},
+                                      index=out.index, class_names=tuple(class_names))
+
+    def modalities_alone(self, names: Sequence[str]) -> list[str]:
+        """None: every modality's embedding already comes from the one forward pass."""
+        return []
+
+    def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+        """``emb_<m>``: each modality's unit embedding, None on the rows where the modality is absent."""
+        columns = {}
+        for m, e in self.embeddings(out, list(out.present)).items():
+            column = np.empty(len(e), dtype=object)
+            column[:] = [None if np.isnan(v[0]) else v for v in e]
+            columns[f"{EMB}{m}"] = column
+        return columns
+
+    def embeddings(self, out: EvalOutputs | None, modalities: Sequence[str]) -> dict[str, np.ndarray]:
+        """modality -> (N, D) float32 embeddings of the predicted rows; NaN rows where the modality is absent."""
+        cols = {} if out is None else {k[len(EMB):]: v for k, v in out.columns.items() if k.startswith(EMB)}
+        n = 0 if out is None else len(out.index)
+        dim = next((v.shape[1] for v in cols.values()), 0)
+        result = {}
+        for m in modalities:
+            e = np.full((n, dim), np.nan, dtype=np.float32)
+            if m in cols:
+                e[:] = cols[m].astype(np.float32)
+                e[~out.present[m]] = np.nan  # type: ignore[union-attr]
+            result[m] = e
+        return result
+
+    def figures(self, pred: Any, fig_dir: Path) -> dict[str, tuple[Path, str]]:
+        return {}
 
     def summarize(self, pred: ContrastivePredictions) -> dict[str, float | int | None]:
         return contrastive_summary(pred)
@@ -165,8 +195,6 @@ class Contrastive(Task):
                         seed: int = 0) -> EvalOutputs:
         """A small split as the engine collects it: ``emb_<m>`` unit embeddings (width 8) that lean towards
         their class's direction, some rows missing a modality (their embeddings zero)."""
-        from polymodal.engine.evaluate import EvalOutputs
-
         rng = np.random.default_rng(seed)
         label = self.read_targets(np.arange(n) % num_outputs)
         present = {m: rng.random(n) < 0.75 for m in modalities}
