@@ -235,3 +235,66 @@ def test_a_second_writer_is_refused(tmp_path, raw_data, logmel):
             index.add(files, logmel)
         assert len(Index.open(tmp_path / "ix")) == 0  # readers need no lock
     assert len(index.add(files, logmel).added) == 2
+
+
+@pytest.mark.parametrize("commit_every", [1, 64])
+def test_copies_of_a_file_get_one_row_each(tmp_path, raw_data, logmel, commit_every):
+    """Five copies of one recording, some in one add (inside and across commits), some in a later add:
+    every path holds exactly one row, and a search lists each copy once."""
+    src = raw_data / "fsdd" / "recordings" / "4_theo_3.wav"
+    media = tmp_path / "audio"
+    media.mkdir()
+    first = [Path(shutil.copyfile(src, media / f"copy{i}.wav")) for i in range(5)]
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    report = index.add([media], logmel, commit_every=commit_every)
+    assert len(report.added) == 1 and len(report.copied) == 4 and report.rows == 5
+    later = [Path(shutil.copyfile(src, tmp_path / f"later{i}.wav")) for i in range(3)]
+    report = index.add(later, logmel, commit_every=commit_every)
+    assert len(report.copied) == 3 and report.rows == 3
+    for ix in (index, Index.open(tmp_path / "ix")):
+        assert len(ix) == 8 and len(ix.paths) == 8
+        assert all(len(rows) == 1 for rows in ix._by_path.values())
+        hits = ix.search(ix.vectors[0], k=20, model_id=logmel.model_id)[0]
+        assert sorted(h.path for h in hits) == sorted(str(p.resolve()) for p in first + later)
+
+
+def test_copies_of_a_video_keep_one_row_per_frame(tmp_path):
+    """A copied multi-row file (a video's frames) is copied as the rows of one path, once per copy."""
+    from PIL import Image
+
+    from .test_media import write_clip
+
+    class FrameEmbedder:  # any image model: one unit vector per frame
+        model_id, dim, modalities = "frames@test", 8, ("image",)
+
+        def embed(self, modality, items):
+            x = np.stack([np.asarray(im.resize((2, 4)).convert("L"), np.float32).ravel() + 1 for im in items])
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    pictures = []
+    for i, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+        pictures.append(tmp_path / f"p{i}.png")
+        Image.new("RGB", (32, 24), colour).save(pictures[-1])
+    media = tmp_path / "v"
+    media.mkdir()
+    write_clip(media / "a.mp4", pictures)  # 4 s: frames at 0, 1, 2, 3 s
+    for name in ("b.mp4", "c.mp4"):
+        shutil.copyfile(media / "a.mp4", media / name)
+    index = Index.create(tmp_path / "ix", "frames@test", 8)
+    report = index.add([media], FrameEmbedder(), commit_every=1)
+    assert report.copied == [str((media / n).resolve()) for n in ("b.mp4", "c.mp4")] and report.rows == 12
+    times = {p: sorted(index.meta[r]["timestamp"] for r in rows) for p, rows in index._by_path.items()}
+    assert len(times) == 3 and all(t == [0.0, 1.0, 2.0, 3.0] for t in times.values()), times
+
+
+def test_rows_multiplied_by_an_older_version_are_removed_on_the_next_add(tmp_path, raw_data, logmel):
+    (f,) = copy_recordings(raw_data, tmp_path / "audio", 1)
+    index = Index.create(tmp_path / "ix", logmel.model_id, logmel.dim)
+    index.add([f], logmel)
+    row = index.meta[0]
+    with index._locked():  # what copies used to leave: three more rows of the same path
+        index._commit(np.repeat(index.vectors[:1], 3, axis=0), [dict(row)] * 3)
+    assert len(index._by_path[row["path"]]) == 4
+    report = index.add([f], logmel)
+    assert report.repaired == [row["path"]] and not report.unchanged
+    assert len(Index.open(tmp_path / "ix")._by_path[row["path"]]) == 1 and len(index) == 1

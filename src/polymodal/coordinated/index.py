@@ -106,6 +106,7 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)  # same path, same content: nothing to do
     replaced: list[str] = field(default_factory=list)  # same path, new content: old rows removed
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    repaired: list[str] = field(default_factory=list)  # same content, but held extra copies of its rows: removed
     rows: int = 0  # vectors written
 
 
@@ -391,13 +392,19 @@ class Index:
                     digest = content_hash(media.path)
                     old = self._by_path.get(path, [])
                     if old and self.meta[old[0]]["hash"] == digest:
-                        report.unchanged.append(path)
+                        extra = sorted(set(old) - set(self._distinct_rows(old)))
+                        if extra:  # rows multiplied by an older polymodal's copies: keep one per frame
+                            pending_removed.extend(extra)
+                            pending_files += 1
+                            report.repaired.append(path)
+                        else:
+                            report.unchanged.append(path)
                         continue
                     if embed_modality(media.modality) not in embedder.modalities:
                         report.skipped.append((path, f"{media.modality} files: model {self.model_id} does not embed them"))
                         continue
-                    if digest in self._by_hash:
-                        rows = self._by_hash[digest]
+                    if digest in self._by_hash:  # the rows of one path holding this content, not of every copy
+                        rows = self._distinct_rows(self._by_path[self.meta[self._by_hash[digest][0]]["path"]])
                         vecs, metas = self.vectors[rows], [dict(self.meta[r], path=path) for r in rows]
                         report.copied.append(path)
                     elif digest in seen_hash:
@@ -435,6 +442,17 @@ class Index:
                 self._commit(np.concatenate(pending_v) if pending_v else None, pending_m, pending_removed)
             self._maybe_retrain()
         return report
+
+    def _distinct_rows(self, rows: list[int]) -> list[int]:
+        """The first row of each time stamp among one path's rows (one per image / audio / text file, one per frame)."""
+        seen: set[Any] = set()
+        out = []
+        for r in rows:
+            t = self.meta[r].get("timestamp")
+            if t not in seen:
+                seen.add(t)
+                out.append(r)
+        return out
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
         """Remove indexed files: each path is a file or a folder (every indexed file under it). Returns the removed paths.
