@@ -74,3 +74,32 @@ def test_text_search_over_photos_and_video(tmp_path, capsys):
     assert sorted(line.split()[-1] for line in lines[1:3]) == ["t=2.00s", "t=3.00s"]  # the flower part of the clip
     code, out, _ = run(capsys, "search", "--index", ix, "a palace", "-k", "1")
     assert out.split()[1].endswith("china.jpg")
+
+
+def test_an_index_folder_that_holds_other_files_is_refused(tmp_path, raw_data, capsys):
+    """--index equal to the media folder, or a file dropped into an index: refused, and no file is deleted."""
+    media = tmp_path / "holiday"
+    media.mkdir()
+    for name, src in (("shard-holiday.wav", "1_theo_1.wav"), ("ivf-beach.wav", "2_theo_2.wav"),
+                      ("manifest.json.tmp-notes.txt", None), ("dinner.wav", "3_theo_3.wav")):
+        if src:
+            shutil.copy(raw_data / "fsdd" / "recordings" / src, media / name)
+        else:
+            (media / name).write_text("my notes")
+    before = sorted(p.name for p in media.iterdir())
+    code, _, err = run(capsys, "index", "add", media, "--index", media, "--model", "audio-logmel")
+    assert code == 1 and "is not empty (dinner.wav, ivf-beach.wav, manifest.json.tmp-notes.txt, shard-holiday.wav)" in err
+    assert sorted(p.name for p in media.iterdir()) == before
+
+    ix = tmp_path / "ix"
+    code, _, err = run(capsys, "index", "add", media, "--index", ix, "--model", "audio-logmel")
+    assert code == 0, err
+    for name in ("shard-holiday.wav", "shard-000009.npy", "ivf-000002.faiss"):  # the user's, whatever the name
+        shutil.copy(media / "dinner.wav", ix / name)
+    code, _, err = run(capsys, "index", "remove", media / "dinner.wav", "--index", ix)
+    assert code == 1 and "holds files the index did not write" in err and "shard-holiday.wav" in err
+    code, _, err = run(capsys, "index", "add", media, "--index", ix)
+    assert code == 1 and "Nothing was changed" in err
+    assert {"shard-holiday.wav", "shard-000009.npy", "ivf-000002.faiss"} <= {p.name for p in ix.iterdir()}
+    code, out, _ = run(capsys, "search", "--index", ix, "--audio", media / "dinner.wav", "-k", "1")
+    assert code == 0 and out.split()[1] == str((media / "dinner.wav").resolve())  # reading still works

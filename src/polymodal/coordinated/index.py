@@ -28,6 +28,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,19 @@ class ModelMismatchError(SearchIndexError, ValueError):
 
 class IndexFormatError(SearchIndexError, ValueError):
     """A folder that is not a polymodal index, or one whose files do not agree with its manifest."""
+
+
+class IndexFolderError(SearchIndexError, ValueError):
+    """An index folder that holds files the index did not write (it is refused rather than touched)."""
+
+
+LOCK = "lock"
+_TMP = re.compile(r"\.tmp-\d+$")
+
+
+def _listing(names: Sequence[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def ivf_params(n: int) -> tuple[int, int]:
@@ -110,6 +124,18 @@ class AddReport:
     rows: int = 0  # vectors written
 
 
+def _named(manifest: dict[str, Any]) -> set[str]:
+    """The files a manifest names: its shards and its ANN file."""
+    names = {name for s in manifest["shards"] for name in (s["vectors"], s["meta"]) if name}
+    if manifest.get("ann"):
+        names.add(manifest["ann"]["file"])
+    return names
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -151,6 +177,15 @@ class Index:
         root = Path(root).expanduser().resolve()
         if (root / MANIFEST).exists():
             raise FileExistsError(f"{root} already holds an index; open it with Index.open")
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(f"--index {root} is a file; an index is a folder of its own: give a new folder")
+        foreign = sorted(p.name for p in root.iterdir() if p.name != LOCK) if root.is_dir() else []
+        if foreign:
+            raise IndexFolderError(
+                f"--index {root} is not empty ({_listing(foreign)}); an index needs a folder of its own, "
+                "because it writes and deletes files there: give a new or empty folder (e.g. "
+                f"{root.name}.index beside it)"
+            )
         if dim < 1:
             raise ValueError(f"index dimension must be >= 1; got {dim}")
         if ivf_threshold < 256:
@@ -262,7 +297,7 @@ class Index:
     def _locked(self) -> Iterator[None]:
         """The folder's writer lock; the manifest is re-read under it so two writers never lose each other's rows."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "lock", "a+") as f:
+        with open(self.root / LOCK, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -274,6 +309,8 @@ class Index:
                     if on_disk.get("generation") != self.manifest.get("generation"):
                         self.manifest = on_disk
                         self._load()
+                self._collect_garbage()
+                self._check_folder()
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
@@ -307,6 +344,9 @@ class Index:
             m["ann"] = None
         m["generation"] = self.manifest["generation"] + 1
         m["updated"] = time.time()
+        # files the previous manifest named and this one does not (a replaced IVF file): deleted once this
+        # commit is in, and named here so that a writer killed before deleting them leaves no orphan
+        m["obsolete"] = sorted(_named(self.manifest) - _named(m))
         text = json.dumps(m, indent=1) + "\n"
         _write_durable(self.root / MANIFEST, lambda f: f.write(text.encode()))
         _fsync_dir(self.root)
@@ -337,18 +377,34 @@ class Index:
         if len(self.meta) > start or gone:
             self._ann, self._flat_ids = None, None  # rebuilt (or brought up to date) on the next search
 
+    def _disposable(self) -> set[str]:
+        """Names the index may delete: files its manifest lists as obsolete, and the files the next commit
+        writes (what a writer killed before its commit left), with the temporaries of both. Nothing else."""
+        g = self.manifest["generation"] + 1
+        return set(self.manifest.get("obsolete", [])) | {f"shard-{g:06d}.npy", f"shard-{g:06d}.jsonl", f"ivf-{g:06d}.faiss"}
+
     def _collect_garbage(self) -> None:
-        """Delete shard / IVF files and temporaries no longer named by the manifest (leftovers of a killed writer)."""
-        keep = {MANIFEST, "lock"}
-        for s in self.manifest["shards"]:
-            keep.update((s["vectors"], s["meta"]))
-        if self.manifest["ann"]:
-            keep.add(self.manifest["ann"]["file"])
+        """Delete the leftovers of a killed writer and replaced files, all of them names the manifest implies
+        (:meth:`_disposable`); a file the index did not write is never deleted, whatever its name."""
+        named = _named(self.manifest)
+        gone = self._disposable() - named
         for p in self.root.iterdir():
-            ours = p.name.startswith(("shard-", "ivf-", MANIFEST + ".tmp"))
-            if ours and p.name not in keep and p.is_file():
+            base = _TMP.sub("", p.name)
+            leftover = p.name in gone or (base != p.name and (base in gone or base in named or base == MANIFEST))
+            if leftover and p.is_file() and not p.is_symlink():
                 with contextlib.suppress(OSError):
                     p.unlink()
+
+    def _check_folder(self) -> None:
+        """Refuse to write to a folder holding anything the index did not write (see docs/search.md)."""
+        ours = _named(self.manifest) | self._disposable() | {MANIFEST, LOCK}
+        foreign = sorted(p.name for p in self.root.iterdir() if _TMP.sub("", p.name) not in ours)
+        if foreign:
+            raise IndexFolderError(
+                f"the index folder {self.root} holds files the index did not write ({_listing(foreign)}); an index "
+                "writes and deletes files in its folder, so it needs one of its own: move these files out, or build "
+                "the index in another folder (--index). Nothing was changed."
+            )
 
     def add(
         self, paths: Iterable[str | os.PathLike], embedder: Any, *, fps: float = 1.0, commit_every: int = 64,
@@ -376,6 +432,8 @@ class Index:
             raise ModelMismatchError(f"embedder {embedder.model_id!r} gives {embedder.dim}-d vectors; the index holds {self.dim}-d")
         given = [Path(p).expanduser() for p in paths]
         files, others = collect(given)
+        files = [f for f in files if not _inside(f.path, self.root)]  # the index's own files are never media
+        others = [q for q in others if not _inside(q, self.root)]
         report = AddReport(skipped=[(str(p), "not a media file") for p in others])
         roots = {str(p.resolve() if p.is_dir() else p.resolve().parent) for p in given}
         with self._locked():
