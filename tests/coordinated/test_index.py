@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from polymodal.cli import main
 from polymodal.coordinated.embedders import load_embedder
-from polymodal.coordinated.index import Index, IndexFormatError, ModelMismatchError
+from polymodal.coordinated.index import DamagedFileError, Index, IndexFormatError, ModelMismatchError
 
 pytest.importorskip("faiss")
 
@@ -35,6 +36,24 @@ def copy_recordings(raw_data: Path, dest: Path, n: int, speakers=("jackson", "th
         name = f"{i % 10}_{speakers[(i // 10) % len(speakers)]}_{i // (10 * len(speakers))}.wav"
         out.append(Path(shutil.copyfile(raw_data / "fsdd" / "recordings" / name, dest / name)))
     return sorted(out)
+
+
+def as_version_1(ix: Path) -> None:
+    """Rewrite an index's manifest as polymodal wrote it before checksums existed."""
+    m = json.loads((ix / "manifest.json").read_text())
+    m["version"] = 1
+    for shard in m["shards"]:
+        shard.pop("vectors_sha256"), shard.pop("meta_sha256")
+    if m["ann"]:
+        m["ann"].pop("sha256")
+    m.pop("obsolete", None)
+    (ix / "manifest.json").write_text(json.dumps(m))
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_add_persist_reload_search(tmp_path, raw_data, logmel):
@@ -220,7 +239,11 @@ def test_open_names_what_is_wrong(tmp_path, raw_data, logmel):
     index.add(files, logmel)
     shard = tmp_path / "ix" / index.manifest["shards"][0]["vectors"]
     np.save(shard, np.zeros((2, logmel.dim), np.float32))  # a shard that lost a row
-    with pytest.raises(IndexFormatError, match=r"promises \(3, 128\) float32"):
+    with pytest.raises(IndexFormatError, match=r"shard-000002.npy is damaged \(its SHA-256 differs"):
+        Index.open(tmp_path / "ix")
+    as_version_1(tmp_path / "ix")  # without checksums the shape is what tells
+    with pytest.raises(IndexFormatError, match=r"shard-000002.npy is damaged \(it holds \(2, 128\) float32 vectors; "
+                                               r"the manifest promises \(3, 128\) float32"):
         Index.open(tmp_path / "ix")
 
 
@@ -298,3 +321,99 @@ def test_rows_multiplied_by_an_older_version_are_removed_on_the_next_add(tmp_pat
     report = index.add([f], logmel)
     assert report.repaired == [row["path"]] and not report.unchanged
     assert len(Index.open(tmp_path / "ix")._by_path[row["path"]]) == 1 and len(index) == 1
+
+
+DAMAGES = {
+    "empty": lambda v: b"",
+    "nan": lambda v: np.full_like(v, np.nan),
+    "reordered": lambda v: v[::-1].copy(),
+    "truncated": lambda v: v,  # cut to half its bytes below
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_shard_is_named_checked_and_repaired(tmp_path, raw_data, logmel, capsys, damage):
+    """A 0-byte, NaN, reordered or truncated shard: open names the file (no raw EOFError, no silent wrong
+    results), `polymodal index check` lists it and exits 1, `--repair` embeds its files again."""
+    files = copy_recordings(raw_data, tmp_path / "audio", 6)
+    ix = tmp_path / "ix"
+    index = Index.create(ix, logmel.model_id, logmel.dim, model_spec="audio-logmel")
+    index.add(files, logmel, commit_every=3)
+    name = index.manifest["shards"][1]["vectors"]
+    path = ix / name
+    v = np.load(path)
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        np.save(path, DAMAGES[damage](v))
+
+    with pytest.raises(DamagedFileError, match=rf"{name} is damaged .*index check --index .* --repair") as err:
+        Index.open(ix)
+    assert err.value.file == name
+    for argv in (("index", "info", "--index", ix), ("search", "--index", ix, "--audio", files[0]),
+                 ("index", "add", files[0], "--index", ix)):
+        code, out, err_text = cli(capsys, *argv)
+        assert code == 1 and f"{name} is damaged" in err_text, (argv, err_text)
+
+    code, out, err_text = cli(capsys, "index", "check", "--index", ix)
+    assert code == 1 and f"damaged {name}" in out and "it held 3 file(s)" in out and "--repair" in err_text
+    code, out, err_text = cli(capsys, "index", "check", "--index", ix, "--repair")
+    assert code == 0, err_text
+    assert "1 damaged file(s) given up, 3 file(s) embedded again" in out and "6 files, 6 vectors" in out
+    assert not path.exists()  # the damaged file is gone with the shard that named it
+    code, out, _ = cli(capsys, "index", "check", "--index", ix)
+    assert code == 0 and "ok: no damaged file" in out
+
+    repaired = Index.open(ix)
+    fresh = logmel.embed("audio", [sf.read(f, dtype="float32") for f in files])
+    for f, vec in zip(files, fresh, strict=True):
+        (row,) = repaired._by_path[str(f.resolve())]
+        np.testing.assert_allclose(repaired.vectors[row], vec, atol=1e-5)
+        hit = repaired.search(vec, k=1, model_id=logmel.model_id)[0][0]
+        assert hit.path == str(f.resolve()) and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_damaged_metadata_and_ann_files(tmp_path, raw_data, logmel, capsys):
+    files = copy_recordings(raw_data, tmp_path / "audio", 300, speakers=("jackson", "theo", "nicolas", "george", "lucas"))
+    ix = tmp_path / "ix"
+    index = Index.create(ix, logmel.model_id, logmel.dim, model_spec="audio-logmel", ivf_threshold=256)
+    index.add(files[:290], logmel, commit_every=290)
+    index.add(files[290:], logmel)
+    assert index.kind == "ivf"
+    meta, ann = index.manifest["shards"][1]["meta"], index.manifest["ann"]["file"]
+    (ix / meta).write_text((ix / meta).read_text().replace("\"audio\"", "\"audi0\""))  # still valid JSON lines
+    with open(ix / ann, "r+b") as f:
+        f.seek(200)
+        f.write(b"\0" * 64)
+    code, out, _ = cli(capsys, "index", "check", "--index", ix)
+    assert code == 1 and f"damaged {meta}" in out and "10 vector(s) of unknown files" in out and f"damaged {ann}" in out
+    code, out, err = cli(capsys, "index", "check", "--index", ix, "--repair")
+    assert code == 0 and "2 damaged file(s) given up" in out and "10 vector(s) of unknown files lost" in out
+    assert "add their folders again" in err
+    repaired = Index.open(ix)
+    assert len(repaired) == 290 and repaired.kind == "ivf" and repaired.manifest["ann"]["file"] != ann
+    report = repaired.add(files, logmel)  # adding the files again brings the lost ones back
+    assert len(report.added) == 10 and len(repaired) == 300
+
+
+def test_an_index_written_before_checksums_opens_and_is_upgraded(tmp_path, raw_data, logmel, capsys):
+    files = copy_recordings(raw_data, tmp_path / "audio", 4)
+    ix = tmp_path / "ix"
+    index = Index.create(ix, logmel.model_id, logmel.dim, model_spec="audio-logmel")
+    index.add(files[:3], logmel)
+    as_version_1(ix)
+    old = Index.open(ix)
+    assert len(old) == 3
+    code, out, _ = cli(capsys, "index", "check", "--index", ix)
+    assert code == 0 and "written before checksums existed (format version 1)" in out
+    old.add(files[3:], logmel)  # the next commit records the checksums of the shards as they are
+    m = json.loads((ix / "manifest.json").read_text())
+    assert m["version"] == 2 and all(s["vectors_sha256"] and s["meta_sha256"] for s in m["shards"])
+
+    as_version_1(ix)
+    path = ix / m["shards"][0]["vectors"]
+    np.save(path, np.full((3, logmel.dim), np.nan, np.float32))  # NaN rows are caught without a checksum too
+    with pytest.raises(DamagedFileError, match="3 of its 3 rows are not finite unit vectors"):
+        Index.open(ix)

@@ -3,6 +3,7 @@
     polymodal index add PATHS... --index DIR --model RUN_OR_TOWER [--fps 1.0]
     polymodal index remove PATHS... --index DIR
     polymodal index info --index DIR
+    polymodal index check --index DIR [--repair]
     polymodal search --index DIR "query text" | --image q.jpg | --audio q.wav [-k 10]
     polymodal serve --index DIR [--port 0]
 
@@ -39,6 +40,12 @@ def add_parsers(sub: Any) -> None:
     rm.add_argument("--index", required=True, type=Path)
     info = ixs.add_parser("info", help="what an index holds")
     info.add_argument("--index", required=True, type=Path)
+    ck = ixs.add_parser("check", help="verify every file of an index against its checksums; --repair re-embeds damaged parts")
+    ck.add_argument("--index", required=True, type=Path)
+    ck.add_argument("--repair", action="store_true",
+                    help="give up damaged files and embed the media files they held again (with the index's model)")
+    ck.add_argument("--model", default=None, help="embedding model for --repair (default: the one the index was built with)")
+    ck.add_argument("--fps", type=float, default=1.0, help="video frames embedded per second by --repair (default 1.0)")
 
     se = sub.add_parser("search", help="search an index with text, an image or an audio clip")
     se.add_argument("query", nargs="?", default=None, help="query text")
@@ -57,7 +64,7 @@ def add_parsers(sub: Any) -> None:
 def run(ns: argparse.Namespace) -> int:
     """Run a parsed ``index`` / ``search`` / ``serve`` command; returns the exit code."""
     if ns.command == "index":
-        return {"add": _cmd_add, "remove": _cmd_remove, "info": _cmd_info}[ns.index_command](ns)
+        return {"add": _cmd_add, "remove": _cmd_remove, "info": _cmd_info, "check": _cmd_check}[ns.index_command](ns)
     if ns.command == "search":
         return _cmd_search(ns)
     if ns.command == "serve":
@@ -140,6 +147,44 @@ def _cmd_info(ns: argparse.Namespace) -> int:
     print(f"index {index.root}\n  model   {index.model_id} (--model {index.manifest.get('model_spec')})\n"
           f"  files   {len(index.paths)}\n  vectors {len(index)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})\n"
           f"  search  {index.kind}\n  roots   {', '.join(index.roots)}")
+    return 0
+
+
+def _cmd_check(ns: argparse.Namespace) -> int:
+    from polymodal.coordinated.index import VERSION, Index
+
+    index = Index.open(ns.index, damaged="keep")
+    m = index.manifest
+    how = ("SHA-256 of every file, shapes, finite unit vectors" if m["version"] >= VERSION else
+           "shapes and finite unit vectors only: this index was written before checksums existed (format version "
+           f"{m['version']}), so reordered rows cannot be detected; --repair or its next add records them")
+    print(f"index {index.root}: {len(m['shards'])} shard(s), {len(index.meta)} rows, "
+          f"{'an ANN file, ' if m.get('ann') else ''}checked ({how})")
+    for d in index.damaged:
+        held = (f"{len(d.paths)} file(s)" if d.paths else f"{d.rows} vector(s) of unknown files") if d.shard is not None else "the ANN index"
+        print(f"  damaged {d.file}: {d.why}; it held {held}")
+    missing = [p for p in index.paths if not Path(p).exists()]
+    if missing:
+        print(f"  {len(missing)} indexed file(s) no longer exist ({missing[0]} first): adding their folders again "
+              "prunes them, `polymodal index remove` removes them")
+    if not ns.repair:
+        if index.damaged:
+            print(f"{len(index.damaged)} damaged file(s): `polymodal index check --index {ns.index} --repair` gives "
+                  "them up and embeds the files they held again", file=sys.stderr)
+            return 1
+        print("ok: no damaged file")
+        return 0
+    if not ns.fps > 0:
+        raise ValueError(f"--fps {ns.fps}: the video frame sampling rate must be a positive number of frames per second")
+    embedder = index_embedder(index, ns.model)
+    report = index.repair(embedder, fps=ns.fps)
+    print(f"repaired: {len(report.damaged)} damaged file(s) given up, {len(report.reembedded)} file(s) embedded again, "
+          f"{len(report.gone)} no longer on disk, {report.lost_rows} vector(s) of unknown files lost"
+          f"{', checksums recorded' if report.upgraded else ''}; index {index.root}: {len(index.paths)} files, "
+          f"{len(index)} vectors ({index.kind})")
+    if report.lost_rows:
+        print(f"{report.lost_rows} vector(s) came from files whose metadata was damaged: add their folders again",
+              file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,9 @@ On disk an index is a folder::
     ivf-000007.faiss       the trained IVF index (only past ``ivf_threshold`` live rows)
     lock                   held (flock) by the one process that writes
 
+The manifest records the SHA-256 of every file it names; opening checks them (:class:`DamagedFileError`
+names a damaged file) and :meth:`Index.repair` re-embeds what a damaged shard held.
+
 Row ids are row numbers across the shards in order. Adding writes a new shard; removing appends row
 ids to ``removed`` in the manifest. Every write goes to a temporary file that is fsync'ed and renamed
 into a name no manifest has used yet; the manifest is replaced last (atomic rename, then the folder is
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import io
 import json
 import math
 import os
@@ -38,7 +43,8 @@ from typing import Any
 import numpy as np
 
 FORMAT = "polymodal-index"
-VERSION = 1
+VERSION = 2  # 2: a SHA-256 per file; version 1 (no checksums) is read and upgraded by its next commit
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 DEFAULT_IVF_THRESHOLD = 50_000
 
@@ -53,6 +59,17 @@ class ModelMismatchError(SearchIndexError, ValueError):
 
 class IndexFormatError(SearchIndexError, ValueError):
     """A folder that is not a polymodal index, or one whose files do not agree with its manifest."""
+
+
+class DamagedFileError(IndexFormatError):
+    """A file of the index that does not hold what its manifest recorded (``file``: its name, ``why``)."""
+
+    def __init__(self, root: Path, file: str, why: str) -> None:
+        super().__init__(
+            f"index {root}: {file} is damaged ({why}); `polymodal index check --index {root} --repair` "
+            "re-embeds the files it held"
+        )
+        self.file, self.why = file, why
 
 
 class IndexFolderError(SearchIndexError, ValueError):
@@ -144,14 +161,46 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_durable(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through ``write(f)`` to a temporary beside ``path``, fsync it, rename it to ``path``."""
+def _write_durable(path: Path, data: bytes) -> str:
+    """Write ``data`` to a temporary beside ``path``, fsync it, rename it to ``path``; returns its SHA-256 (hex)."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, mode) as f:
-        write(f)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Damage:
+    """A damaged file found by :meth:`Index.open` with ``damaged="keep"``: which, why, and the rows it held."""
+
+    file: str
+    why: str
+    shard: int | None  # position in the manifest's shards; None for the ANN file
+    paths: list[str] = field(default_factory=list)  # live files whose rows it held (unknown when its metadata is lost)
+    rows: int = 0  # live rows it held
+
+
+@dataclass
+class RepairReport:
+    """What :meth:`Index.repair` did."""
+
+    damaged: list[Damage] = field(default_factory=list)
+    reembedded: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # files of a damaged shard that no longer exist
+    lost_rows: int = 0  # live rows of shards whose metadata was damaged: their files are unknown
+    upgraded: bool = False  # checksums recorded for an index written before they existed
 
 
 class Index:
@@ -161,9 +210,12 @@ class Index:
     (search) needs no lock; :meth:`add` and :meth:`remove` hold the folder's lock while they write.
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], *, damaged: str = "raise") -> None:
+        if damaged not in ("raise", "keep"):
+            raise ValueError(f"damaged={damaged!r}; expected 'raise' or 'keep'")
         self.root = root
         self.manifest = manifest
+        self._on_damage = damaged
         self._load()
 
     # ------------------------------------------------------------------ opening
@@ -202,8 +254,13 @@ class Index:
         return index
 
     @classmethod
-    def open(cls, root: str | os.PathLike) -> Index:
-        """The index in ``root`` as of its last complete commit."""
+    def open(cls, root: str | os.PathLike, *, damaged: str = "raise") -> Index:
+        """The index in ``root`` as of its last complete commit, every file checked against its manifest.
+
+        A damaged file (checksum, size, shape, NaN) raises :class:`DamagedFileError` naming it; with
+        ``damaged="keep"`` the index opens without the damaged shards' rows, listed in :attr:`damaged`
+        (what :meth:`repair` and ``polymodal index check`` use).
+        """
         root = Path(root).expanduser().resolve()
         path = root / MANIFEST
         if not path.is_file():
@@ -217,9 +274,12 @@ class Index:
             raise IndexFormatError(f"{path} is not valid JSON ({e}); the index is damaged") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexFormatError(f"{path} is not a polymodal index manifest (no \"format\": \"{FORMAT}\")")
-        if manifest.get("version") != VERSION:
-            raise IndexFormatError(f"{path}: index format version {manifest.get('version')}; this polymodal reads {VERSION}")
-        return cls(root, manifest)
+        if manifest.get("version") not in READABLE_VERSIONS:
+            raise IndexFormatError(
+                f"{path}: index format version {manifest.get('version')}; this polymodal reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}: build the index again with this version"
+            )
+        return cls(root, manifest, damaged=damaged)
 
     @classmethod
     def open_or_create(cls, root: str | os.PathLike, model_id: str, dim: int, **kwargs: Any) -> Index:
@@ -235,19 +295,35 @@ class Index:
         self.model_id: str = m["model_id"]
         self.dim: int = int(m["dim"])
         vecs, meta = [], []
-        for shard in m["shards"]:
-            v = np.load(self.root / shard["vectors"])
-            rows = [json.loads(line) for line in (self.root / shard["meta"]).read_text().splitlines() if line]
-            if v.shape != (shard["rows"], self.dim) or len(rows) != shard["rows"] or v.dtype != np.float32:
-                raise IndexFormatError(
-                    f"{self.root}: shard {shard['vectors']} holds {v.shape} {v.dtype} vectors and {len(rows)} metadata rows; "
-                    f"the manifest promises ({shard['rows']}, {self.dim}) float32"
-                )
+        self.damaged: list[Damage] = []
+        hidden: set[int] = set()  # rows of damaged shards (damaged="keep"): never returned, not committed
+        committed_removed = set(m["removed"])
+        for number, shard in enumerate(m["shards"]):
+            start, n = len(meta), int(shard["rows"])
+            if shard.get("lost"):  # rows a repair gave up (all of them removed): placeholders keep row ids stable
+                vecs.append(np.zeros((n, self.dim), np.float32))
+                meta.extend({"path": "", "hash": "", "modality": "lost", "timestamp": None} for _ in range(n))
+                continue
+            rows, meta_why = self._read_meta(shard)
+            try:
+                if meta_why is not None:
+                    raise DamagedFileError(self.root, shard["meta"], meta_why)
+                v = self._read_vectors(shard)
+            except DamagedFileError as err:
+                if self._on_damage == "raise":
+                    raise
+                paths = sorted({r["path"] for i, r in enumerate(rows or []) if start + i not in committed_removed})
+                live = sum(1 for i in range(start, start + n) if i not in committed_removed)
+                self.damaged.append(Damage(err.file, err.why, number, paths, live))
+                v = np.zeros((n, self.dim), np.float32)
+                rows = rows if rows is not None else [
+                    {"path": "", "hash": "", "modality": "lost", "timestamp": None} for _ in range(n)]
+                hidden.update(range(start, start + n))
             vecs.append(v)
             meta.extend(rows)
         self.vectors = np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
         self.meta: list[dict[str, Any]] = meta
-        self.removed: set[int] = set(m["removed"])
+        self.removed: set[int] = committed_removed | hidden
         self._by_path: dict[str, list[int]] = {}
         self._by_hash: dict[str, list[int]] = {}
         for i, row in enumerate(meta):
@@ -256,6 +332,55 @@ class Index:
                 self._by_hash.setdefault(row["hash"], []).append(i)
         self._ann: Any = None  # built lazily by _search_structure
         self._flat_ids: np.ndarray | None = None
+        if self._on_damage == "keep" and m.get("ann"):  # otherwise checked when a search first reads it
+            try:
+                self._read_ann(m["ann"])
+            except DamagedFileError as err:
+                self.damaged.append(Damage(err.file, err.why, None))
+
+    def _read_meta(self, shard: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """(rows, None), or (None, why it is damaged) for a shard's metadata file."""
+        path = self.root / shard["meta"]
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return None, f"cannot read it: {e.strerror or e}"
+        want = shard.get("meta_sha256")
+        if want and hashlib.sha256(data).hexdigest() != want:  # what it says can no longer be trusted
+            return None, f"its SHA-256 differs from the one recorded when it was written ({len(data)} bytes)"
+        try:
+            rows = [json.loads(line) for line in data.decode().splitlines() if line]
+            if len(rows) != shard["rows"] or not all(isinstance(r, dict) and {"path", "hash", "modality"} <= r.keys()
+                                                     for r in rows):
+                raise ValueError(f"{len(rows)} metadata rows where the manifest promises {shard['rows']}")
+        except (ValueError, UnicodeDecodeError) as e:
+            return None, f"not the metadata the manifest promises: {e}"
+        return rows, None
+
+    def _read_vectors(self, shard: dict[str, Any]) -> np.ndarray:
+        """A shard's vectors, checked against the manifest (checksum when recorded, shape, finite unit rows)."""
+        name = shard["vectors"]
+        path = self.root / name
+        try:
+            want = shard.get("vectors_sha256")
+            same = not want or file_sha256(path) == want
+            v = np.load(path, allow_pickle=False) if same else None
+        except OSError as e:
+            raise DamagedFileError(self.root, name, f"cannot read it: {e.strerror or e}") from None
+        except (EOFError, ValueError) as e:
+            raise DamagedFileError(self.root, name, f"not a NumPy array file: {e or type(e).__name__}") from None
+        if v is None:
+            raise DamagedFileError(self.root, name, f"its SHA-256 differs from the one recorded when it was written "
+                                                    f"({path.stat().st_size} bytes)")
+        if v.shape != (shard["rows"], self.dim) or v.dtype != np.float32:
+            raise DamagedFileError(self.root, name, f"it holds {v.shape} {v.dtype} vectors; the manifest promises "
+                                                    f"({shard['rows']}, {self.dim}) float32")
+        norms = np.linalg.norm(v, axis=1) if len(v) else np.zeros(0)
+        bad = ~(np.isfinite(norms) & ((np.abs(norms - 1) < 1e-3) | (norms == 0)))
+        if bad.any():
+            raise DamagedFileError(self.root, name, f"{int(bad.sum())} of its {len(v)} rows are not finite unit "
+                                                    f"vectors (row {int(np.flatnonzero(bad)[0])} first)")
+        return v
 
     # ------------------------------------------------------------------ facts
 
@@ -293,6 +418,45 @@ class Index:
 
     # ------------------------------------------------------------------ writing
 
+    def _refuse_if_damaged(self) -> None:
+        if self.damaged:
+            d = self.damaged[0]
+            raise DamagedFileError(self.root, d.file, d.why)
+
+    def repair(self, embedder: Any, *, fps: float = 1.0,
+               progress: Callable[[int, int, str], None] | None = None) -> RepairReport:
+        """Give up the damaged files of an index opened with ``damaged="keep"`` and re-embed the files they held.
+
+        A damaged shard's rows are marked removed and the shard is recorded as lost (its files deleted);
+        its files, known from its metadata, are embedded again with ``embedder`` (the index's model) when
+        they still exist. A damaged ANN file is dropped and built again. An index written before checksums
+        existed gets them recorded. The rows of a shard whose metadata is damaged cannot be traced to
+        their files: :attr:`RepairReport.lost_rows` counts them (add their folders again).
+        """
+        self.check_model(embedder.model_id)
+        report = RepairReport()
+        with self._locked():
+            report.damaged = list(self.damaged)
+            lost = {d.shard: d.why for d in self.damaged if d.shard is not None}
+            drop_ann = any(d.shard is None for d in self.damaged)
+            committed = set(self.manifest["removed"])
+            starts = np.cumsum([0] + [int(sh["rows"]) for sh in self.manifest["shards"]])
+            rows = [r for number in lost for r in range(starts[number], starts[number + 1]) if r not in committed]
+            report.lost_rows = sum(d.rows for d in self.damaged if d.shard is not None and not d.paths)
+            report.upgraded = self.manifest["version"] < VERSION
+            paths = sorted({p for d in self.damaged for p in d.paths})
+            if lost or drop_ann or report.upgraded:
+                self._commit(removed=rows, lost=lost, drop_ann=drop_ann)
+            self.damaged = []
+            report.gone = [p for p in paths if not Path(p).is_file()]
+            if not paths or len(report.gone) == len(paths):
+                self._maybe_retrain()
+        todo = [p for p in paths if p not in report.gone]
+        if todo:
+            done = self.add(todo, embedder, fps=fps, progress=progress)
+            report.reembedded = sorted(done.added + done.copied + done.replaced)
+        return report
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """The folder's writer lock; the manifest is re-read under it so two writers never lose each other's rows."""
@@ -320,35 +484,43 @@ class Index:
 
     def _commit(self, vectors: np.ndarray | None = None, meta: Sequence[dict[str, Any]] = (),
                 removed: Iterable[int] = (), ann: Any = None, drop_ann: bool = False,
-                trained_on: int | None = None) -> None:
+                trained_on: int | None = None, lost: dict[int, str] | None = None) -> None:
         """Write a new shard and/or removals and/or a new IVF file, then the manifest (atomically, last)."""
         import faiss
 
         m = dict(self.manifest)
         m["shards"] = list(m["shards"])
+        for number, why in (lost or {}).items():
+            m["shards"][number] = {"vectors": None, "meta": None, "rows": m["shards"][number]["rows"], "lost": why}
+        m["shards"] = [self._with_checksums(s) for s in m["shards"]]  # an index of version 1 is upgraded
         if vectors is not None and len(vectors):
             vec_name, meta_name = self._name("shard", ".npy"), self._name("shard", ".jsonl")
-            _write_durable(self.root / vec_name, lambda f: np.save(f, np.ascontiguousarray(vectors, np.float32)))
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(vectors, np.float32))
+            vec_sha = _write_durable(self.root / vec_name, buf.getvalue())
             text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in meta)
-            _write_durable(self.root / meta_name, lambda f: f.write(text.encode()))
-            m["shards"].append({"vectors": vec_name, "meta": meta_name, "rows": int(len(vectors))})
+            meta_sha = _write_durable(self.root / meta_name, text.encode())
+            m["shards"].append({"vectors": vec_name, "meta": meta_name, "rows": int(len(vectors)),
+                                "vectors_sha256": vec_sha, "meta_sha256": meta_sha})
         m["removed"] = sorted(set(m["removed"]).union(int(r) for r in removed))
         if ann is not None:
             ann_name = self._name("ivf", ".faiss")
-            buf = faiss.serialize_index(ann)
-            _write_durable(self.root / ann_name, lambda f: f.write(buf.tobytes()))
+            data = faiss.serialize_index(ann).tobytes()
             nlist = faiss.extract_index_ivf(ann).nlist
             m["ann"] = {"file": ann_name, "kind": "ivf", "nlist": int(nlist), "rows": sum(s["rows"] for s in m["shards"]),
-                        "removed": len(m["removed"]), "trained_on": int(trained_on or ann.ntotal)}
+                        "removed": len(m["removed"]), "trained_on": int(trained_on or ann.ntotal),
+                        "sha256": _write_durable(self.root / ann_name, data)}
         elif drop_ann:
             m["ann"] = None
+        elif m.get("ann") and not m["ann"].get("sha256"):
+            m["ann"] = {**m["ann"], "sha256": file_sha256(self.root / m["ann"]["file"])}
+        m["version"] = VERSION
         m["generation"] = self.manifest["generation"] + 1
         m["updated"] = time.time()
         # files the previous manifest named and this one does not (a replaced IVF file): deleted once this
         # commit is in, and named here so that a writer killed before deleting them leaves no orphan
         m["obsolete"] = sorted(_named(self.manifest) - _named(m))
-        text = json.dumps(m, indent=1) + "\n"
-        _write_durable(self.root / MANIFEST, lambda f: f.write(text.encode()))
+        _write_durable(self.root / MANIFEST, (json.dumps(m, indent=1) + "\n").encode())
         _fsync_dir(self.root)
         self.manifest = m
         self._collect_garbage()
@@ -356,6 +528,14 @@ class Index:
         if ann is not None or drop_ann:
             self._ann = ann
             self._flat_ids = None
+
+    def _with_checksums(self, shard: dict[str, Any]) -> dict[str, Any]:
+        """A shard entry with the SHA-256 of its files (computed now for a shard of version 1, read and checked
+        when the index was opened)."""
+        if shard.get("lost") or (shard.get("vectors_sha256") and shard.get("meta_sha256")):
+            return shard
+        return {**shard, "vectors_sha256": file_sha256(self.root / shard["vectors"]),
+                "meta_sha256": file_sha256(self.root / shard["meta"])}
 
     def _apply(self, vectors: np.ndarray | None, meta: Sequence[dict[str, Any]], removed: list[int]) -> None:
         """Bring the in-memory state up to a commit without reading the shards back."""
@@ -428,6 +608,7 @@ class Index:
         if not fps > 0:
             raise ValueError(f"--fps {fps}: the video frame sampling rate must be a positive number of frames per second")
         self.check_model(embedder.model_id)
+        self._refuse_if_damaged()
         if int(embedder.dim) != self.dim:
             raise ModelMismatchError(f"embedder {embedder.model_id!r} gives {embedder.dim}-d vectors; the index holds {self.dim}-d")
         given = [Path(p).expanduser() for p in paths]
@@ -518,6 +699,7 @@ class Index:
         A path that matches nothing indexed is an error naming it (nothing is removed then).
         """
         targets = [Path(p).expanduser().resolve() for p in paths]
+        self._refuse_if_damaged()
         with self._locked():
             hit: dict[str, list[int]] = {}
             for t in targets:
@@ -576,7 +758,7 @@ class Index:
             flat.add(np.ascontiguousarray(self.vectors[ids]))
             self._ann, self._flat_ids = flat, ids
             return flat
-        index = faiss.deserialize_index(np.fromfile(self.root / ann["file"], dtype=np.uint8))
+        index = self._read_ann(ann)
         if ann["rows"] < len(self.meta):  # rows committed after the IVF file was saved
             new = np.arange(ann["rows"], len(self.meta), dtype=np.int64)
             new = new[~np.isin(new, np.fromiter(self.removed, np.int64, len(self.removed)))]
@@ -585,6 +767,21 @@ class Index:
             index.remove_ids(np.asarray(sorted(self.removed), dtype=np.int64))
         self._ann, self._flat_ids = index, None
         return index
+
+    def _read_ann(self, ann: dict[str, Any]) -> Any:
+        """The saved FAISS index, checked against its recorded SHA-256."""
+        import faiss
+
+        try:
+            data = (self.root / ann["file"]).read_bytes()
+        except OSError as e:
+            raise DamagedFileError(self.root, ann["file"], f"cannot read it: {e.strerror or e}") from None
+        if ann.get("sha256") and hashlib.sha256(data).hexdigest() != ann["sha256"]:
+            raise DamagedFileError(self.root, ann["file"], "its SHA-256 differs from the one recorded when it was written")
+        try:
+            return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as e:
+            raise DamagedFileError(self.root, ann["file"], f"FAISS cannot read it: {str(e).splitlines()[0]}") from None
 
     def search(self, queries: np.ndarray, k: int = 10, *, model_id: str, nprobe: int | None = None) -> list[list[Hit]]:
         """The ``k`` best hits of each query row (``(Q, dim)`` unit vectors of the model ``model_id``)."""
