@@ -121,7 +121,7 @@ def _cmd_add(ns: argparse.Namespace) -> int:
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(f"{len(report.added)} added, {len(report.copied)} copied (same content), {len(report.replaced)} replaced, "
-          f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped"
+          f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped, {len(report.pruned)} pruned (gone from disk)"
           f"{f', {len(report.repaired)} repaired (duplicate rows removed)' if report.repaired else ''}; "
           f"{report.rows} vectors written; "
           f"index {index.root}: {len(index.paths)} files, {len(index)} vectors ({index.kind})")

@@ -138,6 +138,7 @@ class AddReport:
     replaced: list[str] = field(default_factory=list)  # same path, new content: old rows removed
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     repaired: list[str] = field(default_factory=list)  # same content, but held extra copies of its rows: removed
+    pruned: list[str] = field(default_factory=list)  # indexed under a folder added again, but gone from disk: removed
     rows: int = 0  # vectors written
 
 
@@ -594,6 +595,7 @@ class Index:
 
         A file already indexed with the same content is left alone; one whose content changed replaces
         its old rows; content already indexed under another path is copied without embedding again.
+        Indexed files under a given folder that no longer exist are removed (``pruned``).
         Files whose modality the embedder does not cover, and (``on_error="skip"``) unreadable files,
         are skipped and reported. ``progress(done, total, path)`` is called after each file.
         """
@@ -625,6 +627,9 @@ class Index:
             pending_removed: list[int] = []
             pending_files = 0
             seen_hash: dict[str, tuple[np.ndarray, list[dict[str, Any]]]] = {}
+            for path in self._gone_under([p for p in given if p.is_dir()]):
+                pending_removed.extend(self._by_path[path])
+                report.pruned.append(path)
             for done, media in enumerate(files, 1):
                 path = str(media.path)
                 try:
@@ -681,6 +686,11 @@ class Index:
                 self._commit(np.concatenate(pending_v) if pending_v else None, pending_m, pending_removed)
             self._maybe_retrain()
         return report
+
+    def _gone_under(self, folders: list[Path]) -> list[str]:
+        """Indexed files under ``folders`` that no longer exist on disk."""
+        prefixes = tuple(str(f.resolve()).rstrip(os.sep) + os.sep for f in folders)
+        return [p for p in sorted(self._by_path) if prefixes and p.startswith(prefixes) and not os.path.lexists(p)]
 
     def _distinct_rows(self, rows: list[int]) -> list[int]:
         """The first row of each time stamp among one path's rows (one per image / audio / text file, one per frame)."""
