@@ -15,7 +15,7 @@ import torch
 from polymodal.data.datasets import run_splits
 from polymodal.data.datasets.manifest import layout, loading, splits
 from polymodal.data.datasets.manifest.options import STATE_VERSION, ManifestOptions, parse_options
-from polymodal.data.datasets.manifest.table import read_table_info
+from polymodal.data.datasets.manifest.table import read_table_info, report_table_info
 from polymodal.data.schema import Modality
 from polymodal.data.validation import ValidationReport
 from polymodal.tasks import Task, get_task
@@ -43,9 +43,7 @@ class Manifest:
         self.root = Path(root).expanduser() if root else (folder or Path.cwd())
         self.report = ValidationReport(self.source)
         self.nested = list(info["nested"])
-        if info["delimiter"]:
-            self.report.add("delimiter", "info", "", f"columns separated by {info['delimiter']!r}, detected from the header "
-                            "line (set the delimiter option to choose another)", count=len(self.table))
+        report_table_info(self.report, info, len(next(iter(self.table.values()))))  # separator, decimal commas
         self.schema_for: dict[str, Modality] = {}
         self.codecs: dict[str, Codec] = {}  # modality -> its codec (not for tabular modalities)
         self.sha256 = _sha256(self.source)  # of the table file; None for a data frame or a folder
