@@ -125,3 +125,22 @@ def test_a_re_add_prunes_files_deleted_from_disk(tmp_path, raw_data, capsys):
     code, out, _ = run(capsys, "search", "--index", ix, "--audio", audio / "1_theo_1.wav", "-k", "10")
     assert sorted(line.split()[1] for line in out.splitlines()) == sorted(
         [str((audio / "1_theo_1.wav").resolve()), str(other.resolve())])
+
+
+def test_a_symlink_loop_is_skipped_with_its_reason(tmp_path, raw_data, capsys):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copy(raw_data / "fsdd" / "recordings" / "1_theo_1.wav", audio / "ok.wav")
+    (audio / "self.wav").symlink_to("self.wav")
+    (audio / "a.wav").symlink_to("b.wav")
+    (audio / "b.wav").symlink_to("a.wav")
+    (audio / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
+    ix = tmp_path / "ix"
+    code, out, err = run(capsys, "index", "add", audio, "--index", ix, "--model", "audio-logmel")
+    assert code == 0, err
+    assert "1 added" in out and "4 skipped" in out
+    for name in ("self.wav", "a.wav", "b.wav"):
+        assert f"skipped {audio / name}: a symbolic link loop" in err
+    assert f"skipped {audio / 'dangling.wav'}: a symbolic link to nothing" in err
+    code, _, err = run(capsys, "index", "add", audio / "self.wav", "--index", ix)  # named directly: skipped too
+    assert code == 0 and "a symbolic link loop" in err

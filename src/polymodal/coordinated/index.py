@@ -150,6 +150,16 @@ def _named(manifest: dict[str, Any]) -> set[str]:
     return names
 
 
+def _root_of(given: Path) -> Path:
+    """The folder a given path adds files from: itself, or the folder of a file (of the link, for a broken link)."""
+    if given.is_dir():
+        return given.resolve()
+    try:
+        return given.resolve(strict=True).parent
+    except (RuntimeError, OSError):  # a symlink loop or a link to nothing: skipped, its folder is still listed
+        return given.absolute().parent.resolve()
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -600,7 +610,7 @@ class Index:
         are skipped and reported. ``progress(done, total, path)`` is called after each file.
         """
         from polymodal.coordinated.embedders import check_embeddings
-        from polymodal.coordinated.media import collect, content_hash, embed_modality, read_items
+        from polymodal.coordinated.media import collect_media, content_hash, embed_modality, read_items
         from polymodal.data.io import MediaError
 
         if on_error not in ("skip", "raise"):
@@ -614,11 +624,10 @@ class Index:
         if int(embedder.dim) != self.dim:
             raise ModelMismatchError(f"embedder {embedder.model_id!r} gives {embedder.dim}-d vectors; the index holds {self.dim}-d")
         given = [Path(p).expanduser() for p in paths]
-        files, others = collect(given)
+        files, others = collect_media(given)
         files = [f for f in files if not _inside(f.path, self.root)]  # the index's own files are never media
-        others = [q for q in others if not _inside(q, self.root)]
-        report = AddReport(skipped=[(str(p), "not a media file") for p in others])
-        roots = {str(p.resolve() if p.is_dir() else p.resolve().parent) for p in given}
+        report = AddReport(skipped=[(str(q), why) for q, why in others if not _inside(q, self.root)])
+        roots = {str(_root_of(p)) for p in given}
         with self._locked():
             new_roots = sorted(set(self.manifest["roots"]) | roots)
             self.manifest = {**self.manifest, "roots": new_roots}  # written with the first commit
