@@ -117,3 +117,45 @@ def test_cli_eval_and_train_print_contrastive_metrics(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test metrics" in printed and "audio_to_image_R1" in printed and "image_to_audio_mAP" in printed
     assert cfg.strategy.name == "contrastive"
+
+
+def test_unseen_class_groups_train_their_own_runs_at_one_budget(tmp_path, monkeypatch):
+    from .._benchmarks import load_benchmark
+
+    bench = load_benchmark("coordinated")
+    asked: list[tuple[str, list[str], int]] = []
+
+    def fake_train(runs, name, overrides, epochs):
+        asked.append((name, list(overrides), epochs))
+        return None  # nothing trained: the table is written with no seeds
+
+    monkeypatch.setattr(bench, "train_run", fake_train)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "write", lambda *a, **k: None)
+    bench.part_unseen(tmp_path, [0, 1], 7)
+    names = [a[0] for a in asked]
+    assert len(names) == 4 and len(set(names)) == 4
+    assert {a[2] for a in asked} == {7}  # one budget for both groups
+    retrieval = {f"retrieval-{o}-e7-s{s}" for o in bench.VARIANTS for s in (0, 1)}
+    assert not set(names) & retrieval and all(n.startswith("unseen-") and "-e7-" in n for n in names)
+    # the group trained on all ten digits has no class restriction; the other is restricted in train and val
+    full = [a for a in asked if "all10" in a[0]]
+    assert full and all(not any("classes" in o for o in a[1]) for a in full)
+
+
+def test_retrieval_curves_and_convergence_recompute_from_the_json(tmp_path):
+    import json
+    from pathlib import Path
+
+    from .._benchmarks import load_benchmark
+
+    bench = load_benchmark("coordinated")
+    doc = json.loads((Path(bench.RESULTS) / "retrieval_avdigits.json").read_text())
+    if not all("curve" in r for r in doc["runs"]):
+        pytest.skip("retrieval_avdigits.json predates per-run learning curves")
+    assert bench.convergence(doc["runs"]) == pytest.approx(doc["convergence"])
+    png = bench.plot_curves(doc["runs"], tmp_path / "curves.png")
+    assert png.stat().st_size > 10_000
+    for r in doc["runs"]:  # every run trained its whole budget (early stopping off)
+        assert r["curve"]["epoch"] == list(range(1, len(r["curve"]["epoch"]) + 1))
+    assert len({len(r["curve"]["epoch"]) for r in doc["runs"]}) == 1
