@@ -30,7 +30,7 @@ _LAZY = {
     "ConceptBottleneckStrategy": "strategy",
     "concept_loss": "strategy",
     **{name: "analysis" for name in (
-        "ConceptOutputs", "best_permutation", "best_shift", "concept_outputs", "explain", "intervene",
+        "ORDERS", "ConceptOutputs", "best_permutation", "best_shift", "concept_outputs", "explain", "intervene",
         "intervention_accuracy", "load_model", "load_run", "table_agreement",
     )},
 }
@@ -45,6 +45,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ORDERS",
     "RULES",
     "Concept",
     "ConceptBottleneckFusion",
