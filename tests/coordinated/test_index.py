@@ -378,7 +378,7 @@ def test_a_damaged_shard_is_named_checked_and_repaired(tmp_path, raw_data, logme
 def test_damaged_metadata_and_ann_files(tmp_path, raw_data, logmel, capsys):
     files = copy_recordings(raw_data, tmp_path / "audio", 300, speakers=("jackson", "theo", "nicolas", "george", "lucas"))
     ix = tmp_path / "ix"
-    index = Index.create(ix, logmel.model_id, logmel.dim, model_spec="audio-logmel", ivf_threshold=256)
+    index = Index.create(ix, logmel.model_id, logmel.dim, model_spec="audio-logmel", ivf_threshold=256, nprobe=64)
     index.add(files[:290], logmel, commit_every=290)
     index.add(files[290:], logmel)
     assert index.kind == "ivf"
@@ -417,3 +417,51 @@ def test_an_index_written_before_checksums_opens_and_is_upgraded(tmp_path, raw_d
     np.save(path, np.full((3, logmel.dim), np.nan, np.float32))  # NaN rows are caught without a checksum too
     with pytest.raises(DamagedFileError, match="3 of its 3 rows are not finite unit vectors"):
         Index.open(ix)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    return unit(centres[rng.integers(0, clusters, n)] + 0.05 * rng.standard_normal((n, dim)))
+
+
+def test_choose_ann_takes_ivf_for_clusters_and_stays_exact_when_nothing_is_accurate():
+    from polymodal.coordinated.index import choose_ann
+
+    x = clustered(20_000, 64, 100)
+    index, info = choose_ann(x, np.arange(len(x), dtype=np.int64))
+    assert info["chosen"]["kind"] == "ivf" and index is not None, info
+    assert info["tried"][0]["recall_at_10"] >= 0.9
+
+    u = unit(np.random.default_rng(1).uniform(-1, 1, (3_000, 256)))
+    index, info = choose_ann(u, np.arange(len(u), dtype=np.int64), min_recall=1.01)  # nothing can reach it
+    assert index is None and info["chosen"] == {"kind": "flat"}
+    assert {t["kind"] for t in info["tried"]} == {"ivf", "hnsw"}  # both were measured before giving up
+
+
+def test_hnsw_index_persists_adds_and_never_returns_removed_rows(tmp_path):
+    """ann="hnsw": the graph is built past the threshold, saved with its checksum, reopened, brought up to
+    date with rows added since, and removed rows (which a graph cannot drop) are filtered from every search."""
+    x = clustered(1_200, 32, 40, seed=3)
+    index = Index.create(tmp_path / "ix", "vectors@test", 32, ivf_threshold=256, ann="hnsw")
+    meta = [{"path": f"/data/{i}.txt", "hash": f"h{i}", "modality": "text", "timestamp": None} for i in range(len(x))]
+    with index._locked():
+        index._commit(x[:1_000], meta[:1_000])
+        index._maybe_retrain()
+    assert index.kind == "hnsw" and index.manifest["ann"]["m"] == 32
+    assert index.manifest["ann_choice"]["chosen"]["kind"] == "hnsw"
+    assert list((tmp_path / "ix").glob("hnsw-*.faiss")) and not list((tmp_path / "ix").glob("ivf-*"))
+    with index._locked():
+        index._commit(x[1_000:], meta[1_000:], removed=range(0, 100))  # added after the graph, and removed
+        index._maybe_retrain()
+    again = Index.open(tmp_path / "ix")
+    assert again.kind == "hnsw" and len(again) == 1_100
+    hits = again.search(x[:200], k=5, model_id="vectors@test", ef_search=512)
+    assert all(h.row >= 100 for row in hits for h in row)  # removed rows never come back
+    exact = np.argsort(-(x[200:] @ x[100:].T), axis=1)[:, 0] + 100
+    found = [h[0].row for h in again.search(x[200:], k=1, model_id="vectors@test", ef_search=512)]
+    assert np.mean(np.asarray(found) == exact) > 0.98  # rows added after the build are found

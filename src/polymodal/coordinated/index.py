@@ -116,6 +116,124 @@ def build_ivf(vectors: np.ndarray, ids: np.ndarray, nlist: int, *, train_size: i
     return index
 
 
+HNSW_M = 32  # graph degree of the HNSW index
+HNSW_EF_CONSTRUCTION = 64  # candidates kept while inserting: build time against graph quality
+EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512)  # efSearch values the choice tries, smallest first
+NPROBE_STEPS = 3  # nprobe values the choice tries: the default, then doubled
+MIN_RECALL = 0.9  # recall@10 an approximate index must reach on the index's own vectors to be used
+MIN_SPEEDUP = 2.0  # and how much faster than exact search it must answer the same queries
+PROBE_QUERIES = 256
+ANN_KINDS = ("auto", "ivf", "hnsw", "exact")
+
+
+def build_hnsw(vectors: np.ndarray, ids: np.ndarray, *, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> Any:
+    """An ``IndexHNSWFlat`` graph (inner product) holding ``vectors`` under ``ids`` (wrapped in ``IndexIDMap``)."""
+    import faiss
+
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = ef_construction
+    index = faiss.IndexIDMap(graph)
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index
+
+
+def ann_kind(index: Any) -> str:
+    """``ivf`` or ``hnsw``: what kind of FAISS index ``index`` is."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf"
+
+
+def search_params(index: Any, *, nprobe: int | None = None, ef_search: int | None = None, exclude: Any = None) -> Any:
+    """FAISS search parameters for an IVF or HNSW index: nprobe / efSearch, and an ``IDSelector`` of ids to leave out."""
+    import faiss
+
+    if ann_kind(index) == "hnsw":
+        params = faiss.SearchParametersHNSW()
+        if ef_search:
+            params.efSearch = int(ef_search)
+    else:
+        params = faiss.SearchParametersIVF()
+        if nprobe:
+            params.nprobe = int(nprobe)
+    if exclude is not None:
+        params.sel = exclude
+    return params
+
+
+def _recall(found: np.ndarray, truth: np.ndarray, own: np.ndarray, k: int) -> float:
+    """Mean recall@k of ``found`` against ``truth`` (rows of ids), each query's own id left out of both."""
+    total = 0.0
+    for f, t, q in zip(found, truth, own, strict=True):
+        want = [i for i in t if i != q][:k]
+        total += len(set(want) & {i for i in f if i != q}) / max(1, len(want))
+    return total / len(found)
+
+
+def choose_ann(vectors: np.ndarray, ids: np.ndarray, *, kind: str = "auto", nprobe: int | None = None,
+               min_recall: float = MIN_RECALL, min_speedup: float = MIN_SPEEDUP, probe: int = PROBE_QUERIES,
+               seed: int = 0, log: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The approximate index that fits these vectors, or None (exact search), and what was measured.
+
+    ``probe`` of the vectors themselves are searched (each one's own row left out) exactly and with each
+    candidate: with ``kind="auto"`` IVF (``ivf_params``; nprobe doubled up to :data:`NPROBE_STEPS`
+    times), then an HNSW graph (efSearch from :data:`EF_SEARCH_STEPS`). The first setting that reaches
+    recall@10 >= ``min_recall`` and answers >= ``min_speedup`` times faster than exact search is taken.
+    Data with structure (clusters) usually get IVF; data without (uniform-like) defeat IVF, and HNSW
+    often too, and then stay exact: slower, never silently wrong. ``kind="ivf"`` or ``"hnsw"`` builds
+    that kind whatever it measures (the smallest setting reaching ``min_recall``, else the largest
+    tried); a fixed ``nprobe`` means IVF with that nprobe.
+    """
+    import faiss
+
+    if kind not in ("auto", "ivf", "hnsw"):
+        raise ValueError(f"index kind {kind!r}; expected auto, ivf or hnsw")
+    k = 10
+    n = len(ids)
+    forced = kind != "auto" or nprobe is not None
+    kinds = ["ivf"] if nprobe is not None else ["ivf", "hnsw"] if kind == "auto" else [kind]
+    pick = np.sort(np.random.default_rng(seed).choice(n, min(probe, n), replace=False))
+    queries, own = np.ascontiguousarray(vectors[pick]), ids[pick]
+    t = time.perf_counter()
+    _, truth_pos = faiss.knn(queries, np.ascontiguousarray(vectors), k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    exact_s = time.perf_counter() - t
+    truth = ids[truth_pos]
+    info: dict[str, Any] = {"probe_queries": len(pick), "min_recall": min_recall, "min_speedup": min_speedup,
+                            "exact_qps": round(len(pick) / exact_s, 1), "tried": [], "chosen": {"kind": "flat"}}
+    for candidate in kinds:
+        t = time.perf_counter()
+        if candidate == "ivf":
+            nlist, default = ivf_params(n)
+            if n < nlist:
+                continue
+            index = build_ivf(vectors, ids, nlist, seed=seed)
+            key, steps = "nprobe", [nprobe] if nprobe else [min(nlist, default * 2**i) for i in range(NPROBE_STEPS)]
+        else:
+            index = build_hnsw(vectors, ids)
+            key, steps = "ef_search", list(EF_SEARCH_STEPS)
+        info[f"{candidate}_build_s"] = round(time.perf_counter() - t, 1)
+        for step in steps:
+            t = time.perf_counter()
+            _, found = index.search(queries, k + 1, params=search_params(index, **{key: step}))
+            speedup = exact_s / max(time.perf_counter() - t, 1e-9)
+            recall = _recall(found, truth, own, k)
+            info["tried"].append({"kind": candidate, key: step, "recall_at_10": round(recall, 4),
+                                  "speedup": round(speedup, 2)})
+            if log:
+                log(f"{candidate} {key}={step}: recall@10 {recall:.3f} at {speedup:.1f}x exact")
+            info["chosen"] = {"kind": candidate, key: step}
+            if recall >= min_recall and (speedup >= min_speedup or forced):
+                return index, info
+            if speedup < min_speedup and not forced:
+                break  # a larger setting is only slower
+        if forced:
+            return index, info
+        info["chosen"] = {"kind": "flat"}
+        del index
+    return None, info
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result: the indexed file, its score (inner product of unit vectors) and where in it."""
@@ -234,9 +352,17 @@ class Index:
     @classmethod
     def create(
         cls, root: str | os.PathLike, model_id: str, dim: int, *, model_spec: str | None = None,
-        ivf_threshold: int = DEFAULT_IVF_THRESHOLD, nprobe: int | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD, nprobe: int | None = None, ann: str = "auto",
     ) -> Index:
-        """A new empty index in ``root`` (created; it must not already hold an index)."""
+        """A new empty index in ``root`` (created; it must not already hold an index).
+
+        Past ``ivf_threshold`` live vectors search becomes approximate: ``ann="auto"`` measures IVF and
+        HNSW on the index's own vectors and takes the first that is accurate and fast enough, else stays
+        exact (:func:`choose_ann`); ``"ivf"`` or ``"hnsw"`` forces that kind, ``"exact"`` never leaves
+        exact search. ``nprobe`` fixes IVF with that many cells probed.
+        """
+        if ann not in ANN_KINDS:
+            raise ValueError(f"ann={ann!r}; expected one of {', '.join(ANN_KINDS)}")
         root = Path(root).expanduser().resolve()
         if (root / MANIFEST).exists():
             raise FileExistsError(f"{root} already holds an index; open it with Index.open")
@@ -257,7 +383,7 @@ class Index:
         manifest = {
             "format": FORMAT, "version": VERSION, "model_id": model_id, "model_spec": model_spec, "dim": int(dim),
             "generation": 0, "shards": [], "removed": [], "roots": [], "ivf_threshold": int(ivf_threshold),
-            "nprobe": nprobe, "ann": None, "updated": time.time(),
+            "nprobe": nprobe, "ann": None, "ann_kind": ann, "updated": time.time(),
         }
         index = cls(root, manifest)
         with index._locked():
@@ -343,6 +469,7 @@ class Index:
                 self._by_hash.setdefault(row["hash"], []).append(i)
         self._ann: Any = None  # built lazily by _search_structure
         self._flat_ids: np.ndarray | None = None
+        self._exclude: Any = None  # (selector, what it holds) of removed rows a graph still holds
         if self._on_damage == "keep" and m.get("ann"):  # otherwise checked when a search first reads it
             try:
                 self._read_ann(m["ann"])
@@ -411,8 +538,8 @@ class Index:
 
     @property
     def kind(self) -> str:
-        """``flat`` (exact) or ``ivf`` (approximate), what a search uses now."""
-        return "ivf" if self.manifest["ann"] else "flat"
+        """``flat`` (exact), ``ivf`` or ``hnsw`` (approximate): what a search uses now."""
+        return self.manifest["ann"].get("kind", "ivf") if self.manifest["ann"] else "flat"
 
     def contains(self, path: str | os.PathLike) -> bool:
         return str(Path(path).resolve()) in self._by_path
@@ -495,7 +622,8 @@ class Index:
 
     def _commit(self, vectors: np.ndarray | None = None, meta: Sequence[dict[str, Any]] = (),
                 removed: Iterable[int] = (), ann: Any = None, drop_ann: bool = False,
-                trained_on: int | None = None, lost: dict[int, str] | None = None) -> None:
+                trained_on: int | None = None, lost: dict[int, str] | None = None,
+                choice: dict[str, Any] | None = None) -> None:
         """Write a new shard and/or removals and/or a new IVF file, then the manifest (atomically, last)."""
         import faiss
 
@@ -514,11 +642,22 @@ class Index:
             m["shards"].append({"vectors": vec_name, "meta": meta_name, "rows": int(len(vectors)),
                                 "vectors_sha256": vec_sha, "meta_sha256": meta_sha})
         m["removed"] = sorted(set(m["removed"]).union(int(r) for r in removed))
+        if choice is not None:
+            m["ann_choice"] = choice
         if ann is not None:
-            ann_name = self._name("ivf", ".faiss")
+            kind = ann_kind(ann)
+            ann_name = self._name(kind, ".faiss")
             data = faiss.serialize_index(ann).tobytes()
-            nlist = faiss.extract_index_ivf(ann).nlist
-            m["ann"] = {"file": ann_name, "kind": "ivf", "nlist": int(nlist), "rows": sum(s["rows"] for s in m["shards"]),
+            if choice is not None:  # the setting the choice measured (nprobe or ef_search)
+                setting = {k: v for k, v in choice["chosen"].items() if k != "kind"}
+            else:  # the same structure saved again with the rows added since
+                setting = {k: v for k, v in (self.manifest["ann"] or {}).items() if k in ("nprobe", "ef_search")}
+            if kind == "ivf":
+                setting["nlist"] = int(faiss.extract_index_ivf(ann).nlist)
+            else:
+                graph = faiss.downcast_index(ann.index)
+                setting.update(m=int(graph.hnsw.nb_neighbors(1)), ef_construction=int(graph.hnsw.efConstruction))
+            m["ann"] = {"file": ann_name, "kind": kind, **setting, "rows": sum(s["rows"] for s in m["shards"]),
                         "removed": len(m["removed"]), "trained_on": int(trained_on or ann.ntotal),
                         "sha256": _write_durable(self.root / ann_name, data)}
         elif drop_ann:
@@ -538,7 +677,7 @@ class Index:
         self._apply(vectors, meta, m["removed"])
         if ann is not None or drop_ann:
             self._ann = ann
-            self._flat_ids = None
+            self._flat_ids, self._exclude = None, None
 
     def _with_checksums(self, shard: dict[str, Any]) -> dict[str, Any]:
         """A shard entry with the SHA-256 of its files (computed now for a shard of version 1, read and checked
@@ -572,7 +711,8 @@ class Index:
         """Names the index may delete: files its manifest lists as obsolete, and the files the next commit
         writes (what a writer killed before its commit left), with the temporaries of both. Nothing else."""
         g = self.manifest["generation"] + 1
-        return set(self.manifest.get("obsolete", [])) | {f"shard-{g:06d}.npy", f"shard-{g:06d}.jsonl", f"ivf-{g:06d}.faiss"}
+        return set(self.manifest.get("obsolete", [])) | {f"shard-{g:06d}.npy", f"shard-{g:06d}.jsonl", f"ivf-{g:06d}.faiss",
+                                                          f"hnsw-{g:06d}.faiss"}
 
     def _collect_garbage(self) -> None:
         """Delete the leftovers of a killed writer and replaced files, all of them names the manifest implies
@@ -739,20 +879,35 @@ class Index:
             return []
 
     def _maybe_retrain(self) -> None:
-        """Train an IVF index past ``ivf_threshold`` live rows (again after four-fold growth); drop it below."""
+        """Choose an approximate index past ``ivf_threshold`` live rows (again after four-fold growth, or for
+        a graph once a quarter of its rows were removed); drop it below the threshold."""
         live = len(self)
-        ann = self.manifest["ann"]
-        if live < self.manifest["ivf_threshold"]:
+        ann, choice = self.manifest["ann"], self.manifest.get("ann_choice")
+        wanted = self.manifest.get("ann_kind", "auto")
+        if live < self.manifest["ivf_threshold"] or wanted == "exact":
             if ann:
                 self._commit(drop_ann=True)
             return
-        if ann and live <= 4 * ann["trained_on"]:
-            if self._ann_lag() > 0.1 * live:  # save the rows added since, so that loading stays fast
+        chose_exact = not ann and choice is not None and choice["chosen"]["kind"] == "flat"
+        basis = ann["trained_on"] if ann else choice["decided_at"] if chose_exact else None
+        if basis and live <= 4 * basis:
+            if not ann:
+                return  # exact search was chosen for these vectors: decided again after four-fold growth
+            if ann.get("kind") == "hnsw" and len(self.removed) - ann["removed"] > 0.25 * live:
+                pass  # a graph cannot drop removed rows: built again
+            elif self._ann_lag() > 0.1 * live:  # save the rows added since, so that loading stays fast
                 self._commit(ann=self._search_structure(), trained_on=ann["trained_on"])
-            return
+                return
+            else:
+                return
         ids = self._live_ids()
-        nlist, _ = ivf_params(live)
-        self._commit(ann=build_ivf(self.vectors[ids], ids, nlist))
+        index, info = choose_ann(self.vectors[ids], ids, kind="auto" if wanted == "auto" else wanted,
+                                 nprobe=self.manifest.get("nprobe"))
+        info["decided_at"] = live
+        if index is None:
+            self._commit(drop_ann=bool(ann), choice=info)
+        else:
+            self._commit(ann=index, trained_on=live, choice=info)
 
     def _ann_lag(self) -> int:
         ann = self.manifest["ann"]
@@ -782,7 +937,12 @@ class Index:
             new = np.arange(ann["rows"], len(self.meta), dtype=np.int64)
             new = new[~np.isin(new, np.fromiter(self.removed, np.int64, len(self.removed)))]
             index.add_with_ids(np.ascontiguousarray(self.vectors[new]), new)
-        if len(self.removed) > ann["removed"]:  # rows removed since: removing an absent id is a no-op
+        self._exclude = None
+        if ann_kind(index) == "hnsw":  # a graph keeps removed rows: searches leave them out
+            if self.removed:
+                batch = faiss.IDSelectorBatch(np.asarray(sorted(self.removed), dtype=np.int64))
+                self._exclude = (faiss.IDSelectorNot(batch), batch)  # the batch must outlive the selector
+        elif len(self.removed) > ann["removed"]:  # rows removed since: removing an absent id is a no-op
             index.remove_ids(np.asarray(sorted(self.removed), dtype=np.int64))
         self._ann, self._flat_ids = index, None
         return index
@@ -802,9 +962,12 @@ class Index:
         except RuntimeError as e:
             raise DamagedFileError(self.root, ann["file"], f"FAISS cannot read it: {str(e).splitlines()[0]}") from None
 
-    def search(self, queries: np.ndarray, k: int = 10, *, model_id: str, nprobe: int | None = None) -> list[list[Hit]]:
-        """The ``k`` best hits of each query row (``(Q, dim)`` unit vectors of the model ``model_id``)."""
-        import faiss
+    def search(self, queries: np.ndarray, k: int = 10, *, model_id: str, nprobe: int | None = None,
+               ef_search: int | None = None) -> list[list[Hit]]:
+        """The ``k`` best hits of each query row (``(Q, dim)`` unit vectors of the model ``model_id``).
+
+        ``nprobe`` (IVF) or ``ef_search`` (HNSW) overrides the setting the index chose for this call.
+        """
 
         self.check_model(model_id)
         q = np.asarray(queries, dtype=np.float32)
@@ -817,10 +980,15 @@ class Index:
         if len(self) == 0:
             return [[] for _ in range(len(q))]
         index = self._search_structure()
-        if self.manifest["ann"]:
-            ivf = faiss.extract_index_ivf(index)
-            ivf.nprobe = int(nprobe or self.manifest.get("nprobe") or ivf_params(len(self))[1])
-        scores, idx = index.search(np.ascontiguousarray(q), min(k, len(self)))
+        ann = self.manifest["ann"]
+        if ann:
+            params = search_params(
+                index, nprobe=nprobe or ann.get("nprobe") or self.manifest.get("nprobe") or ivf_params(len(self))[1],
+                ef_search=ef_search or ann.get("ef_search") or EF_SEARCH_STEPS[2],
+                exclude=self._exclude[0] if self._exclude else None)
+            scores, idx = index.search(np.ascontiguousarray(q), min(k, len(self)), params=params)
+        else:
+            scores, idx = index.search(np.ascontiguousarray(q), min(k, len(self)))
         out = []
         for srow, irow in zip(scores, idx, strict=True):
             hits = []
