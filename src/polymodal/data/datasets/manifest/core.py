@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from polymodal.data.datasets import run_splits
-from polymodal.data.datasets.manifest import layout, loading, splits
+from polymodal.data.datasets.manifest import content, layout, loading, splits
 from polymodal.data.datasets.manifest.options import STATE_VERSION, ManifestOptions, parse_options
 from polymodal.data.datasets.manifest.table import read_table_info, report_table_info
 from polymodal.data.schema import Modality
@@ -60,8 +59,12 @@ class Manifest:
             layout.load_state(self, dict(state))
         else:
             layout.infer_layout(self)
-        self.keys = run_splits.row_keys(self.table, self._content_columns(), self.n)
-        self.input_keys = run_splits.row_keys(self.table, self._content_columns()[1:], self.n)  # without the label
+        # hashes of every row's label and input cells as values (content.py), and without the label; the text
+        # hashes runs stored before are kept to find their rows too
+        cols = self._content_columns()
+        self.keys, self.input_keys = content.row_keys(self, cols), content.row_keys(self, cols[1:])
+        self.text_keys = content.row_keys(self, cols, by_value=False)
+        self.text_input_keys = content.row_keys(self, cols[1:], by_value=False)
         self.stored_split: np.ndarray | None = None
         if not self.fitted and self.options.stored_splits:
             splits.match_stored_splits(self, Path(self.options.stored_splits))
