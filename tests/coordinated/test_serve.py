@@ -6,10 +6,13 @@ headless Chromium against a real `polymodal serve` process, a text query shows t
 import http.client
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,86 @@ def test_browser_search_shows_the_expected_thumbnails(tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def raw_request(base: str, data: bytes, wait: float = 10) -> bytes:
+    port = int(base.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_only_this_servers_host_names_are_answered(audio_server, tmp_path):
+    """DNS rebinding: a page of another site that resolves its name to 127.0.0.1 sends its own Host."""
+    base, index, media = audio_server
+    port = int(base.rstrip("/").rsplit(":", 1)[1])
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1.evil.example",
+                 f"localhost:{port}@evil", "[::1]"):
+        for path in ("/", "/?like=0", "/file/0/a.wav"):
+            status, body, _ = request(base, path, {"Host": host})
+            assert status == 403 and b"RIFF" not in body and b"figure" not in body, (host, path, status)
+    assert b"403" in raw_request(base, b"GET /file/0/a.wav HTTP/1.0\r\n\r\n").split(b"\r\n")[0]  # no Host at all
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "LOCALHOST.", "127.0.0.1"):
+        assert request(base, "/file/0/a.wav", {"Host": host})[0] == 200, host
+
+    server = make_server(index, 0, allowed_hosts=["media.lan"])  # a name given on purpose
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        other = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert request(other, "/?like=0", {"Host": f"media.lan:{server.server_address[1]}"})[0] == 200
+        assert request(other, "/?like=0", {"Host": "evil.example"})[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_out_of_range_parameters_are_400(audio_server):
+    base, index, media = audio_server
+    for query in ("like=-999999", "like=-1", f"like={len(index.meta)}", "like=x", "k=0", "k=201", "k=many"):
+        status, body, _ = request(base, f"/?{query}")
+        assert status == 400 and b"figure" not in body, (query, status)
+    for query in ("t=-1", "t=nan", "t=inf"):
+        assert request(base, f"/thumb/0/a.wav?{query}")[0] == 400, query
+    row = index._by_path[str((media / "c.wav").resolve())][0]
+    index.remove([media / "c.wav"])
+    status, body, _ = request(base, f"/?like={row}")
+    assert status == 404 and b"removed" in body
+    assert request(base, "/?like=0&k=200")[0] == 200
+
+
+def test_connections_are_queued_not_dropped_and_silent_clients_time_out(audio_server):
+    """A burst of connections is queued by the kernel (a backlog of 5 dropped them: clients retried after
+    1, 3, 7 s), and a connection that sends nothing is closed after the timeout instead of holding a thread."""
+    base, index, media = audio_server
+    server = make_server(index, 0, timeout=1)  # not serving yet: every connection waits in the backlog
+    port = server.server_address[1]
+    socks = []
+    try:
+        for _ in range(150):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        time.sleep(0.5)
+        _, writable, _ = select.select([], socks, [], 0)
+        connected = [s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+        assert len(connected) == 150, f"{len(connected)} of 150 connections completed in 0.5 s"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for s in socks[:20]:  # the queued connections are served once the server runs
+            s.setblocking(True)
+            s.settimeout(10)
+            s.sendall(f"GET /?like=0 HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert s.recv(12) == b"HTTP/1.0 200"
+        silent = socks[20]
+        silent.setblocking(True)
+        silent.settimeout(10)
+        t = time.monotonic()
+        assert silent.recv(100) == b"" and time.monotonic() - t < 5  # closed by the server after ~1 s
+    finally:
+        for s in socks:
+            s.close()
+        server.shutdown()
+        server.server_close()

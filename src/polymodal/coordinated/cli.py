@@ -63,6 +63,9 @@ def add_parsers(sub: Any) -> None:
     sv.add_argument("--index", required=True, type=Path)
     sv.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (0: any free port; default 8765)")
     sv.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="answer requests whose Host header is NAME too (default: only 127.0.0.1 and localhost, so "
+                         "that other sites cannot read the page through DNS rebinding); repeatable")
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -252,5 +255,5 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     if not 0 <= ns.port <= 65535:
         raise ValueError(f"--port {ns.port}: expected 0 (any free port) to 65535")
     index = Index.open(ns.index)
-    serve(index, port=ns.port, model=ns.model)
+    serve(index, port=ns.port, model=ns.model, allowed_hosts=ns.allow_host)
     return 0
