@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from polymodal.coordinated.bridge import LabelBridgeEmbedder, sample_photos
@@ -187,7 +188,8 @@ def test_only_this_servers_host_names_are_answered(audio_server, tmp_path):
 
 def test_out_of_range_parameters_are_400(audio_server):
     base, index, media = audio_server
-    for query in ("like=-999999", "like=-1", f"like={len(index.meta)}", "like=x", "k=0", "k=201", "k=many"):
+    for query in ("like=-999999", "like=-1", f"like={len(index.meta)}", "like=x", "k=0", "k=201", "k=many",
+                  "like=0&modality=smell"):
         status, body, _ = request(base, f"/?{query}")
         assert status == 400 and b"figure" not in body, (query, status)
     for query in ("t=-1", "t=nan", "t=inf"):
@@ -230,5 +232,51 @@ def test_connections_are_queued_not_dropped_and_silent_clients_time_out(audio_se
     finally:
         for s in socks:
             s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_page_filters_by_modality_links_home_and_names_its_model(tmp_path, raw_data, audio_server):
+    base, index, media = audio_server
+    status, body, _ = request(base, "/")
+    page = body.decode()
+    assert status == 200 and '<h1><a href="/">polymodal search</a></h1>' in page
+    assert "Searching 4 audio items with audio-logmel: log-mel band statistics (128-d), training-free" in page
+    assert "figure.hit audio {{" not in page and "figure.hit audio { display: block; width: 100%" in page
+
+    class TwoKinds:  # audio and text in one space: text rows all close to each other
+        model_id, dim, modalities = "two-kinds@test", 8, ("audio", "text")
+
+        def embed(self, modality, items):
+            rng = np.random.default_rng(len(items))
+            x = 0.3 * rng.standard_normal((len(items), 8)).astype(np.float32)
+            x[:, 0 if modality == "text" else 1] += 3
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, name in enumerate(("1_theo_1.wav", "2_theo_2.wav", "3_theo_3.wav")):
+        shutil.copy(raw_data / "fsdd" / "recordings" / name, mixed / f"a{i}.wav")
+    for i in range(3):
+        (mixed / f"note{i}.txt").write_text(f"note number {i}")
+    ix = Index.create(tmp_path / "mixed.index", TwoKinds.model_id, 8)
+    ix.add([mixed], TwoKinds())
+    server = make_server(ix, 0, preload=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        other = f"http://127.0.0.1:{server.server_address[1]}/"
+        row = ix._by_path[str((mixed / "note0.txt").resolve())][0]
+        kinds = re.findall(r"<figure class='hit (\w+)'", request(other, f"/?like={row}")[1].decode())
+        assert kinds[:3] == ["text"] * 3  # text ranks every text file first
+        page = request(other, f"/?like={row}&modality=audio")[1].decode()
+        assert re.findall(r"<figure class='hit (\w+)'", page) == ["audio"] * 3
+        assert "<option value='audio' selected>audio only</option>" in page and "(audio only)" in page
+        assert f"/?like={ix._by_path[str((mixed / 'a0.wav').resolve())][0]}&amp;modality=audio" in page
+        assert "3 audio items, 3 text items" in page
+        hits = ix.search(ix.vectors[row], k=10, model_id=TwoKinds.model_id, modalities=["audio"])[0]
+        assert [h.modality for h in hits] == ["audio"] * 3
+        exact = sorted((float(ix.vectors[row] @ ix.vectors[h.row]) for h in hits), reverse=True)
+        assert [h.score for h in hits] == pytest.approx(exact, abs=1e-6)
+    finally:
         server.shutdown()
         server.server_close()

@@ -470,6 +470,8 @@ class Index:
         self._ann: Any = None  # built lazily by _search_structure
         self._flat_ids: np.ndarray | None = None
         self._exclude: Any = None  # (selector, what it holds) of removed rows a graph still holds
+        self._counts: dict[str, int] | None = None
+        self._by_modality: dict[tuple[str, ...], np.ndarray] = {}
         if self._on_damage == "keep" and m.get("ann"):  # otherwise checked when a search first reads it
             try:
                 self._read_ann(m["ann"])
@@ -706,6 +708,7 @@ class Index:
             self._by_hash.setdefault(self.meta[i]["hash"], []).append(i)
         if len(self.meta) > start or gone:
             self._ann, self._flat_ids = None, None  # rebuilt (or brought up to date) on the next search
+            self._counts, self._by_modality = None, {}
 
     def _disposable(self) -> set[str]:
         """Names the index may delete: files its manifest lists as obsolete, and the files the next commit
@@ -962,11 +965,45 @@ class Index:
         except RuntimeError as e:
             raise DamagedFileError(self.root, ann["file"], f"FAISS cannot read it: {str(e).splitlines()[0]}") from None
 
+    def modality_counts(self) -> dict[str, int]:
+        """Live rows per modality (``image``, ``audio``, ``video``, ``text``)."""
+        if self._counts is None:
+            counts: dict[str, int] = {}
+            for _, m in self.live_rows():
+                counts[m["modality"]] = counts.get(m["modality"], 0) + 1
+            self._counts = counts
+        return dict(self._counts)
+
+    def _rows_of(self, modalities: tuple[str, ...]) -> np.ndarray:
+        """Live row ids of the given modalities (cached until the next commit)."""
+        key = tuple(sorted(modalities))
+        if key not in self._by_modality:
+            self._by_modality[key] = np.asarray(
+                [i for i, m in self.live_rows() if m["modality"] in key], dtype=np.int64)
+        return self._by_modality[key]
+
+    def _search_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` of each query among ``rows`` (in blocks, so that no copy of every vector is made)."""
+        k = min(k, len(rows))
+        best_s = np.full((len(q), 0), -np.inf, np.float32)
+        best_i = np.zeros((len(q), 0), np.int64)
+        for start in range(0, len(rows), 65_536):
+            block = rows[start:start + 65_536]
+            scores = q @ self.vectors[block].T
+            s = np.concatenate([best_s, scores], axis=1)
+            i = np.concatenate([best_i, np.broadcast_to(block, scores.shape)], axis=1)
+            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if s.shape[1] > k else np.argsort(-s, axis=1)
+            best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+        order = np.argsort(-best_s, axis=1, kind="stable")
+        return np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
+
     def search(self, queries: np.ndarray, k: int = 10, *, model_id: str, nprobe: int | None = None,
-               ef_search: int | None = None) -> list[list[Hit]]:
+               ef_search: int | None = None, modalities: Sequence[str] | None = None) -> list[list[Hit]]:
         """The ``k`` best hits of each query row (``(Q, dim)`` unit vectors of the model ``model_id``).
 
         ``nprobe`` (IVF) or ``ef_search`` (HNSW) overrides the setting the index chose for this call.
+        ``modalities`` keeps only hits of those modalities (``image``, ``audio``, ``video``, ``text``):
+        such a search is exact among their rows, whatever the index's approximate structure.
         """
 
         self.check_model(model_id)
@@ -979,6 +1016,13 @@ class Index:
             raise ValueError(f"k={k}; expected at least 1 result")
         if len(self) == 0:
             return [[] for _ in range(len(q))]
+        if modalities is not None:
+            rows = self._rows_of(tuple(modalities))
+            if not len(rows):
+                return [[] for _ in range(len(q))]
+            scores, found = self._search_among(q, rows, k)
+            return [[self._hit(int(i), float(s)) for s, i in zip(srow, irow, strict=True)]
+                    for srow, irow in zip(scores, found, strict=True)]
         index = self._search_structure()
         ann = self.manifest["ann"]
         if ann:
@@ -995,11 +1039,13 @@ class Index:
             for s, i in zip(srow, irow, strict=True):
                 if i < 0:
                     continue
-                row = int(self._flat_ids[i]) if self._flat_ids is not None else int(i)
-                m = self.meta[row]
-                hits.append(Hit(m["path"], float(s), m["modality"], m.get("timestamp"), m["hash"], row))
+                hits.append(self._hit(int(self._flat_ids[i]) if self._flat_ids is not None else int(i), float(s)))
             out.append(hits)
         return out
+
+    def _hit(self, row: int, score: float) -> Hit:
+        m = self.meta[row]
+        return Hit(m["path"], score, m["modality"], m.get("timestamp"), m["hash"], row)
 
     def search_items(self, embedder: Any, modality: str, items: Sequence[Any], k: int = 10) -> list[list[Hit]]:
         """Embed query items with ``embedder`` (checked against the index's model) and search."""

@@ -4,6 +4,7 @@ Pages (server-rendered HTML, no JavaScript):
 
 - ``/?q=TEXT&k=24``  text search (for a model that embeds text), thumbnails of the hits;
 - ``/?like=ROW``     hits nearest to an indexed row (works for every model: audio, images, video);
+- ``&modality=M``    only hits of one modality (image, audio, video, text);
 - ``/file/R/PATH``   an indexed file, ``R`` the number of the indexed folder, ``PATH`` relative to it;
 - ``/thumb/R/PATH?t=SECONDS``  a JPEG thumbnail of an image, or of a video's frame at ``t``.
 
@@ -15,7 +16,7 @@ outside the folder; anything else that is not an indexed file is 404. The query 
 A request whose ``Host`` header is not a name of the bound address (``127.0.0.1:PORT`` or
 ``localhost:PORT``, plus names given as ``allowed_hosts``) is refused with 403, so that a web page of
 another site cannot read results through DNS rebinding. Parameters out of range (``like`` beyond the
-rows, ``k`` outside 1..200, a negative ``t``) are 400.
+rows, ``k`` outside 1..200, a negative ``t``, an unknown modality) are 400.
 
 The server is a :class:`ThreadingHTTPServer` with a listen backlog of :data:`BACKLOG` connections
 (the standard library's default of 5 dropped connections under load, which clients retry only after
@@ -46,6 +47,7 @@ THUMB_SIZE = 256
 MAX_K = 200
 BACKLOG = 1024  # pending connections the kernel queues (capped by net.core.somaxconn)
 TIMEOUT = 30.0  # seconds a connection may stay silent before the server closes it
+MODALITY_NAMES = ("image", "audio", "video", "text")
 
 
 class Refused(Exception):
@@ -168,12 +170,15 @@ class SearchApp:
         if like in self.index.removed:
             raise Refused(404, f"row {like} was removed from the index")
 
-    def search(self, query: str | None, like: int | None, k: int) -> tuple[list[Hit], str | None]:
-        """Hits of a text query or of an indexed row's vector; (hits, message shown instead when there are none)."""
+    def search(self, query: str | None, like: int | None, k: int,
+               modality: str | None = None) -> tuple[list[Hit], str | None]:
+        """Hits of a text query or of an indexed row's vector, of one ``modality`` when given;
+        (hits, message shown instead when there are none)."""
         index = self.index
+        only = (modality,) if modality else None
         if like is not None:
             self.check_like(like)
-            return index.search(index.vectors[like], k, model_id=index.model_id)[0], None
+            return index.search(index.vectors[like], k, model_id=index.model_id, modalities=only)[0], None
         if not query:
             return [], None
         if not self.embeds_text():
@@ -182,25 +187,43 @@ class SearchApp:
         embedder = self.embedder()
         with self._lock:
             vec = embedder.embed("text", [query])
-        return index.search(vec, k, model_id=embedder.model_id)[0], None
+        return index.search(vec, k, model_id=embedder.model_id, modalities=only)[0], None
 
-    def page(self, query: str, like: int | None, k: int) -> str:
-        hits, message = self.search(query, like, k)
+    def describe_model(self) -> str:
+        """The index's model in words: what it is and what it is good for."""
+        from polymodal.coordinated.embedders import TOWERS
+
+        spec = self.model or self.index.manifest.get("model_spec") or ""
+        if spec in TOWERS:
+            return f"{spec}: {TOWERS[spec].summary}"
+        if spec and Path(spec).is_dir():
+            return f"a coordinated (CLIP-style) model trained with polymodal, from the run folder {Path(spec).name}"
+        return "the model the index was built with"
+
+    def page(self, query: str, like: int | None, k: int, modality: str | None = None) -> str:
+        hits, message = self.search(query, like, k, modality)
         esc = html.escape
-        cards = [self._card(h) for h in hits]
+        cards = [self._card(h, k, modality) for h in hits]
+        index = self.index
+        per_kind = index.modality_counts()
+        kinds = sorted(per_kind, key=MODALITY_NAMES.index)
+        only = f" ({esc(modality)} only)" if modality else ""
         if like is not None:
-            heading = f"Nearest to {esc(Path(self.index.meta[like]['path']).name)}"
+            heading = f"Nearest to {esc(Path(index.meta[like]['path']).name)}{only}"
         elif query:
-            heading = f"Results for &ldquo;{esc(query)}&rdquo;"
+            heading = f"Results for &ldquo;{esc(query)}&rdquo;{only}"
         else:
-            heading = f"{len(self.index.paths)} files indexed"
+            heading = f"{len(index.paths)} files indexed"
         body = "".join(cards) if cards else f"<p class='msg'>{esc(message or 'no results')}</p>" if (query or like is not None) else ""
+        options = "".join(f"<option value='{m}'{' selected' if m == modality else ''}>{m} only</option>" for m in kinds)
+        counts = ", ".join(f"{per_kind[m]:,} {m} {'item' if per_kind[m] == 1 else 'items'}" for m in kinds) or "nothing yet"
         return _PAGE.format(
-            query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(self.index.model_id),
-            count=len(self.index), kind=esc(self.index.kind),
+            query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(index.model_id),
+            about=esc(self.describe_model()), count=len(index), counts=esc(counts), kind=esc(index.kind),
+            options=options, like=f"<input type='hidden' name='like' value='{like}'>" if like is not None else "",
         )
 
-    def _card(self, hit: Hit) -> str:
+    def _card(self, hit: Hit, k: int = 24, modality: str | None = None) -> str:
         esc = html.escape
         url = self.url_of(hit.path)
         name = esc(Path(hit.path).name)
@@ -215,8 +238,9 @@ class SearchApp:
             media = f"<audio controls preload='none' src='{esc(url)}'></audio>"
         else:
             media = f"<a href='{esc(url)}'>{name}</a>"
+        similar = f"/?like={hit.row}" + (f"&amp;k={k}" if k != 24 else "") + (f"&amp;modality={modality}" if modality else "")
         return (f"<figure class='hit {esc(hit.modality)}' data-path='{esc(hit.path)}'>{media}<figcaption>{name}{at}"
-                f"<br><span class='score'>{hit.score:.3f}</span> &middot; <a href='/?like={hit.row}'>similar</a>"
+                f"<br><span class='score'>{hit.score:.3f}</span> &middot; <a href='{similar}'>similar</a>"
                 "</figcaption></figure>")
 
 
@@ -224,15 +248,20 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>polymodal search</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+h1 a {{ color: inherit; text-decoration: none; }}
 form input[type=text] {{ width: 28em; font-size: 1.1em; padding: .3em; }}
+.about {{ color: #555; margin: .4em 0 1em; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-figure.hit {{ margin: 0; width: 260px; }}
+figure.hit {{ margin: 0; width: 260px; box-sizing: border-box; overflow: hidden; }}
 img.thumb {{ max-width: 256px; max-height: 256px; border: 1px solid #ccc; }}
+figure.hit audio {{ display: block; width: 100%; max-width: 100%; box-sizing: border-box; }}
 figcaption {{ font-size: .85em; word-break: break-all; }}
 .score {{ color: #666; }} .msg {{ color: #a33; }} footer {{ margin-top: 2em; color: #888; font-size: .8em; }}
 </style></head>
-<body><h1>polymodal search</h1>
+<body><h1><a href="/">polymodal search</a></h1>
+<p class="about">Searching {counts} with {about}.</p>
 <form method="get" action="/"><input type="text" name="q" value="{query}" placeholder="describe what you look for" autofocus>
+<select name="modality" aria-label="kind of file"><option value="">all kinds</option>{options}</select>{like}
 <input type="hidden" name="k" value="{k}"> <input type="submit" value="Search"></form>
 <h2>{heading}</h2>
 <div class="grid">{body}</div>
@@ -283,7 +312,6 @@ def make_handler(app: SearchApp, allowed_hosts: frozenset[str] = frozenset(), ti
                 return (f"Host {header!r} is not this server (127.0.0.1:{bound} or localhost:{bound}); a page of "
                         "another site cannot use it. Start it with --allow-host NAME to accept another name")
             return None
-
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass  # quiet: the terminal shows the URL, not every request
@@ -356,7 +384,10 @@ def make_handler(app: SearchApp, allowed_hosts: frozenset[str] = frozenset(), ti
                     if not 1 <= k <= MAX_K:
                         raise Refused(400, f"k={k}: expected 1 to {MAX_K} results")
                     like_row = _whole(params, "like", None)
-                    self._send(200, app.page(query, like_row, k).encode(), "text/html; charset=utf-8")
+                    modality = params.get("modality", [""])[0] or None
+                    if modality is not None and modality not in MODALITY_NAMES:
+                        raise Refused(400, f"modality={modality!r}: expected one of {', '.join(MODALITY_NAMES)}")
+                    self._send(200, app.page(query, like_row, k, modality).encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/file/"):
                     self._send_file(app.resolve(url.path))
                 elif url.path.startswith("/thumb/"):
