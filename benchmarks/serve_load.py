@@ -181,8 +181,12 @@ def write(doc: dict, out: Path) -> None:
     lines = ["# Load on `polymodal serve`", "", f"Protocol: {doc['protocol']}", "",
              *markdown_table(header, body, "lrrrrrrlrr"), "", "Servers measured:", "", labels, "",
              "Reading the table:", "",
-             "- p50 / p95 are over the answered requests of all repeats of a level, as mean +- std of the "
-             "per-repeat values; errors are counted separately (a timed-out request has no latency).",
+             "- p50 / p95 are taken over the answered requests of each repeat and shown as mean +- std over the "
+             "repeats; errors are counted separately (a timed-out request has no latency, so a server that "
+             "drops requests can show a low p50).",
+             "- answered / s is the throughput of the level; once every client waits on the server, latency grows "
+             "with the queue (200 clients at ~250 answers per second wait ~0.8 s each), but every request is "
+             "answered.",
              "- A listen-queue drop is a connection the kernel refused because the server's accept backlog was "
              "full; the client retries it after 1 s, 3 s, 7 s..., which is what turns a 30 ms page into seconds.",
              "- Clients and server share the machine's cores and the clients are Python threads: the numbers "
@@ -204,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as timed out")
     p.add_argument("--level-seconds", type=float, default=60.0, help="a level issues no new request after this")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--render", action="store_true", help="rewrite the Markdown from OUT/serve_load.json alone")
     ns = p.parse_args(argv)
+    if ns.render:
+        write(json.loads((ns.out / "serve_load.json").read_text()), ns.out)
+        return 0
     levels = [int(c) for c in ns.levels.split(",")]
     path = ns.out / "serve_load.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"rows": [], "labels": {}}
