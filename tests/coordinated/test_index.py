@@ -318,8 +318,10 @@ def test_rows_multiplied_by_an_older_version_are_removed_on_the_next_add(tmp_pat
     with index._locked():  # what copies used to leave: three more rows of the same path
         index._commit(np.repeat(index.vectors[:1], 3, axis=0), [dict(row)] * 3)
     assert len(index._by_path[row["path"]]) == 4
-    report = index.add([f], logmel)
-    assert report.repaired == [row["path"]] and not report.unchanged
+    bad = tmp_path / "audio" / "zz_truncated.wav"
+    bad.write_bytes(f.read_bytes()[:30])
+    report = index.add([f, bad], logmel, commit_every=1)  # a commit of removals only, then an unreadable file
+    assert report.repaired == [row["path"]] and not report.unchanged and report.skipped[0][0] == str(bad.resolve())
     assert len(Index.open(tmp_path / "ix")._by_path[row["path"]]) == 1 and len(index) == 1
 
 

@@ -831,7 +831,7 @@ class Index:
                         progress(done, len(files), path)
                 if pending_files >= commit_every:
                     report.rows += sum(len(v) for v in pending_v)
-                    self._commit(np.concatenate(pending_v), pending_m, pending_removed)
+                    self._commit(np.concatenate(pending_v) if pending_v else None, pending_m, pending_removed)
                     pending_v, pending_m, pending_removed, pending_files = [], [], [], 0
             if pending_v or pending_removed or self._committed_roots() != new_roots:
                 report.rows += sum(len(v) for v in pending_v)
