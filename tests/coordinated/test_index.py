@@ -467,3 +467,27 @@ def test_hnsw_index_persists_adds_and_never_returns_removed_rows(tmp_path):
     exact = np.argsort(-(x[200:] @ x[100:].T), axis=1)[:, 0] + 100
     found = [h[0].row for h in again.search(x[200:], k=1, model_id="vectors@test", ef_search=512)]
     assert np.mean(np.asarray(found) == exact) > 0.98  # rows added after the build are found
+
+
+def test_vectors_without_structure_stay_exact_and_info_says_why(tmp_path):
+    """Uniform vectors defeat IVF (recall ~0.2 here) and a graph is not faster than exact search at the recall
+    asked: the index stays exact instead of answering with a tenth of the true neighbours, and says so."""
+    from polymodal.coordinated.cli import describe_search
+
+    u = unit(np.random.default_rng(5).uniform(-1, 1, (3_000, 256)))
+    index = Index.create(tmp_path / "ix", "vectors@test", 256, ivf_threshold=256)
+    meta = [{"path": f"/data/{i}.txt", "hash": f"h{i}", "modality": "text", "timestamp": None} for i in range(len(u))]
+    with index._locked():
+        index._commit(u, meta)
+        index._maybe_retrain()
+    choice = index.manifest["ann_choice"]
+    assert index.kind == "flat" and choice["chosen"] == {"kind": "flat"} and choice["decided_at"] == 3_000
+    assert max(t["recall_at_10"] for t in choice["tried"] if t["kind"] == "ivf") < 0.9
+    text = describe_search(Index.open(tmp_path / "ix"))
+    assert text.startswith("exact: at 3,000 vectors no approximate index reached recall@10 0.9 at 2x") and "ivf 0." in text
+    hits = index.search(u[:5], k=10, model_id="vectors@test")
+    assert [[h.row for h in row] for row in hits] == np.argsort(-(u[:5] @ u.T), axis=1)[:, :10].tolist()
+    generation = index.manifest["generation"]
+    with index._locked():
+        index._maybe_retrain()  # decided: not measured again before four-fold growth
+    assert index.manifest["generation"] == generation

@@ -200,21 +200,26 @@ def describe_search(index: Any) -> str:
     """How the index searches, and why (what the choice of index kind measured), in words."""
     m = index.manifest
     ann, choice = m["ann"], m.get("ann_choice")
+    tried = (choice or {}).get("tried", [])
     if ann:
         how = (f"IVF ({ann.get('nlist')} cells, {ann.get('nprobe') or m.get('nprobe') or 'default'} probed)"
                if ann.get("kind", "ivf") == "ivf" else f"HNSW graph (M {ann.get('m')}, efSearch {ann.get('ef_search')})")
-    elif m.get("ann_kind") == "exact":
-        how = "exact (always: --ann exact)"
-    elif choice and choice["chosen"]["kind"] == "flat":
-        how = (f"exact (no approximate index reached recall@10 {choice['min_recall']} at {choice['min_speedup']:g}x "
-               "exact speed on these vectors)")
-    else:
-        how = f"exact (until {m['ivf_threshold']:,} vectors)"
-    if choice and choice.get("tried"):
-        best = max(choice["tried"], key=lambda t: t["recall_at_10"])
-        how += (f"; chosen at {choice['decided_at']:,} vectors: best approximate recall@10 {best['recall_at_10']:.2f} "
-                f"({best['kind']}) at {best['speedup']:.1f}x exact speed")
-    return how
+        if tried:
+            t = tried[-1]
+            how += (f"; chosen at {choice['decided_at']:,} vectors, where it found {100 * t['recall_at_10']:.1f} % of "
+                    f"the 10 nearest neighbours of {choice['probe_queries']} of them at {t['speedup']:.1f}x exact speed")
+        return how
+    if m.get("ann_kind") == "exact":
+        return "exact (always: --ann exact)"
+    if choice and choice["chosen"]["kind"] == "flat":
+        best = {}
+        for t in tried:
+            if t["kind"] not in best or t["recall_at_10"] > best[t["kind"]]["recall_at_10"]:
+                best[t["kind"]] = t
+        found = ", ".join(f"{k} {t['recall_at_10']:.2f} at {t['speedup']:.1f}x" for k, t in best.items())
+        return (f"exact: at {choice['decided_at']:,} vectors no approximate index reached recall@10 "
+                f"{choice['min_recall']} at {choice['min_speedup']:g}x exact speed (best: {found})")
+    return f"exact (until {m['ivf_threshold']:,} vectors)"
 
 
 def format_hit(hit: Any) -> str:
