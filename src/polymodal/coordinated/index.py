@@ -5,7 +5,7 @@ On disk an index is a folder::
     manifest.json          what the index holds: model id, dimension, shards, removed rows, ANN file
     shard-000001.npy       (rows, dim) float32 L2-normalised vectors, written once, never changed
     shard-000001.jsonl     one JSON line per row: path, content hash, modality, timestamp
-    ivf-000007.faiss       the trained IVF index (only past ``ivf_threshold`` live rows)
+    ivf-000007.faiss       the trained IVF index or HNSW graph (``hnsw-...``), past ``ivf_threshold`` live rows
     lock                   held (flock) by the one process that writes
 
 The manifest records the SHA-256 of every file it names; opening checks them (:class:`DamagedFileError`
@@ -18,10 +18,11 @@ fsync'ed). A process killed at any moment therefore leaves the previous manifest
 names intact: the index loads as it was at the last commit, and the next writer deletes the leftovers.
 
 Search is exact (``IndexFlatIP``: inner product = cosine on unit vectors) until the index holds
-``ivf_threshold`` live rows; past it an ``IndexIVFFlat`` is trained (``nlist`` cells, ``nprobe``
-probed per query, see :func:`ivf_params`) and re-trained when the collection has grown four-fold
-since. The vectors in the shards stay the source of truth: the IVF file may lag behind the manifest
-(rows added since it was saved are added on load).
+``ivf_threshold`` live rows; past it :func:`choose_ann` measures an ``IndexIVFFlat`` and an HNSW graph
+on the index's own vectors and keeps the first that is accurate and fast enough, else search stays
+exact; the choice is made again when the collection has grown four-fold. The vectors in the shards
+stay the source of truth: the ANN file may lag behind the manifest (rows added since it was saved are
+added on load).
 """
 
 from __future__ import annotations
