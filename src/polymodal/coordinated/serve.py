@@ -172,12 +172,13 @@ class SearchApp:
 
     def search(self, query: str | None, like: int | None, k: int,
                modality: str | None = None) -> tuple[list[Hit], str | None]:
-        """Hits of a text query or of an indexed row's vector, of one ``modality`` when given;
+        """Hits of a text query, or else of an indexed row's vector, of one ``modality`` when given;
         (hits, message shown instead when there are none)."""
         index = self.index
         only = (modality,) if modality else None
         if like is not None:
             self.check_like(like)
+        if not query and like is not None:
             return index.search(index.vectors[like], k, model_id=index.model_id, modalities=only)[0], None
         if not query:
             return [], None
@@ -208,10 +209,10 @@ class SearchApp:
         per_kind = index.modality_counts()
         kinds = sorted(per_kind, key=MODALITY_NAMES.index)
         only = f" ({esc(modality)} only)" if modality else ""
-        if like is not None:
-            heading = f"Nearest to {esc(Path(index.meta[like]['path']).name)}{only}"
-        elif query:
+        if query:
             heading = f"Results for &ldquo;{esc(query)}&rdquo;{only}"
+        elif like is not None:
+            heading = f"Nearest to {esc(Path(index.meta[like]['path']).name)}{only}"
         else:
             heading = f"{len(index.paths)} files indexed"
         body = "".join(cards) if cards else f"<p class='msg'>{esc(message or 'no results')}</p>" if (query or like is not None) else ""
