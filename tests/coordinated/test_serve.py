@@ -241,7 +241,7 @@ def test_the_page_filters_by_modality_links_home_and_names_its_model(tmp_path, r
     status, body, _ = request(base, "/")
     page = body.decode()
     assert status == 200 and '<h1><a href="/">polymodal search</a></h1>' in page
-    assert "Searching 4 audio items with audio-logmel: log-mel band statistics (128-d), training-free" in page
+    assert "Searching 4 audio files with audio-logmel: log-mel band statistics (128-d), training-free" in page
     assert "figure.hit audio {{" not in page and "figure.hit audio { display: block; width: 100%" in page
     page = request(base, "/?like=0&q=a+spoken+one")[1].decode()  # text typed on a "similar" page: the text wins
     assert "Results for &ldquo;a spoken one&rdquo;" in page and "does not embed text" in page
@@ -274,7 +274,7 @@ def test_the_page_filters_by_modality_links_home_and_names_its_model(tmp_path, r
         assert re.findall(r"<figure class='hit (\w+)'", page) == ["audio"] * 3
         assert "<option value='audio' selected>audio only</option>" in page and "(audio only)" in page
         assert f"/?like={ix._by_path[str((mixed / 'a0.wav').resolve())][0]}&amp;modality=audio" in page
-        assert "3 audio items, 3 text items" in page
+        assert "3 audio files, 3 text files" in page
         assert f"<input type='hidden' name='like' value='{row}'>" in page  # the menu filters this page again
         hits = ix.search(ix.vectors[row], k=10, model_id=TwoKinds.model_id, modalities=["audio"])[0]
         assert [h.modality for h in hits] == ["audio"] * 3

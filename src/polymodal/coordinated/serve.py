@@ -48,6 +48,8 @@ MAX_K = 200
 BACKLOG = 1024  # pending connections the kernel queues (capped by net.core.somaxconn)
 TIMEOUT = 30.0  # seconds a connection may stay silent before the server closes it
 MODALITY_NAMES = ("image", "audio", "video", "text")
+_UNITS = {"image": ("image", "images"), "audio": ("audio file", "audio files"), "video": ("video frame", "video frames"),
+          "text": ("text file", "text files")}  # what one indexed row of each modality is
 
 
 class Refused(Exception):
@@ -217,7 +219,7 @@ class SearchApp:
             heading = f"{len(index.paths)} files indexed"
         body = "".join(cards) if cards else f"<p class='msg'>{esc(message or 'no results')}</p>" if (query or like is not None) else ""
         options = "".join(f"<option value='{m}'{' selected' if m == modality else ''}>{m} only</option>" for m in kinds)
-        counts = ", ".join(f"{per_kind[m]:,} {m} {'item' if per_kind[m] == 1 else 'items'}" for m in kinds) or "nothing yet"
+        counts = ", ".join(f"{per_kind[m]:,} {_UNITS[m][per_kind[m] != 1]}" for m in kinds) or "nothing yet"
         return _PAGE.format(
             query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(index.model_id),
             about=esc(self.describe_model()), count=len(index), counts=esc(counts), kind=esc(index.kind),
