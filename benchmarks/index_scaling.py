@@ -341,8 +341,9 @@ def merge(sizes: list[int], kinds: list[str], threads: int, out: Path, command: 
     t = time.perf_counter()
     new = run(sizes, kinds, threads, methods=methods)
     done = {(r["dataset"], r["n"], r["method"]) for r in new}
+    sitting_flat = {(r["dataset"], r["n"]): r["qps"] for r in doc["rows"] if r["method"] == "flat"}
     for r in doc["rows"]:  # rows of an older sitting keep the exact speed they were compared with
-        r.setdefault("exact_qps", r["qps"] / r["speedup"])
+        r.setdefault("exact_qps", sitting_flat.get((r["dataset"], r["n"]), r["qps"] / r["speedup"]))
     order = {k: i for i, k in enumerate(["clustered", "uniform"])}
     rows = sorted([r for r in doc["rows"] if (r["dataset"], r["n"], r["method"]) not in done] + new,
                   key=lambda r: (order.get(r["dataset"], 9), r["n"], METHODS.index(r["method"]),
