@@ -36,15 +36,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 PARTS = {"retrieval_avdigits": "retrieval", "unseen_classes": "unseen", "video_search": "video"}
 RUN_ARGS = ""  # the seeds / epochs / videos of this sitting, written into each results file's command
 LOSSES = ("clip", "siglip", "dcca")
-LOSS_ARGS = {"clip": [], "siglip": [], "dcca": ["strategy.args.k=10"]}
+# the objectives of the retrieval table: name -> overrides (siglip-databias: SigLIP with the data-dependent
+# bias start, strategy.args.init_bias=data; measured only when asked for with --objectives)
+VARIANTS = {"clip": ["strategy.args.loss=clip"], "siglip": ["strategy.args.loss=siglip"],
+            "dcca": ["strategy.args.loss=dcca", "strategy.args.k=10"],
+            "siglip-databias": ["strategy.args.loss=siglip", "strategy.args.init_bias=data"]}
 SEEN, UNSEEN = list(range(7)), [7, 8, 9]
 ONLY_FINISHED = False  # --only-finished: tabulate the runs that exist, train nothing
 
 
 # ----------------------------------------------------------------------------------------- training
 def train_run(runs: Path, name: str, overrides: Sequence[str], epochs: int) -> Path | None:
-    """Train ``configs/avdigits_clip.yaml`` with ``overrides`` into ``runs/name`` (reused when finished);
-    None with ``--only-finished`` when the run has not finished (the tables then count fewer seeds)."""
+    """Train ``configs/avdigits_clip.yaml`` with ``overrides`` into ``runs/name`` (reused when finished) for
+    exactly ``epochs`` epochs (the cosine schedule spans them; early stopping off; the best epoch is still
+    selected on validation); None with ``--only-finished`` when the run has not finished (the tables then
+    count fewer seeds). Run names carry the budget, so runs of two budgets are never mixed."""
     from polymodal.config import load_config
     from polymodal.engine import train
 
@@ -58,6 +64,7 @@ def train_run(runs: Path, name: str, overrides: Sequence[str], epochs: int) -> P
 
         shutil.rmtree(run)  # an unfinished run from an interrupted sitting: start it again
     cfg = load_config(CONFIG, [f"name={name}", f"out_dir={runs}", f"trainer.max_epochs={epochs}",
+                               "trainer.patience=null",  # every run trains its whole budget (curves to the end)
                                "trainer.progress=false", "trainer.num_threads=1", *overrides])
     print(f"training {name} ...", flush=True)
     train(cfg)
@@ -169,7 +176,7 @@ def retrieval_differences(records: Sequence[dict[str, Any]]) -> list[dict[str, A
         for direction, text in r["hits"].items():
             hits.setdefault((r["objective"], direction), {})[int(r["seed"])] = decode_correct(text)
     out = []
-    for other in [o for o in LOSSES if o != BASELINE]:
+    for other in [o for o in VARIANTS if o != BASELINE]:
         for q, g in HIT_DIRECTIONS:
             a, b = hits.get((BASELINE, f"{q}_to_{g}"), {}), hits.get((other, f"{q}_to_{g}"), {})
             d = paired_by_seed(a, b)
@@ -189,7 +196,7 @@ def differences_table(differences: Sequence[dict[str, Any]], records: Sequence[d
             for d in differences]
     half = [50 * (d["ci95"][1] - d["ci95"][0]) for d in differences]
     spread = []
-    for loss in LOSSES:
+    for loss in VARIANTS:
         r1 = [100 * float(np.mean([decode_correct(t).mean() for t in r["hits"].values()])) for r in records if r["objective"] == loss]
         if len(r1) > 1:
             spread.append(f"{loss} {np.std(r1, ddof=1):.1f}")
@@ -213,17 +220,105 @@ TRANSFER_COLUMNS = [
 ]
 
 
-def part_retrieval(runs: Path, seeds: Sequence[int], epochs: int) -> dict[str, list[dict[str, float]]]:
+def run_curve(run: Path) -> dict[str, list[float]]:
+    """The run's learning curves from its ``metrics.jsonl``: epoch, training loss, validation mean R@1."""
+    from polymodal.engine.runfolder import load_run
+
+    recs = [r for r in load_run(run).records if "val/mean_R1" in r]
+    return {"epoch": [int(r["epoch"]) for r in recs], "train_loss": [float(r["train/loss"]) for r in recs],
+            "val_mean_R1": [float(r["val/mean_R1"]) for r in recs]}
+
+
+def plot_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Validation mean R@1 and training loss per epoch of every run in ``records`` (one colour per
+    objective, one line per seed), from the JSON's per-run curves alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours = dict(zip(VARIANTS, ("C0", "C1", "C2", "C3"), strict=True))
+    seen: set[str] = set()
+    for r in records:
+        c, o = r["curve"], r["objective"]
+        label = None if o in seen else o
+        seen.add(o)
+        axes[0].plot(c["epoch"], [100 * v for v in c["val_mean_R1"]], color=colours[o], alpha=0.7, label=label)
+        axes[1].plot(c["epoch"], c["train_loss"], color=colours[o], alpha=0.7, label=label)
+    axes[0].set(xlabel="epoch", ylabel="validation mean R@1 (%)", title="selection metric per epoch")
+    axes[1].set(xlabel="epoch", ylabel="training loss (own objective's units)", yscale="symlog",
+                title="training loss per epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def convergence(records: Sequence[dict[str, Any]], last: int = 3) -> dict[str, float]:
+    """Per objective, the largest gain of validation mean R@1 (points) over the last ``last`` epochs of any
+    seed: near 0 when every run has converged within the budget."""
+    out: dict[str, float] = {}
+    for r in records:
+        v = r["curve"]["val_mean_R1"]
+        if len(v) > last:
+            gain = 100 * (max(v[-last:]) - max(v[:-last]))
+            out[r["objective"]] = max(out.get(r["objective"], -1e9), gain)
+    return out
+
+
+PROBE = ("siglip", "siglip-databias")  # the plateau probe: SigLIP's two bias starts at a short budget
+
+
+def plateau_probe(runs: Path, epochs: int = 10, seeds: Sequence[int] = (0,)) -> list[dict[str, Any]]:
+    """Finished runs of :data:`PROBE` at ``epochs`` (trained with ``--epochs 10 --objectives siglip
+    siglip-databias --train-only``; never trained here): objective, seed, test R@1 and curves."""
+    out = []
+    for seed in seeds:
+        for o in PROBE:
+            run = runs / f"retrieval-{o}-e{epochs}-s{seed}"
+            if (run / "results.json").is_file():
+                m = evaluate_retrieval(run)
+                out.append({"objective": o, "seed": seed, "epochs": epochs, "curve": run_curve(run),
+                            "audio_to_image_R1": m["audio_to_image_R1"], "image_to_audio_R1": m["image_to_audio_R1"]})
+    return out
+
+
+def probe_table(probe: Sequence[dict[str, Any]]) -> list[str]:
+    """The plateau probe's lines: training loss and validation mean R@1 per epoch, test R@1 of the best epoch."""
+    from polymodal.report.table import markdown_table
+
+    if not probe:
+        return []
+    body = [[f"{r['objective']} (seed {r['seed']})", " ".join(f"{v:.2f}" for v in r["curve"]["train_loss"]),
+             " ".join(f"{100 * v:.0f}" for v in r["curve"]["val_mean_R1"]),
+             f"{100 * r['audio_to_image_R1']:.1f} / {100 * r['image_to_audio_R1']:.1f}"] for r in probe]
+    return [f"## SigLIP's starting bias at {probe[0]['epochs']} epochs (plateau probe)", "",
+            "Same recipe at a short budget (cosine over it, early stopping off), standard bias start (-10) against the "
+            "data-dependent start (siglip-databias). A flat training loss near 5.83 is the collapsed start "
+            "(every embedding of a tower at one point); test R@1 of the epoch selected on validation.", "",
+            *markdown_table(["objective", "training loss per epoch", "validation mean R@1 per epoch (%)",
+                             "test R@1 a->i / i->a (%)"], body)]
+
+
+def part_retrieval(runs: Path, seeds: Sequence[int], epochs: int, objectives: Sequence[str] = LOSSES,
+                   train_only: bool = False) -> dict[str, list[dict[str, float]]]:
     from polymodal.report.table import markdown_table
 
     per: dict[str, list[dict[str, float]]] = {}
     records: list[dict[str, Any]] = []
-    for loss in LOSSES:
-        for seed in seeds:
-            run = train_run(runs, f"{loss}-s{seed}", [f"seed={seed}", f"strategy.args.loss={loss}", *LOSS_ARGS[loss]], epochs)
-            if run is not None:
+    for seed in seeds:  # seed-major: an interrupted sitting leaves every objective with the same seeds
+        for loss in objectives:
+            run = train_run(runs, f"retrieval-{loss}-e{epochs}-s{seed}", [f"seed={seed}", *VARIANTS[loss]], epochs)
+            if run is not None and not train_only:
                 per.setdefault(loss, []).append(evaluate_retrieval(run))
-                records.append({"objective": loss, "seed": seed, "hits": query_hits(run)})
+                records.append({"objective": loss, "seed": seed, "hits": query_hits(run), "curve": run_curve(run)})
+    if train_only:
+        return per
+    per = {o: per[o] for o in objectives if o in per}
     differences = retrieval_differences(records)
     rows = [{"method": "contrastive", "variant": loss, "dataset": "avdigits-pairs", "metric": key,
              "values": [m[key] for m in ms]} for loss, ms in per.items() for key in ms[0]]
@@ -233,17 +328,28 @@ def part_retrieval(runs: Path, seeds: Sequence[int], epochs: int) -> dict[str, l
     t2 = markdown_table(["objective", *(h for _, h in TRANSFER_COLUMNS), "modality gap", "best epoch"],
                         [[loss, *(cell([m[k] for m in ms]) for k, _ in TRANSFER_COLUMNS), cell([m["gap"] for m in ms], False),
                           cell([m["best_epoch"] for m in ms], False)] for loss, ms in per.items()])
+    conv = convergence(records)
+    probe = plateau_probe(runs)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    curves_png = plot_curves(records, RESULTS / "retrieval_curves.png")
     protocol = (
         f"avdigits-pairs (the clean AV-digits pairs: 2,400 train / 300 val / 300 test, FSDD speakers' recordings "
         f"10-49 / 5-9 / 0-4 with disjoint MNIST pools); towers = the default small CNNs (log-mel audio, 28x28 "
         f"images, width 64) + a linear head to a 64-d unit sphere (configs/avdigits_clip.yaml); AdamW lr 2e-3, "
-        f"cosine, batch 128, {epochs} epochs, best epoch by validation mean R@1; seeds {', '.join(map(str, seeds))}. "
-        "CLIP: learnable temperature (init 1/0.07, scale clamped at 100); SigLIP: learnable temperature and bias "
-        "(init log 10, -10); DCCA: top-10 canonical correlations, ridge 1e-3, test embeddings projected on the "
-        "canonical directions of running training statistics. Labels never enter the objectives: they define "
-        "relevance (a hit = an item of the query's digit) and the prototypes. All numbers from the embeddings the "
-        "engine saved with the best checkpoint (predictions_val.npz, predictions_test.npz)."
+        f"weight decay 1e-4 on weights and none on the objective's scalars (temperature, bias), cosine over the "
+        f"whole budget, batch 128, {epochs} epochs, early stopping off, best epoch by validation mean R@1; seeds "
+        f"{', '.join(map(str, seeds))}. CLIP: learnable temperature (init 1/0.07, scale clamped at 100); SigLIP: "
+        "learnable temperature and bias (init log 10, -10; siglip-databias: bias set from the first batch, "
+        "-ln(N-1) - t * mean off-diagonal cosine); DCCA: top-10 canonical correlations, ridge 1e-3, embeddings "
+        "projected on the canonical directions of linear CCA refitted on the full training embeddings of the "
+        "evaluated checkpoint. Labels never enter the objectives: they define relevance (a hit = an item of the "
+        "query's digit) and the prototypes. All numbers from the embeddings the engine saved with the best "
+        "checkpoint (predictions_val.npz, predictions_test.npz)."
     )
+    curves = ("## Learning curves (validation)", "",
+              f"![validation mean R@1 and training loss per epoch]({curves_png.name})", "",
+              "Largest gain of validation mean R@1 over the last 3 epochs of any seed (points; near 0 = converged "
+              "within the budget): " + ", ".join(f"{o} {g:+.1f}" for o, g in conv.items()) + ".")
     notes = """\
 Retrieval columns in %, class-level relevance: R@K = the fraction of queries with an item of their digit
 among the K nearest of the other modality's 300 test items (30 per digit, so R@10 is easy); mAP over the
@@ -260,8 +366,9 @@ class-level retrieval is far easier than instance retrieval on real collections;
 test queries and the seeds, not other recipes; hyper-parameters are the CLIP config's for all three objectives (not tuned per objective)."""
     write("retrieval_avdigits", "Cross-modal retrieval on AV-digits: CLIP vs SigLIP vs deep CCA", protocol, rows,
           ["## Retrieval (test)", "", *t1, "", "## Zero-shot, few-shot, linear probe, modality gap (test)", "", *t2,
-           "", "## CLIP against the other objectives (test R@1)", "", *differences_table(differences, records)], notes,
-          {"differences": differences, "runs": records})
+           "", "## CLIP against the other objectives (test R@1)", "", *differences_table(differences, records), "",
+           *curves, "", *probe_table(probe)], notes,
+          {"differences": differences, "runs": records, "convergence": conv, "plateau_probe": probe})
     return per
 
 
@@ -291,15 +398,21 @@ UNSEEN_COLUMNS = [("zeroshot_subset", "zero-shot image, among the subset's digit
                   ("a2i_mAP", "a->i mAP"), ("i2a_R1", "i->a R@1")]
 
 
+def unseen_runs(seed: int, epochs: int, classes: str) -> list[tuple[str, list[str]]]:
+    """(run name, overrides) of the two groups of one seed: towers trained on digits 0-6, and on all ten.
+    Both are this part's own runs at the same budget (never the retrieval table's runs)."""
+    return [(f"unseen-seen06-clip-e{epochs}-s{seed}", [f"seed={seed}", f"data.split_options.train.classes={classes}",
+                                                     f"data.split_options.val.classes={classes}"]),
+            (f"unseen-all10-clip-e{epochs}-s{seed}", [f"seed={seed}"])]
+
+
 def part_unseen(runs: Path, seeds: Sequence[int], epochs: int) -> None:
     from polymodal.report.table import markdown_table
 
     classes = "[" + ",".join(map(str, SEEN)) + "]"
     groups: dict[str, list[dict[str, float]]] = {"trained on 0-6": [], "trained on 0-9": []}
     for seed in seeds:
-        run = train_run(runs, f"clip-seen06-s{seed}", [f"seed={seed}", f"data.split_options.train.classes={classes}",
-                                                      f"data.split_options.val.classes={classes}"], epochs)
-        full = train_run(runs, f"clip-s{seed}", [f"seed={seed}"], epochs)
+        run, full = (train_run(runs, name, overrides, epochs) for name, overrides in unseen_runs(seed, epochs, classes))
         if run is not None and full is not None:
             groups["trained on 0-6"].append(evaluate_subsets(run))
             groups["trained on 0-9"].append(evaluate_subsets(full))
@@ -316,8 +429,9 @@ def part_unseen(runs: Path, seeds: Sequence[int], epochs: int) -> None:
         "any modality) and selected on validation pairs of 0-6 only. Test: images of each subset classified by "
         "the nearest audio prototype (mean embedding of the training-split recordings of each digit, which the "
         "model embeds but never trained on for 7-9), among the subset's digits or among all ten; retrieval "
-        "within the subset's test items (queries and gallery of those digits). Beside them: the towers trained "
-        "on all ten digits (retrieval_avdigits' CLIP runs of the same seeds, 10 epochs), evaluated the same way."
+        "within the subset's test items (queries and gallery of those digits). Beside them: towers trained "
+        f"on all ten digits with the same seeds and the same budget ({epochs} epochs, their own runs), evaluated "
+        "the same way."
     )
     notes = """\
 In %. Chance: zero-shot 1/7 (seen) and 1/3 (unseen) among the subset's digits, 1/10 among all ten; R@1
@@ -467,7 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=("retrieval", "unseen", "video", "all"), default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--objectives", nargs="+", choices=list(VARIANTS), default=list(LOSSES),
+                   help="the retrieval table's objectives (siglip-databias: SigLIP with the data-dependent bias)")
+    p.add_argument("--train-only", action="store_true", help="train the retrieval runs, write no table (parallel sittings)")
     p.add_argument("--videos", type=int, default=10, help="number of ten-second videos in the search test")
     p.add_argument("--runs", default=str(ROOT / "benchmarks" / "runs" / "coordinated"))
     p.add_argument("--results", default=None, help="folder of the results files (default benchmarks/results)")
@@ -476,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901
     global ONLY_FINISHED, RUN_ARGS  # noqa: PLW0603
     ONLY_FINISHED = a.only_finished
     RUN_ARGS = f" --seeds {' '.join(map(str, a.seeds))} --epochs {a.epochs}"
+    PARTS["retrieval_avdigits"] = f"retrieval --objectives {' '.join(a.objectives)}"
     PARTS["video_search"] = f"video --videos {a.videos}"
     if a.results:
         global RESULTS  # noqa: PLW0603
@@ -484,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901
     runs = Path(a.runs)
     runs.mkdir(parents=True, exist_ok=True)
     if a.part in ("retrieval", "all"):
-        part_retrieval(runs, a.seeds, a.epochs)
+        part_retrieval(runs, a.seeds, a.epochs, a.objectives, a.train_only)
     if a.part in ("unseen", "all"):
         part_unseen(runs, a.seeds, a.epochs)
     if a.part in ("video", "all"):

@@ -2,9 +2,10 @@
 
 Bench profile (configs/avdigits_joint.yaml: small CNN encoders, cached log-mel, AdamW, cosine decay,
 batch 64) with the learning rate, epochs and early stopping given below; selection on validation,
-seeds 0, 1, 2. Writes benchmarks/results/reasoning.md and reasoning.json.
+seeds 0, 1, 2. Writes benchmarks/results/reasoning.md and reasoning.json (``--name`` another name).
 
     python benchmarks/reasoning.py [--seeds 0,1,2] [--epochs 20] [--processes 2] [--only sum,compare,...]
+    python benchmarks/reasoning.py --recompute [--name reasoning]   # the Markdown again from the JSON alone
 
 Grid (every run trained through the engine, ``polymodal.bench.runner.run_jobs``):
 
@@ -22,8 +23,9 @@ After training, each run's best checkpoint is reloaded to read its concepts: con
 modality after aligning latent concepts to digits on VALIDATION (program on a sum: the cyclic shift
 a -> a + c, b -> b - c with the best agreement; relation: a Hungarian matching per modality; compare
 and the supervised bottleneck: identity), the product of the two concept accuracies, the learned
-table's agreement with the true one (relation), and the accuracy when 10 % / 30 % of the least
-confident test concepts are replaced by the true (aligned) digit. The TFN rows are read from
+table's agreement with the true one (relation), and the accuracy when 10 % / 30 % of the test
+concepts are replaced by the true (aligned) digit, in two orders: the least confident first
+(uncertainty-guided) and a random order (seed 0; Koh et al.'s baseline). The TFN rows are read from
 benchmarks/results/fusions.json (same profile, at most 20 epochs). Each run folder also gets
 ``concepts_test.csv``: per test sample, the prediction and each concept's value and probability.
 """
@@ -42,6 +44,7 @@ import torch
 from polymodal.bench.results import ResultRow, read_results, write_results
 from polymodal.bench.runner import Job, run_jobs
 from polymodal.reasoning import (
+    ORDERS,
     as_table,
     best_permutation,
     best_shift,
@@ -64,6 +67,9 @@ METHODS = {  # name -> (fusion overrides, strategy overrides)
 }
 RULE = {"avdigits-sum": "sum_mod10", "avdigits-sum-hard": "sum_mod10", "avdigits-compare": "compare"}
 FRACTIONS = (0.0, 0.1, 0.3)
+# intervention order -> key prefix in the analysis and variant suffix in the table
+INTERVENE = {"uncertainty": "intervene", "random": "intervene_random"}
+VARIANT = {"uncertainty": "intervene", "random": "intervene-random"}
 COLUMNS = ("fused_acc", "audio_concept_acc", "image_concept_acc", "concept_product_acc", "rule_table_acc", "sec_per_epoch")
 
 
@@ -116,10 +122,10 @@ def analyse(run_dir: Path, dataset: str, method: str) -> dict[str, float]:
     res["audio_concept_acc"] = float(np.mean(pred["test"][0] == latent["test"][0]))
     res["image_concept_acc"] = float(np.mean(pred["test"][1] == latent["test"][1]))
     res["concept_product_acc"] = res["audio_concept_acc"] * res["image_concept_acc"]
-    curve = intervention_accuracy(
-        model, outs["test"], {"audio.concept": latent["test"][0], "image.concept": latent["test"][1]}, FRACTIONS
-    )
-    res.update({f"intervene_{round(100 * f)}": v for f, v in curve.items()})
+    true = {"audio.concept": latent["test"][0], "image.concept": latent["test"][1]}
+    for order in ORDERS:
+        curve = intervention_accuracy(model, outs["test"], true, FRACTIONS, order=order, seed=0)
+        res.update({f"{INTERVENE[order]}_{round(100 * f)}": v for f, v in curve.items()})
     return res
 
 
@@ -133,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default=str(HERE / "runs" / "reasoning"))
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True, help="train missing runs (else report finished ones)")
+    p.add_argument("--name", default="reasoning", help="results file name under --out (NAME.md, NAME.json)")
+    p.add_argument("--recompute", action="store_true",
+                   help="rewrite --out/NAME.md and its differences from --out/NAME.json alone (no runs read)")
     args = p.parse_args(argv)
+    if args.recompute:
+        md = recompute(Path(args.out) / f"{args.name}.json")
+        print(f"wrote {md}")
+        return 0
     groups = args.only.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = jobs_for(groups, seeds, args.epochs, args.lr)
@@ -168,36 +181,60 @@ def main(argv: list[str] | None = None) -> int:
             if vals:
                 rows.append(ResultRow("cbm", ds, metric, vals, **kw))
         if pairs is None:
-            for f in FRACTIONS[1:]:
-                rows.append(ResultRow("cbm", ds, "fused_acc", [g[f"intervene_{round(100 * f)}"] for g in got],
-                                      variant=f"{method}+intervene-{round(100 * f)}%", label_budget=2400))
+            for order in ORDERS:
+                for f in FRACTIONS[1:]:
+                    vals = [g[f"{INTERVENE[order]}_{round(100 * f)}"] for g in got if f"{INTERVENE[order]}_{round(100 * f)}" in g]
+                    if vals:
+                        rows.append(ResultRow("cbm", ds, "fused_acc", vals, label_budget=2400,
+                                              variant=f"{method}+{VARIANT[order]}-{round(100 * f)}%"))
     fusions = HERE / "results" / "fusions.json"
     if fusions.is_file():
         for r in read_results(fusions)[2]:
             if r.dataset == "avdigits-sum" and r.fusion == "tfn" and r.metric in ("fused_acc", "sec_per_epoch"):
                 rows.append(ResultRow("joint", r.dataset, r.metric, r.values, variant="tfn (fusions.md)", label_budget=2400))
     records = run_records(jobs, runs_dir, per_job)
-    differences = reasoning_differences(records)
     # the command that reproduces the table (--no-train only re-tabulates finished runs, so it is left out)
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--no-train", "--train")]
     command = "python benchmarks/reasoning.py " + " ".join(given)
+    protocol = (f"AV-digits (sum, compare, sum-hard); bench profile (configs/avdigits_joint.yaml) with lr {args.lr}, "
+                f"{args.epochs} epochs, no early stopping; selection on val; test accuracy; seeds {args.seeds}; "
+                "concept accuracies after aligning latent concepts to digits on val")
+    js, md = write_table(args.name, rows, records, protocol=protocol, command=command.strip(), out_dir=Path(args.out))
+    print(f"wrote {md} and {js}")
+    return 0
+
+
+def write_table(name: str, rows: list[ResultRow], records: list[dict[str, Any]], *, protocol: str, command: str,
+                out_dir: Path, history: str = "") -> tuple[Path, Path]:
+    """NAME.md and NAME.json from the rows and the per-run records (the differences are computed from the
+    records); ``history`` (kept in the JSON) is a note on where the rows come from, shown after the notes."""
+    differences = reasoning_differences(records)
+    notes = NOTES + spread_text(rows) + differences_text(differences) + (f"\n{history.strip()}\n" if history.strip() else "")
     js, md = write_results(
-        "reasoning",
+        name,
         rows,
-        protocol=f"AV-digits (sum, compare, sum-hard); bench profile (configs/avdigits_joint.yaml) with lr {args.lr}, "
-        f"{args.epochs} epochs, no early stopping; selection on val; test accuracy; seeds {args.seeds}; "
-        "concept accuracies after aligning latent concepts to digits on val",
-        command=command.strip(),
-        out_dir=args.out,
+        protocol=protocol,
+        command=command,
+        out_dir=out_dir,
         columns=[c for c in COLUMNS if any(r.metric == c for r in rows)],
         title="Reasoning through concepts on AV-digits",
-        notes=NOTES + spread_text(rows) + differences_text(differences),
+        notes=notes,
     )
     doc = json.loads(js.read_text())  # the per-run records and the differences, so the intervals recompute
     doc.update({"differences": differences, "runs": records})
+    if history.strip():
+        doc["history"] = history.strip()
     js.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {md} and {js}")
-    return 0
+    return js, md
+
+
+def recompute(path: Path) -> Path:
+    """Rewrite the Markdown twin of the results file ``path`` (and its differences) from the file alone."""
+    protocol, command, rows = read_results(path)
+    doc = json.loads(path.read_text())
+    _, md = write_table(path.stem, rows, doc.get("runs", []), protocol=protocol, command=command,
+                        out_dir=path.parent, history=doc.get("history", ""))
+    return md
 
 
 # (dataset, A, B): A - B in fused test accuracy, each on its 2,400-pair runs
@@ -269,15 +306,20 @@ method `cbm` = the cbm strategy (docs/reasoning.md); variant = the fusion: `prog
 exact), `relation` (learned table), trained from the task label alone (no digit labels, balance=1);
 `cbm-supervised` = concept bottleneck with the digits supervised (joint mode, concept_weight=1);
 `relation-supervised` / `program-supervised` = those fusions with the digits supervised the same way.
-`+intervene-k%`: the same models with the k % least confident test concepts replaced by the true digit.
-label_budget = training pairs. Concept accuracies: test, after aligning each model's latent concepts to
-digits on validation (program on a sum from the label alone: the best cyclic shift; relation: Hungarian
-matching; compare and the supervised models: none). concept_product_acc = audio x image concept accuracy (what the fused
-accuracy would be if the rule were applied to the argmax concepts with independent errors).
+`+intervene-k%`: the same models with k % of the test concepts (over all (sample, modality) slots)
+replaced by the true digit, the least confident first (uncertainty-guided); `+intervene-random-k%`: the
+same in a random order (seed 0), the baseline of Koh et al. (ICML 2020). label_budget = training pairs.
+Concept accuracies: test, after aligning each model's latent concepts to digits on validation (program
+on a sum from the label alone: the best cyclic shift; relation: Hungarian matching; compare and the
+supervised models: none). concept_product_acc = audio x image concept accuracy (what the fused accuracy
+would be if the rule were applied to the argmax concepts with independent errors).
 rule_table_acc = fraction of the 100 digit pairs whose learned class (argmax of the relation table at the
 aligned concepts) is the true (a + b) mod 10. `joint / tfn (fusions.md)`: the best fusion of
 benchmarks/results/fusions.md on avdigits-sum (bench profile, at most 20 epochs, lr 2e-3, early stopping).
 Seconds per epoch were measured with several runs sharing 2 CPU cores next to other work.
+avdigits-sum is (spoken digit + written digit) mod 10, 10 classes, from 2,400 pairs: not the task of the
+DeepProbLog / Scallop figures (about 97-98 %), MNIST addition with the full sum (19 classes, two written
+digits, roughly ten times more pairs), so the numbers do not compare directly.
 """
 
 

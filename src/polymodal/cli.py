@@ -168,13 +168,18 @@ def default_run_name(out_dir: str | Path, base: str, resume: bool) -> str:
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
-    print(title)
-    for key in sorted(metrics):  # every metric the task gives (accuracies in %), whatever the task
-        value = metrics[key]
-        if key in ("n", "loss") or isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
-            continue
-        shown = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
-        print(f"  {key:<16} {shown}")
+    """Every scalar metric of a split (accuracies in %, the rest as numbers); ``n`` goes into the title.
+    A task's metrics are printed whatever their names, so a task with other keys (retrieval R@k,
+    C-index) never shows an empty block."""
+    shown = {k: v for k, v in metrics.items() if k != "n" and (v is None or isinstance(v, (int, float)))}
+    n = metrics.get("n")
+    print(f"{title[:-1]} on {n} rows:" if isinstance(n, int) and title.endswith(":") else title)
+    if not shown:
+        print("  (no metrics: the split was not evaluated; see the run's results.json)")
+    for key in sorted(shown):
+        value = shown[key]
+        text = "n/a" if value is None else f"{100 * value:.2f} %" if key.endswith("_acc") else f"{value:.4f}"
+        print(f"  {key:<24} {text}")
 
 
 def _cmd_train(args: Sequence[str], resume: bool, allow_changed_table: bool = False) -> int:
@@ -199,11 +204,11 @@ def _cmd_train(args: Sequence[str], resume: bool, allow_changed_table: bool = Fa
 def _cmd_eval(run_dir: Path, split: str, allow_changed_table: bool = False) -> int:
     from polymodal.data.datasets.run_splits import run_splits
     from polymodal.engine import evaluate_run
-    from polymodal.report.metrics import summarize
+    from polymodal.tasks import get_task
 
     with run_splits(run_dir, allow_changed_table=allow_changed_table):  # the rows' splits stored with this run
         preds = evaluate_run(run_dir, split=split)  # weights that do not fit config.yaml: the tensors are named
-    _print_metrics(f"{split} metrics of {run_dir}:", summarize(preds))
+    _print_metrics(f"{split} metrics of {run_dir}:", get_task(preds.task).summarize(preds))
     return 0
 
 

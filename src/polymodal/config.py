@@ -42,7 +42,7 @@ class DataConfig(_Section):
     # per-split keyword args over `options`, e.g. {"test": {"missing_rate": 0.3}} (missing at test only)
     split_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # your own data: a CSV / Parquet / JSON Lines table or a dataset folder, and its label column;
-    # setting it selects the `manifest` dataset (manifest options such as split.group go in `options`)
+    # setting it selects the `manifest` dataset (manifest options such as splits.group go in `options`)
     manifest: str | None = None
     label: str | None = None
 

@@ -309,7 +309,7 @@ class Predictor:
         stored = read_splits_csv(path)
         if not stored or not all(s.inputs for s in stored):
             return None
-        return stored_splits_of(stored, manifest.input_keys)
+        return stored_splits_of(stored, manifest.input_keys, also=manifest.text_input_keys)
 
     def predict_proba(self, data: Any, *, root: str | os.PathLike | None = None) -> np.ndarray:
         """(N, classes) class probabilities, rows in table order (a task whose predictions have ``prob_<class>``

@@ -6,12 +6,16 @@ headless Chromium against a real `polymodal serve` process, a text query shows t
 import http.client
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from polymodal.coordinated.bridge import LabelBridgeEmbedder, sample_photos
@@ -146,3 +150,136 @@ def test_browser_search_shows_the_expected_thumbnails(tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def raw_request(base: str, data: bytes, wait: float = 10) -> bytes:
+    port = int(base.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_only_this_servers_host_names_are_answered(audio_server, tmp_path):
+    """DNS rebinding: a page of another site that resolves its name to 127.0.0.1 sends its own Host."""
+    base, index, media = audio_server
+    port = int(base.rstrip("/").rsplit(":", 1)[1])
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1.evil.example",
+                 f"localhost:{port}@evil", "[::1]"):
+        for path in ("/", "/?like=0", "/file/0/a.wav"):
+            status, body, _ = request(base, path, {"Host": host})
+            assert status == 403 and b"RIFF" not in body and b"figure" not in body, (host, path, status)
+    assert b"403" in raw_request(base, b"GET /file/0/a.wav HTTP/1.0\r\n\r\n").split(b"\r\n")[0]  # no Host at all
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "LOCALHOST.", "127.0.0.1"):
+        assert request(base, "/file/0/a.wav", {"Host": host})[0] == 200, host
+
+    server = make_server(index, 0, allowed_hosts=["media.lan"])  # a name given on purpose
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        other = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert request(other, "/?like=0", {"Host": f"media.lan:{server.server_address[1]}"})[0] == 200
+        assert request(other, "/?like=0", {"Host": "evil.example"})[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_out_of_range_parameters_are_400(audio_server):
+    base, index, media = audio_server
+    for query in ("like=-999999", "like=-1", f"like={len(index.meta)}", "like=x", "k=0", "k=201", "k=many",
+                  "like=0&modality=smell"):
+        status, body, _ = request(base, f"/?{query}")
+        assert status == 400 and b"figure" not in body, (query, status)
+    for query in ("t=-1", "t=nan", "t=inf"):
+        assert request(base, f"/thumb/0/a.wav?{query}")[0] == 400, query
+    row = index._by_path[str((media / "c.wav").resolve())][0]
+    index.remove([media / "c.wav"])
+    status, body, _ = request(base, f"/?like={row}")
+    assert status == 404 and b"removed" in body
+    assert request(base, "/?like=0&k=200")[0] == 200
+
+
+def test_connections_are_queued_not_dropped_and_silent_clients_time_out(audio_server):
+    """A burst of connections is queued by the kernel (a backlog of 5 dropped them: clients retried after
+    1, 3, 7 s), and a connection that sends nothing is closed after the timeout instead of holding a thread."""
+    base, index, media = audio_server
+    server = make_server(index, 0, timeout=1)  # not serving yet: every connection waits in the backlog
+    port = server.server_address[1]
+    socks = []
+    try:
+        for _ in range(150):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        time.sleep(0.5)
+        _, writable, _ = select.select([], socks, [], 0)
+        connected = [s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+        assert len(connected) == 150, f"{len(connected)} of 150 connections completed in 0.5 s"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for s in socks[:20]:  # the queued connections are served once the server runs
+            s.setblocking(True)
+            s.settimeout(10)
+            s.sendall(f"GET /?like=0 HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert s.recv(12) == b"HTTP/1.0 200"
+        silent = socks[20]
+        silent.setblocking(True)
+        silent.settimeout(10)
+        t = time.monotonic()
+        assert silent.recv(100) == b"" and time.monotonic() - t < 5  # closed by the server after ~1 s
+    finally:
+        for s in socks:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_page_filters_by_modality_links_home_and_names_its_model(tmp_path, raw_data, audio_server):
+    base, index, media = audio_server
+    status, body, _ = request(base, "/")
+    page = body.decode()
+    assert status == 200 and '<h1><a href="/">polymodal search</a></h1>' in page
+    assert "Searching 4 audio files with audio-logmel: log-mel band statistics (128-d), training-free" in page
+    assert "figure.hit audio {{" not in page and "figure.hit audio { display: block; width: 100%" in page
+    page = request(base, "/?like=0&q=a+spoken+one")[1].decode()  # text typed on a "similar" page: the text wins
+    assert "Results for &ldquo;a spoken one&rdquo;" in page and "does not embed text" in page
+
+    class TwoKinds:  # audio and text in one space: text rows all close to each other
+        model_id, dim, modalities = "two-kinds@test", 8, ("audio", "text")
+
+        def embed(self, modality, items):
+            rng = np.random.default_rng(len(items))
+            x = 0.3 * rng.standard_normal((len(items), 8)).astype(np.float32)
+            x[:, 0 if modality == "text" else 1] += 3
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, name in enumerate(("1_theo_1.wav", "2_theo_2.wav", "3_theo_3.wav")):
+        shutil.copy(raw_data / "fsdd" / "recordings" / name, mixed / f"a{i}.wav")
+    for i in range(3):
+        (mixed / f"note{i}.txt").write_text(f"note number {i}")
+    ix = Index.create(tmp_path / "mixed.index", TwoKinds.model_id, 8)
+    ix.add([mixed], TwoKinds())
+    server = make_server(ix, 0, preload=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        other = f"http://127.0.0.1:{server.server_address[1]}/"
+        row = ix._by_path[str((mixed / "note0.txt").resolve())][0]
+        kinds = re.findall(r"<figure class='hit (\w+)'", request(other, f"/?like={row}")[1].decode())
+        assert kinds[:3] == ["text"] * 3  # text ranks every text file first
+        page = request(other, f"/?like={row}&modality=audio")[1].decode()
+        assert re.findall(r"<figure class='hit (\w+)'", page) == ["audio"] * 3
+        assert "<option value='audio' selected>audio only</option>" in page and "(audio only)" in page
+        assert f"/?like={ix._by_path[str((mixed / 'a0.wav').resolve())][0]}&amp;modality=audio" in page
+        assert "3 audio files, 3 text files" in page
+        assert f"<input type='hidden' name='like' value='{row}'>" in page  # the menu filters this page again
+        hits = ix.search(ix.vectors[row], k=10, model_id=TwoKinds.model_id, modalities=["audio"])[0]
+        assert [h.modality for h in hits] == ["audio"] * 3
+        exact = sorted((float(ix.vectors[row] @ ix.vectors[h.row]) for h in hits), reverse=True)
+        assert [h.score for h in hits] == pytest.approx(exact, abs=1e-6)
+    finally:
+        server.shutdown()
+        server.server_close()

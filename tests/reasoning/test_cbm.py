@@ -140,3 +140,28 @@ def test_balance_loss_is_zero_for_balanced_and_log_v_for_collapsed_concepts():
     assert float(balance_loss({"a.x": collapsed}, present, {"a.x": "a"})) == pytest.approx(np.log(3), abs=1e-5)
     with pytest.raises(ValueError, match="strategy.args.balance=-1"):
         ConceptBottleneckStrategy(balance=-1)
+
+
+def test_sequential_head_phase_runs_the_frozen_encoders_in_eval_mode():
+    """After concept_epochs the encoders are fixed: BatchNorm keeps its running statistics and dropout is off,
+    so the head sees the same concepts for the same batch."""
+    ds = dataset_with_concepts()
+    model = make_model(ds)
+    model.encoders["a"].norm_in = torch.nn.BatchNorm1d(8)  # running statistics to watch (the MLP has dropout)
+    strategy = ConceptBottleneckStrategy(mode="sequential", concept_epochs=1)
+    strategy.setup(model, ds)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    batch = batches(ds)[0]
+    model.train()  # what the training loop does at the start of every epoch
+    stats = [b.clone() for b in model.encoders["a"].norm_in.buffers()]
+    strategy.training_step(model, batch, ctx_for(opt, epoch=0))
+    moved = [b.clone() for b in model.encoders["a"].norm_in.buffers()]
+    assert not all(torch.equal(a, b) for a, b in zip(stats, moved, strict=True))  # concept phase: statistics update
+    losses = []
+    for seed in (1, 2):
+        model.train()
+        torch.manual_seed(seed)  # other dropout masks, if dropout were on
+        losses.append(float(strategy.training_step(model, batch, ctx_for(opt, epoch=1))["loss_label"]))
+        assert all(torch.equal(a, b) for a, b in zip(moved, model.encoders["a"].norm_in.buffers(), strict=True))
+        assert not any(m.training for m in model.encoders.modules()) and model.fusion.head.training
+    assert losses[0] == losses[1]

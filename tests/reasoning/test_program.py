@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
-from polymodal.reasoning import RULES, ProgramFusion, Rule, as_table, contract, parse_concepts
+from polymodal.reasoning import (
+    RULES,
+    ProgramFusion,
+    RelationFusion,
+    Rule,
+    as_table,
+    contract,
+    log_contract,
+    parse_concepts,
+)
+from polymodal.reasoning.fusion import LOG_ZERO
 
 
 def naive(probs: list[torch.Tensor], fn, num_classes: int) -> torch.Tensor:
@@ -127,3 +138,72 @@ def test_rule_arity_and_concept_names():
     assert fusion.table.shape == (10, 2, 10, 2)
     out = fusion({"audio": torch.randn(3, 4), "image": torch.randn(3, 4)}, {m: torch.ones(3, dtype=torch.bool) for m in ("audio", "image")})
     torch.testing.assert_close(out.logits.exp().sum(1), torch.ones(3))
+
+
+def confident_sum_fusion(gap: float, dtype=torch.float32) -> tuple[ProgramFusion, dict, dict]:
+    """A sum-mod-10 program whose concept logits are ``gap`` at the one-hot input digit, 0 elsewhere."""
+    fusion = ProgramFusion({"audio": 10, "image": 10}, 10, rule="sum_mod10").to(dtype)
+    with torch.no_grad():
+        for head in fusion.heads.values():  # logits = gap * one-hot after the division by the temperature
+            head.weight.copy_(torch.eye(10) * gap * fusion.temperature)
+            head.bias.zero_()
+    feats = {"audio": torch.eye(10, dtype=dtype)[[3]].requires_grad_(True),
+             "image": torch.eye(10, dtype=dtype)[[5]].requires_grad_(True)}
+    present = {m: torch.ones(1, dtype=torch.bool) for m in feats}
+    return fusion, feats, present
+
+
+def test_two_confident_wrong_digits_keep_an_exact_loss_and_a_gradient():
+    """Read 3 and 5 (sum 8) at a logit gap of 100 when the label is 3: p(3) = 2 e^-100 (+ 8 e^-200), below
+    float32's range once multiplied out; the log-space contraction keeps -log p(3) = 100 - log 2 and the
+    gradient that moves either digit (the probability-space product clamped at 1e-37 gave 85.2 and 0)."""
+    fusion, feats, present = confident_sum_fusion(100.0)
+    loss = torch.nn.functional.cross_entropy(fusion(feats, present).logits, torch.tensor([3]))
+    assert float(loss.detach()) == pytest.approx(100 - math.log(2), rel=1e-5)
+    loss.backward()
+    # d loss / d (audio concept logits) = p(a) - p(a | y = 3): +1/2 at the read digit 3, -1/2 at 8 (8 + 5 = 13);
+    # the logits are (W x + b) / temperature, so that is the bias gradient times the temperature
+    expected = torch.zeros(10)
+    expected[3], expected[8] = 0.5, -0.5
+    torch.testing.assert_close(fusion.heads["audio"].bias.grad * fusion.temperature, expected, atol=1e-5, rtol=1e-4)
+    expected[8], expected[0] = 0.0, -0.5  # image: 5 -> 0 (3 + 0 = 3)
+    expected[3], expected[5] = 0.0, 0.5
+    torch.testing.assert_close(fusion.heads["image"].bias.grad * fusion.temperature, expected, atol=1e-5, rtol=1e-4)
+    assert all(bool(torch.isfinite(x.grad).all()) and float(x.grad.abs().sum()) > 0 for x in feats.values())
+
+
+def test_log_space_equals_probability_space_where_nothing_underflows():
+    for fusion in (fusion_sum(hidden=3),
+                   ProgramFusion({"audio": 5, "image": 7}, 3, rule="compare").double(),
+                   RelationFusion({"audio": 5, "image": 7}, 4, concepts={"audio": 3, "image": 6}, rank=2).double()):
+        g = torch.Generator().manual_seed(2)
+        feats = {"audio": torch.randn(8, 5, generator=g, dtype=torch.float64),
+                 "image": torch.randn(8, 7, generator=g, dtype=torch.float64)}
+        present = {"audio": torch.tensor([True] * 6 + [False] * 2), "image": torch.tensor([True, False] + [True] * 6)}
+        probs = fusion.concept_probs(feats, present)
+        q = [torch.where(present[c.modality][:, None], probs[c.key], torch.full_like(probs[c.key], 1 / c.num_values))
+             for c in fusion.concepts]
+        table = fusion.table if isinstance(fusion, ProgramFusion) else fusion.relation_table()
+        p = contract(q, table.double())
+        assert float(p.detach().min()) > 1e-30  # nothing near the float's limits
+        torch.testing.assert_close(fusion(feats, present).logits, p.log(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(log_contract([x.log() for x in q], table.double().log()), p.log(), rtol=1e-12, atol=1e-12)
+
+
+def test_unreachable_classes_get_a_finite_floor_and_no_nan_gradient():
+    """Class 2 of this rule is never produced: its logit is LOG_ZERO, finite, and neither it nor the one-hot
+    concepts of an intervention (log 0 = -inf) put NaN into the gradient."""
+    fusion = ProgramFusion({"audio": 4, "image": 4}, 3, rule=lambda a, b: int(a == b), concepts=3)
+    feats = {"audio": torch.randn(5, 4), "image": torch.randn(5, 4)}
+    present = {m: torch.ones(5, dtype=torch.bool) for m in feats}
+    logits = fusion(feats, present).logits
+    assert torch.equal(logits[:, 2], torch.full((5,), LOG_ZERO)) and bool((logits[:, :2] > LOG_ZERO).all())
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0, 1, 2])).backward()
+    assert all(torch.isfinite(p.grad).all() for p in fusion.parameters())
+    onehot = {"audio.concept": torch.eye(3)[[0, 1, 2, 0, 1]], "image.concept": torch.eye(3)[[0, 2, 2, 1, 1]]}
+    out = fusion.reason(onehot, present)
+    assert torch.equal(out.argmax(1), torch.tensor([1, 0, 1, 0, 1])) and torch.equal(out[:, 2], torch.full((5,), LOG_ZERO))
+    z = {k: torch.randn(5, 3, requires_grad=True) for k in onehot}
+    certain = {"audio.concept": z["audio.concept"], "image.concept": torch.where(onehot["image.concept"] > 0, 0.0, -math.inf)}
+    fusion.label_logits(certain, present)[:, :2].sum().backward()
+    assert torch.isfinite(z["audio.concept"].grad).all()

@@ -27,3 +27,14 @@ def test_reasoning_intervals_recompute_from_the_json_alone():
                 assert accs == pytest.approx(sorted(row["values"]), abs=1e-9), row["variant"]
     text = " ".join(bench.differences_text(doc["differences"]).split())
     assert text in " ".join((ROOT / "benchmarks" / "results" / "reasoning.md").read_text().split())
+
+
+@pytest.mark.parametrize("name", ["reasoning"])
+def test_reasoning_tables_rerender_from_their_json(tmp_path, name):
+    """``benchmarks/reasoning.py --recompute`` writes each published Markdown table byte for byte from its JSON."""
+    bench = load_benchmark("reasoning")
+    src = ROOT / "benchmarks" / "results" / f"{name}.json"
+    (tmp_path / src.name).write_text(src.read_text())
+    md = bench.recompute(tmp_path / src.name)
+    assert md.read_text() == (ROOT / "benchmarks" / "results" / f"{name}.md").read_text()
+    assert json.loads((tmp_path / src.name).read_text()) == json.loads(src.read_text())

@@ -3,6 +3,7 @@
     polymodal index add PATHS... --index DIR --model RUN_OR_TOWER [--fps 1.0]
     polymodal index remove PATHS... --index DIR
     polymodal index info --index DIR
+    polymodal index check --index DIR [--repair]
     polymodal search --index DIR "query text" | --image q.jpg | --audio q.wav [-k 10]
     polymodal serve --index DIR [--port 0]
 
@@ -32,13 +33,23 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--fps", type=float, default=1.0, help="video frames embedded per second (default 1.0)")
     add.add_argument("--commit-every", type=int, default=64, help="files per commit (default 64)")
     add.add_argument("--ivf-threshold", type=int, default=None,
-                     help="live vectors past which search becomes approximate (IVF); new index only (default 50000)")
+                     help="live vectors past which search may become approximate; new index only (default 50000)")
+    add.add_argument("--ann", choices=("auto", "ivf", "hnsw", "exact"), default=None,
+                     help="approximate search past the threshold: auto (default) measures IVF and HNSW on the index's "
+                          "own vectors and keeps exact search unless one reaches recall@10 0.9 at 2x its speed; "
+                          "new index only")
     add.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
     rm = ixs.add_parser("remove", help="remove files (or every file under folders) from an index")
     rm.add_argument("paths", nargs="+", type=Path)
     rm.add_argument("--index", required=True, type=Path)
     info = ixs.add_parser("info", help="what an index holds")
     info.add_argument("--index", required=True, type=Path)
+    ck = ixs.add_parser("check", help="verify every file of an index against its checksums; --repair re-embeds damaged parts")
+    ck.add_argument("--index", required=True, type=Path)
+    ck.add_argument("--repair", action="store_true",
+                    help="give up damaged files and embed the media files they held again (with the index's model)")
+    ck.add_argument("--model", default=None, help="embedding model for --repair (default: the one the index was built with)")
+    ck.add_argument("--fps", type=float, default=1.0, help="video frames embedded per second by --repair (default 1.0)")
 
     se = sub.add_parser("search", help="search an index with text, an image or an audio clip")
     se.add_argument("query", nargs="?", default=None, help="query text")
@@ -52,12 +63,15 @@ def add_parsers(sub: Any) -> None:
     sv.add_argument("--index", required=True, type=Path)
     sv.add_argument("--port", type=int, default=8765, help="TCP port on 127.0.0.1 (0: any free port; default 8765)")
     sv.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="answer requests whose Host header is NAME too (default: only 127.0.0.1 and localhost, so "
+                         "that other sites cannot read the page through DNS rebinding); repeatable")
 
 
 def run(ns: argparse.Namespace) -> int:
     """Run a parsed ``index`` / ``search`` / ``serve`` command; returns the exit code."""
     if ns.command == "index":
-        return {"add": _cmd_add, "remove": _cmd_remove, "info": _cmd_info}[ns.index_command](ns)
+        return {"add": _cmd_add, "remove": _cmd_remove, "info": _cmd_info, "check": _cmd_check}[ns.index_command](ns)
     if ns.command == "search":
         return _cmd_search(ns)
     if ns.command == "serve":
@@ -93,8 +107,9 @@ def _cmd_add(ns: argparse.Namespace) -> int:
         raise ValueError(f"--fps {ns.fps}: the video frame sampling rate must be a positive number of frames per second")
     if (ns.index / MANIFEST).is_file():
         index = Index.open(ns.index)
-        if ns.ivf_threshold is not None:
-            raise ValueError(f"--ivf-threshold applies to a new index; {ns.index} exists already")
+        for flag, value in (("--ivf-threshold", ns.ivf_threshold), ("--ann", ns.ann)):
+            if value is not None:
+                raise ValueError(f"{flag} applies to a new index; {ns.index} exists already")
         embedder = index_embedder(index, ns.model)
     else:
         if ns.model is None:
@@ -102,7 +117,7 @@ def _cmd_add(ns: argparse.Namespace) -> int:
         embedder = load_embedder(ns.model)
         spec = str(Path(ns.model).resolve()) if Path(ns.model).is_dir() else ns.model
         index = Index.create(ns.index, embedder.model_id, embedder.dim, model_spec=spec,
-                             ivf_threshold=ns.ivf_threshold or DEFAULT_IVF_THRESHOLD)
+                             ivf_threshold=ns.ivf_threshold or DEFAULT_IVF_THRESHOLD, ann=ns.ann or "auto")
     with _progress() as bar:
         task = bar.add_task("", total=None)
 
@@ -114,7 +129,9 @@ def _cmd_add(ns: argparse.Namespace) -> int:
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(f"{len(report.added)} added, {len(report.copied)} copied (same content), {len(report.replaced)} replaced, "
-          f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; {report.rows} vectors written; "
+          f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped, {len(report.pruned)} pruned (gone from disk)"
+          f"{f', {len(report.repaired)} repaired (duplicate rows removed)' if report.repaired else ''}; "
+          f"{report.rows} vectors written; "
           f"index {index.root}: {len(index.paths)} files, {len(index)} vectors ({index.kind})")
     return 0
 
@@ -137,8 +154,72 @@ def _cmd_info(ns: argparse.Namespace) -> int:
     kinds = Counter(m["modality"] for _, m in index.live_rows())
     print(f"index {index.root}\n  model   {index.model_id} (--model {index.manifest.get('model_spec')})\n"
           f"  files   {len(index.paths)}\n  vectors {len(index)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})\n"
-          f"  search  {index.kind}\n  roots   {', '.join(index.roots)}")
+          f"  search  {describe_search(index)}\n  roots   {', '.join(index.roots)}")
     return 0
+
+
+def _cmd_check(ns: argparse.Namespace) -> int:
+    from polymodal.coordinated.index import VERSION, Index
+
+    index = Index.open(ns.index, damaged="keep")
+    m = index.manifest
+    how = ("SHA-256 of every file, shapes, finite unit vectors" if m["version"] >= VERSION else
+           "shapes and finite unit vectors only: this index was written before checksums existed (format version "
+           f"{m['version']}), so reordered rows cannot be detected; --repair or its next add records them")
+    print(f"index {index.root}: {len(m['shards'])} shard(s), {len(index.meta)} rows, "
+          f"{'an ANN file, ' if m.get('ann') else ''}checked ({how})")
+    for d in index.damaged:
+        held = (f"{len(d.paths)} file(s)" if d.paths else f"{d.rows} vector(s) of unknown files") if d.shard is not None else "the ANN index"
+        print(f"  damaged {d.file}: {d.why}; it held {held}")
+    missing = [p for p in index.paths if not Path(p).exists()]
+    if missing:
+        print(f"  {len(missing)} indexed file(s) no longer exist ({missing[0]} first): adding their folders again "
+              "prunes them, `polymodal index remove` removes them")
+    if not ns.repair:
+        if index.damaged:
+            print(f"{len(index.damaged)} damaged file(s): `polymodal index check --index {ns.index} --repair` gives "
+                  "them up and embeds the files they held again", file=sys.stderr)
+            return 1
+        print("ok: no damaged file")
+        return 0
+    if not ns.fps > 0:
+        raise ValueError(f"--fps {ns.fps}: the video frame sampling rate must be a positive number of frames per second")
+    embedder = index_embedder(index, ns.model)
+    report = index.repair(embedder, fps=ns.fps)
+    print(f"repaired: {len(report.damaged)} damaged file(s) given up, {len(report.reembedded)} file(s) embedded again, "
+          f"{len(report.gone)} no longer on disk, {report.lost_rows} vector(s) of unknown files lost"
+          f"{', checksums recorded' if report.upgraded else ''}; index {index.root}: {len(index.paths)} files, "
+          f"{len(index)} vectors ({index.kind})")
+    if report.lost_rows:
+        print(f"{report.lost_rows} vector(s) came from files whose metadata was damaged: add their folders again",
+              file=sys.stderr)
+    return 0
+
+
+def describe_search(index: Any) -> str:
+    """How the index searches, and why (what the choice of index kind measured), in words."""
+    m = index.manifest
+    ann, choice = m["ann"], m.get("ann_choice")
+    tried = (choice or {}).get("tried", [])
+    if ann:
+        how = (f"IVF ({ann.get('nlist')} cells, {ann.get('nprobe') or m.get('nprobe') or 'default'} probed)"
+               if ann.get("kind", "ivf") == "ivf" else f"HNSW graph (M {ann.get('m')}, efSearch {ann.get('ef_search')})")
+        if tried:
+            t = tried[-1]
+            how += (f"; chosen at {choice['decided_at']:,} vectors, where it found {100 * t['recall_at_10']:.1f} % of "
+                    f"the 10 nearest neighbours of {choice['probe_queries']} of them at {t['speedup']:.1f}x exact speed")
+        return how
+    if m.get("ann_kind") == "exact":
+        return "exact (always: --ann exact)"
+    if choice and choice["chosen"]["kind"] == "flat":
+        best = {}
+        for t in tried:
+            if t["kind"] not in best or t["recall_at_10"] > best[t["kind"]]["recall_at_10"]:
+                best[t["kind"]] = t
+        found = ", ".join(f"{k} {t['recall_at_10']:.2f} at {t['speedup']:.1f}x" for k, t in best.items())
+        return (f"exact: at {choice['decided_at']:,} vectors no approximate index reached recall@10 "
+                f"{choice['min_recall']} at {choice['min_speedup']:g}x exact speed (best: {found})")
+    return f"exact (until {m['ivf_threshold']:,} vectors)"
 
 
 def format_hit(hit: Any) -> str:
@@ -179,5 +260,5 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     if not 0 <= ns.port <= 65535:
         raise ValueError(f"--port {ns.port}: expected 0 (any free port) to 65535")
     index = Index.open(ns.index)
-    serve(index, port=ns.port, model=ns.model)
+    serve(index, port=ns.port, model=ns.model, allowed_hosts=ns.allow_host)
     return 0

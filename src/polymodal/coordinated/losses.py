@@ -9,11 +9,16 @@ parameters:
   and of the columns (b -> a), the matching pair of each row being the positive.
 - :func:`siglip_loss` / :class:`SigLIPLoss`: the pairwise sigmoid loss (Zhai et al. 2023), logits
   ``exp(t') * a @ b.T + bias`` with ``t' = log 10`` and ``bias = -10`` at initialisation; label +1 on
-  the diagonal and -1 elsewhere; ``-(1/N) sum_ij log sigmoid(z_ij * logit_ij)``.
+  the diagonal and -1 elsewhere; ``-(1/N) sum_ij log sigmoid(z_ij * logit_ij)``. ``init_bias="data"``
+  starts the bias from the first training batch instead: ``b = -ln(N-1) - t * mean off-diagonal
+  cosine``, the bias at which an average negative pair has odds ``1/(N-1)`` (docs/coordinated.md).
 - :func:`cca_correlation` / :func:`dcca_loss` / :class:`DCCALoss`: deep CCA (Andrew et al. 2013): the
   negative sum of the top-k canonical correlations of two views, with ridge terms ``r1``, ``r2`` added
-  to the views' covariances. :class:`DCCALoss` also keeps running statistics of both views so that
-  embeddings can be mapped into the canonical space at test time (:meth:`DCCALoss.project`).
+  to the views' covariances. :class:`DCCALoss` keeps the means and covariances that map embeddings into
+  the canonical space at test time (:meth:`DCCALoss.project`): :meth:`DCCALoss.fit` sets them from the
+  full training embeddings of the trained towers (linear CCA on the towers' outputs, as Andrew et al.
+  do; the contrastive strategy calls it before every evaluation); running averages of per-batch
+  statistics are kept during training as a fallback only.
 
 More than two modalities are combined by :func:`modality_pairs`: every modality against one anchor
 (ImageBind-style) or all pairs; :func:`pairwise_objective` averages a pair loss over those pairs.
@@ -162,15 +167,43 @@ class CLIPLoss(nn.Module):
         return clip_loss(a, b, self.log_scale, self.max_scale)
 
 
+def siglip_data_bias(a: Tensor, b: Tensor, log_scale: Tensor | float) -> float:
+    """The data-dependent SigLIP bias of a batch of paired embeddings ``a``, ``b`` (N, D), N >= 2:
+    ``-ln(N-1) - exp(log_scale) * mean_{i != j} a_i . b_j``.
+
+    At this bias a negative pair of average cosine has odds ``1/(N-1)`` (probability ``1/N``), so the N-1
+    negatives of a row carry about as much probability mass as its positive would at even odds: the loss
+    starts where positives and negatives pull with comparable strength, instead of at a fixed bias of -10.
+    """
+    _check_pair(a, b, "siglip_data_bias")
+    n = a.shape[0]
+    if n < 2:
+        raise ValueError(f"siglip_data_bias: needs at least 2 pairs (off-diagonal cosines); got {n}")
+    with torch.no_grad():
+        sims = a.detach().double() @ b.detach().double().T
+        off = (sims.sum() - sims.diagonal().sum()) / (n * (n - 1))
+        t = float(torch.as_tensor(log_scale, dtype=torch.float64).exp())
+    return float(-math.log(n - 1) - t * off)
+
+
 class SigLIPLoss(nn.Module):
-    """:func:`siglip_loss` with a learnable log-scale (init log 10) and bias (init -10)."""
+    """:func:`siglip_loss` with a learnable log-scale (init log 10) and bias (init -10, or ``"data"``).
+
+    ``init_bias="data"``: the bias is set by :func:`siglip_data_bias` on the first training batch the
+    module sees (the buffer ``bias_initialised`` records it, so a resumed run does not reset it).
+    """
 
     name = "siglip"
 
-    def __init__(self, init_scale: float = SIGLIP_INIT_SCALE, init_bias: float = SIGLIP_INIT_BIAS) -> None:
+    def __init__(self, init_scale: float = SIGLIP_INIT_SCALE, init_bias: float | str = SIGLIP_INIT_BIAS) -> None:
         super().__init__()
+        data_bias = isinstance(init_bias, str)
+        if data_bias and init_bias != "data":
+            raise ValueError(f"SigLIPLoss: init_bias must be a number or 'data'; got {init_bias!r}")
         self.log_scale = nn.Parameter(torch.tensor(float(init_scale)))
-        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        self.bias = nn.Parameter(torch.tensor(SIGLIP_INIT_BIAS if data_bias else float(init_bias)))
+        self.data_bias = data_bias
+        self.register_buffer("bias_initialised", torch.tensor(not data_bias))
 
     @property
     def scale(self) -> float:
@@ -180,17 +213,23 @@ class SigLIPLoss(nn.Module):
         """Nothing to clamp (SigLIP's scale is unbounded); present for a uniform interface."""
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        if self.training and not bool(self.bias_initialised) and a.shape[0] >= 2:
+            with torch.no_grad():
+                self.bias.fill_(siglip_data_bias(a, b, self.log_scale))
+                self.bias_initialised.fill_(True)
         return siglip_loss(a, b, self.log_scale, self.bias)
 
 
 class DCCALoss(nn.Module):
-    """:func:`dcca_loss` of two views, plus running means and covariances of both views.
+    """:func:`dcca_loss` of two views, plus the means and covariances of both views.
 
     Deep CCA's loss is invariant to invertible linear maps of each view, so the raw outputs of two
-    towers are not comparable by cosine similarity. During training the module keeps exponential moving
-    averages (``momentum``) of each view's mean and of the covariances; :meth:`project` maps a view into
-    the top-``k`` canonical directions computed from them, where matching pairs have correlated
-    coordinates and a dot product compares the two views.
+    towers are not comparable by cosine similarity. :meth:`project` maps a view into the top-``k``
+    canonical directions of the stored statistics, where matching pairs have correlated coordinates and
+    a dot product compares the two views. :meth:`fit` sets the statistics from the full training
+    embeddings of the trained towers (what the contrastive strategy does before every evaluation);
+    during training the module also folds exponential moving averages (``momentum``) of per-batch
+    statistics into them, a fallback for code that evaluates without refitting.
     """
 
     name = "dcca"
@@ -208,6 +247,22 @@ class DCCALoss(nn.Module):
 
     def clamp_(self) -> None:
         """Nothing to clamp; present for a uniform interface."""
+
+    @torch.no_grad()
+    def fit(self, h1: Tensor, h2: Tensor) -> None:
+        """Replace the statistics by the means and covariances of the full views ``h1``, ``h2`` (N, dim):
+        linear CCA refitted on all training embeddings of the trained towers (Andrew et al. 2013)."""
+        if h1.dim() != 2 or h1.shape != h2.shape or h1.shape[1] != self.dim:
+            raise ValueError(f"DCCALoss.fit: expected two (N, {self.dim}) views of the same shape; "
+                             f"got {tuple(h1.shape)} and {tuple(h2.shape)}")
+        if h1.shape[0] < 2:
+            raise ValueError(f"DCCALoss.fit: needs at least 2 paired rows; got {h1.shape[0]}")
+        x = torch.cat([h1, h2], dim=1).double()
+        mean = x.mean(0)
+        xc = x - mean
+        self.mean.copy_(mean.view(2, -1))
+        self.cov.copy_(xc.T @ xc / (x.shape[0] - 1))
+        self.updates += 1
 
     @torch.no_grad()
     def update(self, h1: Tensor, h2: Tensor) -> None:
@@ -228,7 +283,7 @@ class DCCALoss(nn.Module):
 
     def projections(self) -> tuple[Tensor, Tensor]:
         """(dim, k) maps of view 1 and view 2 into the canonical space: W1 U_k and W2 V_k, where
-        T = W1 S12 W2 = U S V' from the running statistics."""
+        T = W1 S12 W2 = U S V' from the stored statistics."""
         d = self.dim
         c = self.cov
         t, w1, w2 = _whitened_cross(c[:d, :d], c[d:, d:], c[:d, d:], self.r1, self.r2, 1e-9)
@@ -244,7 +299,7 @@ class DCCALoss(nn.Module):
         return ((h.double() - self.mean[view]) @ p).to(h.dtype)
 
 
-def build_objective(name: str, dim: int, **kwargs: float | int | None) -> nn.Module:
+def build_objective(name: str, dim: int, **kwargs: float | int | str | None) -> nn.Module:
     """The objective module ``name`` ("clip", "siglip" or "dcca") for embeddings of width ``dim``."""
     if name == "clip":
         return CLIPLoss(**kwargs)  # type: ignore[arg-type]
@@ -317,5 +372,6 @@ __all__ = [
     "dcca_loss",
     "modality_pairs",
     "pairwise_objective",
+    "siglip_data_bias",
     "siglip_loss",
 ]

@@ -12,6 +12,7 @@ modality reads it (a video frame is an ``image``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -54,24 +55,46 @@ class MediaFile:
 def collect(paths: Iterable[str | os.PathLike]) -> tuple[list[MediaFile], list[Path]]:
     """Media files under ``paths`` (files or folders, walked recursively, sorted): (found, skipped).
 
-    ``skipped`` holds files given or found whose extension is not a media type. A path that does not
-    exist is an error naming it. Hidden files and folders (a leading dot) are left out of folder walks.
+    ``skipped`` holds the files given or found that are not read (see :func:`collect_media` for why).
+    A path that does not exist is an error naming it. Hidden files and folders (a leading dot) are left
+    out of folder walks.
     """
+    found, skipped = collect_media(paths)
+    return found, [p for p, _ in skipped]
+
+
+def collect_media(paths: Iterable[str | os.PathLike]) -> tuple[list[MediaFile], list[tuple[Path, str]]]:
+    """Like :func:`collect`, with the reason each skipped file is skipped: not a media file, a symbolic link
+    loop or a link to nothing, not a regular file, or unreadable (a bad file never stops the walk)."""
     found: dict[Path, MediaFile] = {}
-    skipped: list[Path] = []
+    skipped: dict[Path, str] = {}
     for raw in paths:
         p = Path(raw).expanduser()
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise FileNotFoundError(f"{raw}: no such file or folder; give media files or folders that hold them")
         candidates: Iterator[Path] = _walk(p) if p.is_dir() else iter([p])
         for c in candidates:
-            resolved = c.resolve()
+            try:
+                resolved = c.resolve(strict=True)
+            except RuntimeError:  # Python 3.11 reports a symlink loop so
+                skipped[c.absolute()] = "a symbolic link loop (it leads back to itself): fix or remove the link"
+                continue
+            except FileNotFoundError:
+                skipped[c.absolute()] = f"a symbolic link to nothing ({os.readlink(c) if c.is_symlink() else 'gone'})"
+                continue
+            except OSError as e:
+                loop = e.errno == errno.ELOOP
+                skipped[c.absolute()] = ("a symbolic link loop (it leads back to itself): fix or remove the link"
+                                         if loop else f"cannot be read: {e.strerror or e}")
+                continue
             modality = file_modality(resolved)
-            if modality is None or not resolved.is_file():
-                skipped.append(resolved)
+            if modality is None:
+                skipped[resolved] = "not a media file"
+            elif not resolved.is_file():
+                skipped[resolved] = "not a regular file"
             else:
                 found[resolved] = MediaFile(resolved, modality)
-    return sorted(found.values(), key=lambda m: str(m.path)), sorted(set(skipped))
+    return sorted(found.values(), key=lambda m: str(m.path)), sorted(skipped.items())
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -4,6 +4,7 @@ Pages (server-rendered HTML, no JavaScript):
 
 - ``/?q=TEXT&k=24``  text search (for a model that embeds text), thumbnails of the hits;
 - ``/?like=ROW``     hits nearest to an indexed row (works for every model: audio, images, video);
+- ``&modality=M``    only hits of one modality (image, audio, video, text);
 - ``/file/R/PATH``   an indexed file, ``R`` the number of the indexed folder, ``PATH`` relative to it;
 - ``/thumb/R/PATH?t=SECONDS``  a JPEG thumbnail of an image, or of a video's frame at ``t``.
 
@@ -11,17 +12,29 @@ Only files that are in the index *and* lie inside one of its folders are ever se
 that is ``..``, ``.``, empty, or holds a slash, backslash or NUL, also after URL-decoding (``%2e%2e``,
 double encoding), is refused with 403, and so is a path whose real location (symlinks resolved) is
 outside the folder; anything else that is not an indexed file is 404. The query text is HTML-escaped.
+
+A request whose ``Host`` header is not a name of the bound address (``127.0.0.1:PORT`` or
+``localhost:PORT``, plus names given as ``allowed_hosts``) is refused with 403, so that a web page of
+another site cannot read results through DNS rebinding. Parameters out of range (``like`` beyond the
+rows, ``k`` outside 1..200, a negative ``t``, an unknown modality) are 400.
+
+The server is a :class:`ThreadingHTTPServer` with a listen backlog of :data:`BACKLOG` connections
+(the standard library's default of 5 dropped connections under load, which clients retry only after
+1, 3, 7 seconds) and a socket timeout per connection (:data:`TIMEOUT`), so that a client that stops
+sending cannot hold a thread forever. ``benchmarks/results/serve_load.md`` measures it.
 """
 
 from __future__ import annotations
 
 import html
 import io
+import math
 import mimetypes
 import os
 import re
 import sys
 import threading
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +45,11 @@ from polymodal.coordinated.index import MANIFEST, Hit, Index
 
 THUMB_SIZE = 256
 MAX_K = 200
+BACKLOG = 1024  # pending connections the kernel queues (capped by net.core.somaxconn)
+TIMEOUT = 30.0  # seconds a connection may stay silent before the server closes it
+MODALITY_NAMES = ("image", "audio", "video", "text")
+_UNITS = {"image": ("image", "images"), "audio": ("audio file", "audio files"), "video": ("video frame", "video frames"),
+          "text": ("text file", "text files")}  # what one indexed row of each modality is
 
 
 class Refused(Exception):
@@ -146,13 +164,24 @@ class SearchApp:
 
     # ------------------------------------------------------------ search and pages
 
-    def search(self, query: str | None, like: int | None, k: int) -> tuple[list[Hit], str | None]:
-        """Hits of a text query or of an indexed row's vector; (hits, message shown instead when there are none)."""
+    def check_like(self, like: int) -> None:
+        """:class:`Refused` (400 out of range, 404 removed) unless ``like`` is a live row of the index."""
+        rows = len(self.index.meta)
+        if not 0 <= like < rows:
+            raise Refused(400, f"like={like}: expected a row number from 0 to {rows - 1}")
+        if like in self.index.removed:
+            raise Refused(404, f"row {like} was removed from the index")
+
+    def search(self, query: str | None, like: int | None, k: int,
+               modality: str | None = None) -> tuple[list[Hit], str | None]:
+        """Hits of a text query, or else of an indexed row's vector, of one ``modality`` when given;
+        (hits, message shown instead when there are none)."""
         index = self.index
+        only = (modality,) if modality else None
         if like is not None:
-            if like < 0 or like >= len(index.meta) or like in index.removed:
-                return [], f"row {like} is not in the index"
-            return index.search(index.vectors[like], k, model_id=index.model_id)[0], None
+            self.check_like(like)
+        if not query and like is not None:
+            return index.search(index.vectors[like], k, model_id=index.model_id, modalities=only)[0], None
         if not query:
             return [], None
         if not self.embeds_text():
@@ -161,25 +190,43 @@ class SearchApp:
         embedder = self.embedder()
         with self._lock:
             vec = embedder.embed("text", [query])
-        return index.search(vec, k, model_id=embedder.model_id)[0], None
+        return index.search(vec, k, model_id=embedder.model_id, modalities=only)[0], None
 
-    def page(self, query: str, like: int | None, k: int) -> str:
-        hits, message = self.search(query, like, k)
+    def describe_model(self) -> str:
+        """The index's model in words: what it is and what it is good for."""
+        from polymodal.coordinated.embedders import TOWERS
+
+        spec = self.model or self.index.manifest.get("model_spec") or ""
+        if spec in TOWERS:
+            return f"{spec}: {TOWERS[spec].summary}"
+        if spec and Path(spec).is_dir():
+            return f"a coordinated (CLIP-style) model trained with polymodal, from the run folder {Path(spec).name}"
+        return "the model the index was built with"
+
+    def page(self, query: str, like: int | None, k: int, modality: str | None = None) -> str:
+        hits, message = self.search(query, like, k, modality)
         esc = html.escape
-        cards = [self._card(h) for h in hits]
-        if like is not None and like < len(self.index.meta):
-            heading = f"Nearest to {esc(Path(self.index.meta[like]['path']).name)}"
-        elif query:
-            heading = f"Results for &ldquo;{esc(query)}&rdquo;"
+        cards = [self._card(h, k, modality) for h in hits]
+        index = self.index
+        per_kind = index.modality_counts()
+        kinds = sorted(per_kind, key=MODALITY_NAMES.index)
+        only = f" ({esc(modality)} only)" if modality else ""
+        if query:
+            heading = f"Results for &ldquo;{esc(query)}&rdquo;{only}"
+        elif like is not None:
+            heading = f"Nearest to {esc(Path(index.meta[like]['path']).name)}{only}"
         else:
-            heading = f"{len(self.index.paths)} files indexed"
+            heading = f"{len(index.paths)} files indexed"
         body = "".join(cards) if cards else f"<p class='msg'>{esc(message or 'no results')}</p>" if (query or like is not None) else ""
+        options = "".join(f"<option value='{m}'{' selected' if m == modality else ''}>{m} only</option>" for m in kinds)
+        counts = ", ".join(f"{per_kind[m]:,} {_UNITS[m][per_kind[m] != 1]}" for m in kinds) or "nothing yet"
         return _PAGE.format(
-            query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(self.index.model_id),
-            count=len(self.index), kind=esc(self.index.kind),
+            query=esc(query, quote=True), k=k, heading=heading, body=body, model=esc(index.model_id),
+            about=esc(self.describe_model()), count=len(index), counts=esc(counts), kind=esc(index.kind),
+            options=options, like=f"<input type='hidden' name='like' value='{like}'>" if like is not None else "",
         )
 
-    def _card(self, hit: Hit) -> str:
+    def _card(self, hit: Hit, k: int = 24, modality: str | None = None) -> str:
         esc = html.escape
         url = self.url_of(hit.path)
         name = esc(Path(hit.path).name)
@@ -194,8 +241,9 @@ class SearchApp:
             media = f"<audio controls preload='none' src='{esc(url)}'></audio>"
         else:
             media = f"<a href='{esc(url)}'>{name}</a>"
+        similar = f"/?like={hit.row}" + (f"&amp;k={k}" if k != 24 else "") + (f"&amp;modality={modality}" if modality else "")
         return (f"<figure class='hit {esc(hit.modality)}' data-path='{esc(hit.path)}'>{media}<figcaption>{name}{at}"
-                f"<br><span class='score'>{hit.score:.3f}</span> &middot; <a href='/?like={hit.row}'>similar</a>"
+                f"<br><span class='score'>{hit.score:.3f}</span> &middot; <a href='{similar}'>similar</a>"
                 "</figcaption></figure>")
 
 
@@ -203,15 +251,20 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>polymodal search</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+h1 a {{ color: inherit; text-decoration: none; }}
 form input[type=text] {{ width: 28em; font-size: 1.1em; padding: .3em; }}
+.about {{ color: #555; margin: .4em 0 1em; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-figure.hit {{ margin: 0; width: 260px; }}
+figure.hit {{ margin: 0; width: 260px; box-sizing: border-box; overflow: hidden; }}
 img.thumb {{ max-width: 256px; max-height: 256px; border: 1px solid #ccc; }}
+figure.hit audio {{ display: block; width: 100%; max-width: 100%; box-sizing: border-box; }}
 figcaption {{ font-size: .85em; word-break: break-all; }}
 .score {{ color: #666; }} .msg {{ color: #a33; }} footer {{ margin-top: 2em; color: #888; font-size: .8em; }}
 </style></head>
-<body><h1>polymodal search</h1>
+<body><h1><a href="/">polymodal search</a></h1>
+<p class="about">Searching {counts} with {about}.</p>
 <form method="get" action="/"><input type="text" name="q" value="{query}" placeholder="describe what you look for" autofocus>
+<select name="modality" aria-label="kind of file"><option value="">all kinds</option>{options}</select>{like}
 <input type="hidden" name="k" value="{k}"> <input type="submit" value="Search"></form>
 <h2>{heading}</h2>
 <div class="grid">{body}</div>
@@ -220,11 +273,48 @@ figcaption {{ font-size: .85em; word-break: break-all; }}
 """
 
 
-def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
-    """The request handler class bound to ``app``."""
+def _host_name(header: str) -> tuple[str, int | None] | None:
+    """(name, port) of a ``Host`` header (``name``, ``name:port``, ``[v6]:port``); None when malformed."""
+    m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?", header.strip())
+    if not m:
+        return None
+    return m.group(1).lower().rstrip("."), int(m.group(2)) if m.group(2) else None
+
+
+def _whole(params: dict[str, list[str]], name: str, default: int | None) -> int | None:
+    value = params.get(name, [None])[0]
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise Refused(400, f"{name}={value!r}: expected a whole number") from None
+
+
+def make_handler(app: SearchApp, allowed_hosts: frozenset[str] = frozenset(), timeout: float = TIMEOUT,
+                 ) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``app``: ``Host`` must be one of the bound address's names (or
+    ``allowed_hosts``), and a connection silent for ``timeout`` seconds is closed."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "polymodal-search"
+
+        def setup(self) -> None:
+            self.timeout = timeout  # the socket timeout of this connection (read by StreamRequestHandler)
+            super().setup()
+
+        def _host_allowed(self) -> str | None:
+            """None when the Host header names this server, else why not."""
+            header = self.headers.get("Host")
+            if header is None:
+                return "no Host header; send the Host this server was opened with"
+            parsed = _host_name(header)
+            bound = self.server.server_address[1]
+            names = {"127.0.0.1", "localhost", *allowed_hosts}
+            if parsed is None or parsed[0] not in names or parsed[1] not in (None, bound):
+                return (f"Host {header!r} is not this server (127.0.0.1:{bound} or localhost:{bound}); a page of "
+                        "another site cannot use it. Start it with --allow-host NAME to accept another name")
+            return None
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass  # quiet: the terminal shows the URL, not every request
@@ -287,16 +377,20 @@ def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             params = parse_qs(url.query)
             try:
+                why = self._host_allowed()
+                if why is not None:
+                    raise Refused(403, why)
                 app.refresh()
                 if url.path in ("/", "/index.html"):
                     query = params.get("q", [""])[0].strip()
-                    like = params.get("like", [None])[0]
-                    try:
-                        k = min(MAX_K, max(1, int(params.get("k", ["24"])[0])))
-                        like_row = int(like) if like is not None else None
-                    except ValueError:
-                        raise Refused(400, "k and like must be whole numbers") from None
-                    self._send(200, app.page(query, like_row, k).encode(), "text/html; charset=utf-8")
+                    k = _whole(params, "k", 24)
+                    if not 1 <= k <= MAX_K:
+                        raise Refused(400, f"k={k}: expected 1 to {MAX_K} results")
+                    like_row = _whole(params, "like", None)
+                    modality = params.get("modality", [""])[0] or None
+                    if modality is not None and modality not in MODALITY_NAMES:
+                        raise Refused(400, f"modality={modality!r}: expected one of {', '.join(MODALITY_NAMES)}")
+                    self._send(200, app.page(query, like_row, k, modality).encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/file/"):
                     self._send_file(app.resolve(url.path))
                 elif url.path.startswith("/thumb/"):
@@ -306,6 +400,8 @@ def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
                         seconds = float(t) if t is not None else None
                     except ValueError:
                         raise Refused(400, "t must be a number of seconds") from None
+                    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+                        raise Refused(400, f"t={t}: expected a time in seconds from 0")
                     self._send(200, app.thumbnail(path, seconds), "image/jpeg")
                 elif url.path == "/favicon.ico":
                     self._send(204, b"", "image/x-icon")
@@ -319,19 +415,31 @@ def make_handler(app: SearchApp) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(index: Index, port: int = 0, model: str | None = None, *, preload: bool = True) -> ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) for ``index``; the model is loaded first when ``preload``."""
+class SearchServer(ThreadingHTTPServer):
+    """The standard library's threading server with a real listen backlog and daemon request threads."""
+
+    request_queue_size = BACKLOG
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(index: Index, port: int = 0, model: str | None = None, *, preload: bool = True,
+                allowed_hosts: Iterable[str] = (), timeout: float = TIMEOUT) -> SearchServer:
+    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) for ``index``; the model is loaded first when
+    ``preload``. ``allowed_hosts``: more ``Host`` names to answer (a name that resolves to this machine)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # concurrency comes from the request threads, not from one search's threads
+    names = frozenset(h.strip().lower().rstrip(".") for h in allowed_hosts if h.strip())
     app = SearchApp(index, model)
     if preload and app.embeds_text():
         app.embedder()
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app))
-    server.daemon_threads = True
-    return server
+    return SearchServer(("127.0.0.1", port), make_handler(app, names, timeout))
 
 
-def serve(index: Index, port: int = 0, model: str | None = None) -> None:
+def serve(index: Index, port: int = 0, model: str | None = None, allowed_hosts: Iterable[str] = ()) -> None:
     """Serve ``index`` until interrupted; prints ``serving <url>`` once the page answers."""
-    server = make_server(index, port, model)
+    server = make_server(index, port, model, allowed_hosts=allowed_hosts)
     host, bound = server.server_address[:2]
     print(f"serving http://{host}:{bound}/ (index {index.root}; Ctrl-C stops)", flush=True)
     try:

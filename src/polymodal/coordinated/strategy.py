@@ -14,6 +14,13 @@ objective over modality pairs:
     train_classes: train only on rows of these labels (the others are dropped from the batch before the
               forward pass); the unseen-class protocol uses dataset option ``classes`` instead, which also
               keeps them out of validation
+    init_scale, init_bias: the objective's starting log-scale (clip, siglip) and bias (siglip; a number or
+              "data": set from the first batch so that an average negative pair starts at odds
+              1/(N-1), see docs/coordinated.md); None keeps the objective's default
+
+Deep CCA's canonical directions are refitted on the full training embeddings of the current towers
+before every evaluation (:meth:`ContrastiveStrategy.prepare_evaluation`), so the selected checkpoint
+is evaluated, and stored, with the linear CCA of its own training embeddings.
 
 Labels are never part of the objective: a positive is a row's own pair, every other row a negative.
 The objective's parameters (temperature, bias) or statistics (DCCA) are attached to the model as
@@ -23,9 +30,10 @@ The objective's parameters (temperature, bias) or statistics (DCCA) are attached
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -69,6 +77,8 @@ class ContrastiveStrategy(Strategy):
         k: int | None = None,
         r1: float = 1e-3,
         r2: float = 1e-3,
+        init_scale: float | None = None,
+        init_bias: float | str | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"strategy.args.loss={loss!r}; expected one of {LOSSES}")
@@ -78,6 +88,15 @@ class ContrastiveStrategy(Strategy):
         self.freeze = tuple(freeze)
         self.train_classes = None if train_classes is None else [int(c) for c in train_classes]
         self.max_scale, self.k, self.r1, self.r2 = float(max_scale), k, float(r1), float(r2)
+        if init_bias is not None and loss != "siglip":
+            raise ValueError(f"strategy.args.init_bias applies to loss=siglip only (the only objective with a bias); "
+                             f"got loss={loss!r}")
+        if init_scale is not None and loss == "dcca":
+            raise ValueError("strategy.args.init_scale applies to loss=clip or siglip (deep CCA has no temperature)")
+        if isinstance(init_bias, str) and init_bias != "data":
+            raise ValueError(f"strategy.args.init_bias={init_bias!r}; expected a number or 'data'")
+        self.init_scale = None if init_scale is None else float(init_scale)
+        self.init_bias = init_bias if init_bias is None or isinstance(init_bias, str) else float(init_bias)
         self.pairs: list[tuple[str, str]] = []
 
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
@@ -98,6 +117,10 @@ class ContrastiveStrategy(Strategy):
                 kw = {"max_scale": self.max_scale}
             elif self.loss == "dcca":
                 kw = {"k": self.k, "r1": self.r1, "r2": self.r2}
+            if self.init_scale is not None:
+                kw["init_scale"] = self.init_scale
+            if self.init_bias is not None:
+                kw["init_bias"] = self.init_bias
             model.add_module("objective", build_objective(self.loss, model.fusion.dim, **kw))
         for m in self.freeze:
             freeze_module(model.encoders[m])
@@ -127,6 +150,40 @@ class ContrastiveStrategy(Strategy):
             result["scale"] = core.objective.scale
         result["loss"] = loss.detach()
         return result
+
+    @torch.no_grad()
+    def prepare_evaluation(self, model: MultimodalModel, train_batches: Callable[[], Iterable[Batch]],
+                           world_size: int = 1) -> None:
+        """Deep CCA: refit the canonical directions on the full training embeddings of the current towers
+        (rows where both modalities are present; every process's rows when distributed)."""
+        core = unwrap(model)
+        objective = getattr(core, "objective", None)
+        if not isinstance(objective, DCCALoss) or not self.pairs:
+            return
+        a, b = self.pairs[0]
+        was_training = model.training
+        model.eval()
+        views: list[list[Tensor]] = [[], []]
+        index: list[Tensor] = []
+        try:
+            for batch in train_batches():
+                out = model(batch)
+                rows = batch.present[a] & batch.present[b]
+                views[0].append(out.per_modality[a][rows].double())
+                views[1].append(out.per_modality[b][rows].double())
+                index.append(batch.index[rows])
+        finally:
+            model.train(was_training)
+        h1, h2, idx = torch.cat(views[0]), torch.cat(views[1]), torch.cat(index)
+        if world_size > 1:  # every rank's shard; a padded sampler repeats rows: keep each index once
+            h1, h2, idx = gather_no_grad(h1), gather_no_grad(h2), gather_no_grad(idx)
+            _, first = np.unique(idx.cpu().numpy(), return_index=True)
+            keep = torch.as_tensor(first, device=h1.device)
+            h1, h2 = h1[keep], h2[keep]
+        if h1.shape[0] < 2:
+            raise ValueError(f"deep CCA needs at least 2 training rows with both {a!r} and {b!r} present to fit its "
+                             f"canonical directions; the training split has {h1.shape[0]}")
+        objective.fit(h1, h2)
 
     def predict(self, model: MultimodalModel, batch: Batch) -> ModelOutput:
         """The towers' embeddings; under DCCA mapped to the top-k canonical coordinates and re-normalised."""

@@ -67,13 +67,18 @@ class ValidationReport:
         return bool(self.problems)
 
     def to_markdown(self) -> str:
+        from polymodal.report.escape import md_text
+
         if not self.problems:
-            return f"Dataset check of {self.source}: no problems found.\n"
+            return f"Dataset check of {md_text(self.source)}: no problems found.\n"
         from polymodal.report.table import markdown_table
 
-        rows = [[p.severity, p.check, p.column or "-", p.count, p.detail.replace("|", "/"), ", ".join(p.examples)]
+        # column names, file names, class names and cells come from the user: escaped, so that no renderer of
+        # the Markdown makes HTML or links of them (docs/troubleshooting.md)
+        rows = [[p.severity, p.check, md_text(p.column or "-"), p.count, md_text(p.detail.replace("|", "/")),
+                 md_text(", ".join(p.examples))]
                 for p in sorted(self.problems, key=lambda p: (_ORDER[p.severity], p.check, p.column))]
-        lines = [f"Dataset check of {self.source}:", "",
+        lines = [f"Dataset check of {md_text(self.source)}:", "",
                  *markdown_table(["severity", "check", "column", "count", "detail", "examples"], rows, "lllrll")]
         return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polymodal import registries
-from polymodal.config import RunConfig, load_config
+from polymodal.config import ConfigError, RunConfig, load_config
 from polymodal.data.base import SPLITS, MultimodalDataset, build_dataset
 from polymodal.models import MultimodalModel, build_model
 from polymodal.runpaths import RunPaths
@@ -25,6 +25,7 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
     from polymodal.data.datasets.run_splits import stored_split_options
 
     data = cfg.data
+    check_data_options(cfg)
     stored = stored_split_options(cfg.run_dir, data.dataset) if use_stored_splits else {}
     out = {
         split: build_dataset(
@@ -53,6 +54,32 @@ def build_datasets(cfg: RunConfig, splits: Sequence[str] = SPLITS, *,
             )
         task_of(ds).check_labels(ds.labels, ds.num_outputs, f"dataset {data.dataset!r} ({split})")
     return out
+
+
+# keyword arguments that build_datasets gives every dataset builder itself (a data.options key of the same name
+# would be a second value for them), with what to set instead
+_BUILDER_KEYS = {
+    "split": "the split is not a dataset option: every dataset is built once for each split (train, val, test). "
+             "For a table (data.manifest), a column named 'split' is used as the split column without any option; "
+             "name another column with data.options.splits.column=<column>, set the fractions with "
+             "data.options.splits.val / data.options.splits.test, keep groups in one split with "
+             "data.options.splits.group=<column>; options for one split only go in data.split_options.<train|val|test>",
+    "name": "the dataset is named by data.dataset (or data.manifest for a table), not by an option",
+    "root": "set data.root instead (for a table: the folder its relative paths resolve against)",
+    "cache_features": "set data.cache_features instead",
+}
+
+
+def check_data_options(cfg: RunConfig) -> None:
+    """``data.options`` and ``data.split_options.<split>`` must not name what the builder is given anyway
+    (``split``, ``root``, ...): a :class:`ConfigError` naming each such key and what to set instead."""
+    data = cfg.data
+    given = [("data.options", data.options), *((f"data.split_options.{s}", o) for s, o in data.split_options.items())]
+    problems = [f"  {where}.{key}={opts[key]!r}: {why}" for where, opts in given for key, why in _BUILDER_KEYS.items()
+                if key in opts]
+    if problems:
+        raise ConfigError(f"invalid configuration: dataset {data.dataset!r}: options that polymodal sets itself:\n"
+                          + "\n".join(problems))
 
 
 def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strategy) -> None:

@@ -21,6 +21,7 @@ import errno
 import logging
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 
 from polymodal.config import RunConfig, dump_config
+from polymodal.data.batch import Batch
 from polymodal.engine.build import build_datasets, build_run_model, build_strategy, check_task
 from polymodal.engine.checkpoint import (
     CHECKPOINTS_DIR,
@@ -308,16 +310,21 @@ class _Run:
             return {k: float(s / c) if c > 0 else float("nan") for k, (s, c) in zip(keys, t.tolist(), strict=True)}
         return {k: sums[k][0] / sums[k][1] for k in keys}
 
-    def collect(self, split: str) -> EvalOutputs:
-        """The model's outputs on ``split`` (the training split through an evaluation loader of its own)."""
-        loader = self.loaders.get(split) if split != "train" else None
-        if loader is None:
+    def _train_batches(self) -> Iterable[Batch]:
+        """The training split in dataset order, for Strategy.prepare_evaluation and a task fitted on the
+        training split (built on first use)."""
+        if "train_eval" not in self.loaders:
             d = self.cfg.data
-            loader = self.fabric.setup_dataloaders(
-                make_eval_loader(self.datasets[split], batch_size=d.eval_batch_size, order=d.eval_order,
-                                 fusion_rule=self.strategy.fusion_rule, num_workers=d.num_workers,
-                                 rank=self.fabric.global_rank, world_size=self.fabric.world_size),
-                use_distributed_sampler=False)
+            loader = make_eval_loader(self.datasets["train"], batch_size=d.eval_batch_size, order="dataset",
+                                      num_workers=d.num_workers, rank=self.fabric.global_rank,
+                                      world_size=self.fabric.world_size)
+            self.loaders["train_eval"] = self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        return self.loaders["train_eval"]
+
+    def collect(self, split: str) -> EvalOutputs:
+        """The model's outputs on ``split`` (the training split in dataset order)."""
+        self.strategy.prepare_evaluation(self.model, self._train_batches, self.fabric.world_size)
+        loader = self._train_batches() if split == "train" else self.loaders[split]
         return collect_outputs(self.fabric, self.model, self.strategy, loader, self.schema, task=self.task.name)
 
     def evaluate(self, split: str) -> tuple[EvalOutputs, dict[str, Any]]:

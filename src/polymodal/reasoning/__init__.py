@@ -7,7 +7,8 @@ the label (docs/reasoning.md):
                 ``concept_bottleneck`` (a free head; Koh et al., 2020)        -> fusion.py
     strategy    ``cbm``: joint / independent / sequential training with concept labels -> strategy.py
     rules       named rules a config can name (sum_mod10, compare, xor, ...)   -> rules.py
-    explain     per-sample concepts, interventions, alignment of latent concepts -> analysis.py
+    explain     per-sample concepts, interventions (uncertainty-guided or random order), alignment of
+                latent concepts                                                 -> analysis.py
 """
 
 from typing import Any
@@ -19,6 +20,7 @@ from polymodal.reasoning.fusion import (
     ProgramFusion,
     RelationFusion,
     contract,
+    log_contract,
 )
 from polymodal.reasoning.rules import RULES, Rule, as_table
 
@@ -28,7 +30,7 @@ _LAZY = {
     "ConceptBottleneckStrategy": "strategy",
     "concept_loss": "strategy",
     **{name: "analysis" for name in (
-        "ConceptOutputs", "best_permutation", "best_shift", "concept_outputs", "explain", "intervene",
+        "ORDERS", "ConceptOutputs", "best_permutation", "best_shift", "concept_outputs", "explain", "intervene",
         "intervention_accuracy", "load_model", "load_run", "table_agreement",
     )},
 }
@@ -43,6 +45,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ORDERS",
     "RULES",
     "Concept",
     "ConceptBottleneckFusion",
@@ -64,6 +67,7 @@ __all__ = [
     "intervention_accuracy",
     "load_model",
     "load_run",
+    "log_contract",
     "parse_concepts",
     "table_agreement",
 ]

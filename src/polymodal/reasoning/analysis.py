@@ -3,7 +3,8 @@
     outs = concept_outputs(model, dataset)          # every row's concept probabilities, logits, labels
     explain(model, dataset)                         # a table: prediction, each concept's value and probability
     intervene(model, batch, {"audio.concept": 3})   # new label logits with a concept set by hand
-    intervention_accuracy(model, outs, true, [0, 0.1, 0.3])   # correct the least confident concepts
+    intervention_accuracy(model, outs, true, [0, 0.1, 0.3])   # correct the least confident concepts first
+    intervention_accuracy(model, outs, true, [0, 0.1, 0.3], order="random", seed=0)  # ... or random ones
 
 Latent concepts learned from the label alone are identified only up to the rule's symmetries. For a
 sum mod n the two modalities' concepts can shift cyclically (a -> a + c, b -> b - c leaves every sum
@@ -15,6 +16,7 @@ with the true one under those permutations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.data.batch import Batch
+from polymodal.reasoning.fusion import safe_log
 from polymodal.reasoning.strategy import concept_fusion
 from polymodal.strategies.base import unwrap
 
@@ -38,6 +41,7 @@ class ConceptOutputs:
     present: dict[str, np.ndarray]  # modality -> (N,) bool
     logits: np.ndarray  # (N, C) label logits
     label: np.ndarray  # (N,) int64
+    concept_logits: dict[str, np.ndarray] | None = None  # concept key -> (N, V) logits (what the head reads)
 
     @property
     def accuracy(self) -> float:
@@ -51,13 +55,20 @@ def _batches(dataset: Any, batch_size: int):
 
 
 @torch.no_grad()
-def concept_probs(model: torch.nn.Module, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """(concept key -> probabilities (B, V), modality -> present (B,)) of one batch."""
+def concept_logits(model: torch.nn.Module, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(concept key -> logits (B, V), modality -> present (B,)) of one batch."""
     core = unwrap(model)
     fusion = concept_fusion(core, "concept explanations")
     present = {m: batch.present[m] for m in core.modalities}
     feats = {m: core.encode(m, batch.inputs[m], present[m]) for m in core.modalities}
-    return fusion.concept_probs(feats, present), present
+    return fusion.concept_logits(feats, present), present
+
+
+@torch.no_grad()
+def concept_probs(model: torch.nn.Module, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(concept key -> probabilities (B, V), modality -> present (B,)) of one batch."""
+    logits, present = concept_logits(model, batch)
+    return {k: z.softmax(-1) for k, z in logits.items()}, present
 
 
 @torch.no_grad()
@@ -69,10 +80,11 @@ def concept_outputs(model: torch.nn.Module, dataset: Any, batch_size: int = 256)
     core.eval()
     chunks: dict[str, list[Tensor]] = {}
     for batch in _batches(dataset, batch_size):
-        probs, present = concept_probs(core, batch)
-        rows = {f"p/{k}": v for k, v in probs.items()}
+        zs, present = concept_logits(core, batch)
+        rows = {f"p/{k}": z.softmax(-1) for k, z in zs.items()}
+        rows.update({f"z/{k}": z for k, z in zs.items()})
         rows.update({f"m/{m}": p for m, p in present.items()})
-        rows["logits"] = fusion.reason(probs, present)
+        rows["logits"] = fusion.label_logits(zs, present)
         rows["label"] = batch.label
         for k, v in rows.items():
             chunks.setdefault(k, []).append(v.detach().cpu())
@@ -83,6 +95,7 @@ def concept_outputs(model: torch.nn.Module, dataset: Any, batch_size: int = 256)
         present={k[2:]: v.astype(bool) for k, v in cat.items() if k.startswith("m/")},
         logits=cat["logits"],
         label=cat["label"].astype(np.int64),
+        concept_logits={k[2:]: v for k, v in cat.items() if k.startswith("z/")},
     )
 
 
@@ -111,17 +124,21 @@ def explain(model: torch.nn.Module, dataset: Any, batch_size: int = 256) -> Any:
     return pd.DataFrame(cols)
 
 
-def _set(probs: dict[str, Tensor], key: str, value: int | Tensor, rows: int) -> Tensor:
-    p = probs[key]
-    v = torch.as_tensor(value, device=p.device).long()
+def _set(logits: dict[str, Tensor], key: str, value: int | Tensor, rows: int) -> Tensor:
+    """The concept's logits with the rows given a value (>= 0) set to that value for certain: 0 there,
+    -inf elsewhere (softmax: a one-hot; log_softmax: log of it)."""
+    z = logits[key]
+    v = torch.as_tensor(value, device=z.device).long()
     if v.dim() == 0:
         v = v.expand(rows)
     if v.shape != (rows,):
         raise ValueError(f"intervention on {key!r}: values of shape {tuple(v.shape)}; expected an int or ({rows},)")
-    if (v >= p.shape[1]).any():
-        raise ValueError(f"intervention on {key!r}: value {int(v.max())} out of range; the concept has {p.shape[1]} values")
-    onehot = F.one_hot(v.clamp_min(0), p.shape[1]).to(p.dtype)
-    return torch.where((v >= 0)[:, None], onehot, p)
+    if (v >= z.shape[1]).any():
+        raise ValueError(f"intervention on {key!r}: value {int(v.max())} out of range; the concept has {z.shape[1]} values")
+    onehot = F.one_hot(v.clamp_min(0), z.shape[1]).bool()
+    certain = torch.where(onehot, torch.zeros((), dtype=z.dtype, device=z.device),
+                          torch.full((), -math.inf, dtype=z.dtype, device=z.device))
+    return torch.where((v >= 0)[:, None], certain, z)
 
 
 def resolve_key(fusion: Any, key: str) -> str:
@@ -146,50 +163,75 @@ def intervene(model: torch.nn.Module, batch: Batch, corrections: Mapping[str, in
     fusion = concept_fusion(core, "intervene")
     was = core.training
     core.eval()
-    probs, present = concept_probs(core, batch)
+    logits, present = concept_logits(core, batch)
     present = dict(present)
     for key, value in corrections.items():
         k = resolve_key(fusion, key)
-        probs[k] = _set(probs, k, value, batch.label.shape[0])
+        logits[k] = _set(logits, k, value, batch.label.shape[0])
         mod = k.split(".", 1)[0]
         changed = torch.as_tensor(value, device=batch.label.device).long().expand(batch.label.shape[0]) >= 0
         present[mod] = present[mod] | changed
-    out = fusion.reason(probs, present)
+    out = fusion.label_logits(logits, present)
     core.train(was)
     return out
 
 
+ORDERS = ("uncertainty", "random")
+
+
 @torch.no_grad()
 def intervention_accuracy(
-    model: torch.nn.Module, outs: ConceptOutputs, true: Mapping[str, np.ndarray], fractions: Sequence[float]
+    model: torch.nn.Module,
+    outs: ConceptOutputs,
+    true: Mapping[str, np.ndarray],
+    fractions: Sequence[float],
+    order: str = "uncertainty",
+    seed: int = 0,
 ) -> dict[float, float]:
-    """Accuracy when the fraction f of the least confident (sample, concept) slots are set to ``true``.
+    """Accuracy when a fraction f of the (sample, concept) slots are set to their ``true`` value.
 
-    true: concept key -> (N,) values in the model's (aligned) latent coordinates. Slots are ranked by
-    the probability of their most likely value, over present slots of the concepts in ``true``.
+    true:  concept key -> (N,) values in the model's (aligned) latent coordinates.
+    order: which slots are corrected first, among the present slots of the concepts in ``true``:
+           "uncertainty" (default): the least confident first (uncertainty-guided: ranked by the
+           probability of the slot's most likely value); "random": a random order drawn with ``seed``
+           (the baseline of Koh et al., ICML 2020). A curve for each fraction uses the same order, so
+           the slots corrected at f are among those corrected at any larger f.
     """
+    if order not in ORDERS:
+        raise ValueError(f"intervention order {order!r}: expected one of {ORDERS}")
     fusion = concept_fusion(model, "intervention_accuracy")
     keys = [resolve_key(fusion, k) for k in true]
     mod = {c.key: c.modality for c in fusion.concepts}
-    conf = np.concatenate([np.where(outs.present[mod[k]], outs.probs[k].max(1), np.inf) for k in keys])
     n = len(outs.label)
-    n_slots = int(sum(outs.present[mod[k]].sum() for k in keys))
-    order = np.argsort(conf, kind="stable")
+    for k in keys:
+        if np.shape(true[k]) != (n,):
+            raise ValueError(f"intervention_accuracy: true values of {k!r} have shape {np.shape(true[k])}; expected ({n},), one per row")
+    slots_present = np.concatenate([outs.present[mod[k]] for k in keys])
+    n_slots = int(slots_present.sum())
+    if order == "uncertainty":
+        conf = np.concatenate([np.where(outs.present[mod[k]], outs.probs[k].max(1), np.inf) for k in keys])
+        ranked = np.argsort(conf, kind="stable")
+    else:
+        ranked = np.random.default_rng(seed).permutation(np.flatnonzero(slots_present))
     dtype = next(fusion.parameters()).dtype  # every concept fusion has its concept heads
     present = {m: torch.from_numpy(v) for m, v in outs.present.items()}
+    if outs.concept_logits is not None:
+        base = {k: torch.from_numpy(v).to(dtype) for k, v in outs.concept_logits.items()}
+    else:  # outputs made without concept logits: the log-probabilities serve (same softmax)
+        base = {k: safe_log(torch.from_numpy(v).to(dtype)) for k, v in outs.probs.items()}
     result = {}
     for f in fractions:
         if not 0.0 <= f <= 1.0:
             raise ValueError(f"intervention fraction {f}: expected a number in [0, 1]")
-        pick = order[: int(round(f * n_slots))]
-        probs = {k: torch.from_numpy(v).to(dtype) for k, v in outs.probs.items()}
+        pick = ranked[: int(round(f * n_slots))]
+        logits = dict(base)
         for j, k in enumerate(keys):
             rows = pick[(pick >= j * n) & (pick < (j + 1) * n)] - j * n
             values = torch.full((n,), -1, dtype=torch.long)
             values[torch.from_numpy(rows)] = torch.from_numpy(np.asarray(true[k])[rows]).long()
-            probs[k] = _set(probs, k, values, n)
-        logits = fusion.reason(probs, present).numpy()
-        result[float(f)] = float((logits.argmax(1) == outs.label).mean())
+            logits[k] = _set(logits, k, values, n)
+        out = fusion.label_logits(logits, present).numpy()
+        result[float(f)] = float((out.argmax(1) == outs.label).mean())
     return result
 
 
@@ -236,9 +278,11 @@ load_run = load_model  # the name scripts and docs/reasoning.md use for (model, 
 
 
 __all__ = [
+    "ORDERS",
     "ConceptOutputs",
     "best_permutation",
     "best_shift",
+    "concept_logits",
     "concept_outputs",
     "concept_probs",
     "explain",

@@ -6,12 +6,19 @@
 
 All three share :class:`ConceptFusion`: ``concept_logits(features, present)`` gives each concept's
 logits (B, V) from its modality's features (one linear head, or MLP, per modality), and
-``reason(probs, present)`` maps concept probabilities to label logits. Every concept fusion takes
-``hidden`` (0: linear concept heads, else an MLP with that many units) and ``temperature`` (concept
-logits are divided by it: below 1, the concepts start further from uniform). ``forward`` chains them, so the
-fusions train with any strategy (``joint``: the label alone) and with ``cbm`` (concept supervision).
-Interventions replace a concept's probabilities by a one-hot and call ``reason`` again
+``label_logits(concept_logits, present)`` maps them to label logits (``reason(probs, present)`` does
+the same from concept probabilities). Every concept fusion takes ``hidden`` (0: linear concept heads,
+else an MLP with that many units) and ``temperature`` (concept logits are divided by it: below 1, the
+concepts start further from uniform). ``forward`` chains them, so the fusions train with any strategy
+(``joint``: the label alone) and with ``cbm`` (concept supervision). Interventions set a concept's
+logits to a one-hot (0 at the value, -inf elsewhere) and call ``label_logits`` again
 (:mod:`polymodal.reasoning.analysis`).
+
+The program and relation fusions contract in log space (:func:`log_contract`, a logsumexp over the
+concept log-probabilities from ``log_softmax``): log p(y) stays exact and its gradient non-zero when
+p(y) is below what a float can hold (two confident wrong concepts: p(y) ~ e^-100 underflows float32).
+A class that no combination of concept values reaches (p(y) = 0 exactly) gets the finite logit
+:data:`LOG_ZERO`.
 
 Missing modalities: a program or relation fusion marginalises an absent modality's concepts under a
 uniform prior (exact: the sum over its values, each weighted 1/V); the bottleneck head sees zeros and a
@@ -37,20 +44,61 @@ CONCEPT_EXTRA = "concept"
 """The group of the extras that carry concept probabilities (``concept.<modality>.<name>``, (B, V)): predictions
 files keep them as ``extra_concept.<key>`` and the report's concept section shows them."""
 
-TINY_PROB = 1e-37  # p(y) floor before the log: finite logits for classes the rule cannot reach
+# label logit of a class with probability exactly 0 (no combination of concept values reaches it): finite, so
+# that cross-entropy, metrics and checkpoints stay finite, and far below any log-probability the contraction
+# meets (that would take concept log-probabilities near -1e4); representable in float16 / bfloat16 too
+LOG_ZERO = -1.0e4
 
 
 def contract(probs: Sequence[Tensor], table: Tensor) -> Tensor:
-    """p(y) = sum_{v_1..v_k} prod_i probs[i][:, v_i] * table[v_1, ..., v_k, y]: (B, C).
+    """p(y) = sum_{v_1..v_k} prod_i probs[i][:, v_i] * table[v_1, ..., v_k, y]: (B, C), in probability space.
 
     probs: k tensors (B, V_i) (rows need not sum to 1); table: (V_1, ..., V_k, C). Exact, by
-    contracting one concept at a time (cost B * prod V_i * C).
+    contracting one concept at a time (cost B * prod V_i * C), but p(y) underflows to 0 when it falls
+    below the float's range; the fusions use :func:`log_contract`.
     """
     if len(probs) != table.dim() - 1:
         raise ValueError(f"contract: {len(probs)} concept distributions for a table over {table.dim() - 1} concepts")
     out = torch.einsum("bi,i...->b...", probs[0], table)
     for p in probs[1:]:
         out = torch.einsum("bi,bi...->b...", p, out)
+    return out
+
+
+def _logsumexp(x: Tensor, dim: int) -> Tensor:
+    """logsumexp over ``dim`` that returns -inf, with a zero gradient, where every term is -inf
+    (``torch.logsumexp`` gives a NaN gradient there, and such slices are common: a rule's table is
+    mostly zeros)."""
+    m = x.detach().amax(dim, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    s = (x - m).exp().sum(dim)
+    some = s > 0
+    out = torch.where(some, s, torch.ones_like(s)).log() + m.squeeze(dim)
+    return torch.where(some, out, torch.full_like(out, -math.inf))
+
+
+def safe_log(p: Tensor) -> Tensor:
+    """log p with log 0 = -inf and a zero (not NaN) gradient at p = 0."""
+    pos = p > 0
+    return torch.where(pos, torch.where(pos, p, torch.ones_like(p)).log(), torch.full_like(p, -math.inf))
+
+
+def log_contract(log_probs: Sequence[Tensor], log_table: Tensor) -> Tensor:
+    """log p(y) = logsumexp_{v_1..v_k} (sum_i log_probs[i][:, v_i] + log_table[v_1, ..., v_k, y]): (B, C).
+
+    The log-space twin of :func:`contract`: log_probs are k tensors (B, V_i) of log-probabilities
+    (-inf allowed, e.g. a one-hot intervention), log_table is (V_1, ..., V_k, C) (-inf where the table
+    is 0). Exact for any p(y) a float's exponent range can write as a log, with a non-zero gradient
+    where the probability-space product underflows. -inf where p(y) = 0 exactly. Cost: B * prod V_i * C
+    in time and memory (the first step broadcasts the table over the batch).
+    """
+    if len(log_probs) != log_table.dim() - 1:
+        raise ValueError(f"log_contract: {len(log_probs)} concept distributions for a table over {log_table.dim() - 1} concepts")
+    out = log_table[None]  # (1, V_1, ..., V_k, C): contract V_1, then V_2, ... (always dimension 1)
+    for lp in log_probs:
+        if lp.dim() != 2 or lp.shape[1] != out.shape[1]:
+            raise ValueError(f"log_contract: concept log-probabilities of shape {tuple(lp.shape)}; expected (B, {out.shape[1]})")
+        out = _logsumexp(lp.reshape(*lp.shape, *([1] * (out.dim() - 2))) + out, dim=1)
     return out
 
 
@@ -101,17 +149,31 @@ class ConceptFusion(Fusion):
     def reason(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         """Label logits (B, C) from concept probabilities (key -> (B, V)) and the presence mask."""
 
-    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
-        probs = self.concept_probs(features, present)
-        return FusionOutput(self.reason(probs, present), extras={f"{CONCEPT_EXTRA}.{k}": p for k, p in probs.items()})
+    def label_logits(self, concept_logits: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        """Label logits (B, C) from concept logits (key -> (B, V); -inf allowed), what ``forward`` and
+        training use: ``reason`` of their softmax here; the program and relation fusions work from their
+        ``log_softmax`` instead, so that nothing underflows."""
+        return self.reason({k: z.softmax(-1) for k, z in concept_logits.items()}, present)
 
-    def _marginalised(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> list[Tensor]:
-        """Each concept's distribution, the uniform prior where its modality is absent."""
+    def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
+        logits = self.concept_logits(features, present)
+        probs = {k: z.softmax(-1) for k, z in logits.items()}
+        return FusionOutput(self.label_logits(logits, present),
+                            extras={f"{CONCEPT_EXTRA}.{k}": p for k, p in probs.items()})
+
+    def _marginalised_log(self, log_probs: dict[str, Tensor], present: dict[str, Tensor]) -> list[Tensor]:
+        """Each concept's log-distribution, the uniform prior (log 1/V) where its modality is absent."""
         out = []
         for c in self.concepts:
-            p = probs[c.key]
-            out.append(torch.where(present[c.modality][:, None], p, torch.full_like(p, 1.0 / c.num_values)))
+            lp = log_probs[c.key]
+            out.append(torch.where(present[c.modality][:, None], lp, torch.full_like(lp, -math.log(c.num_values))))
         return out
+
+    def _log_reason(self, log_probs: dict[str, Tensor], present: dict[str, Tensor], log_table: Tensor) -> Tensor:
+        """log p(y) by :func:`log_contract`; :data:`LOG_ZERO` where p(y) = 0 exactly."""
+        q = self._marginalised_log(log_probs, present)
+        out = log_contract(q, log_table.to(q[0].dtype))
+        return torch.where(torch.isneginf(out), torch.full_like(out, LOG_ZERO), out)
 
 
 def _check_table_size(name: str, concepts: list[Concept], num_outputs: int) -> None:
@@ -132,7 +194,7 @@ class ProgramFusion(ConceptFusion):
 
         p(y) = sum_{v_1..v_k} prod_i p_i(v_i) T[v_1, ..., v_k, y],     logits = log p(y)      (B, C)
 
-    so cross-entropy on the logits is the negative log-likelihood of the label under the program, as
+    computed in log space (:func:`log_contract`), so cross-entropy on the logits is the negative log-likelihood of the label under the program, as
     in DeepProbLog (Manhaeve et al., NeurIPS 2018): trained from the label alone, the concepts are
     learned up to the rule's symmetries (for sum mod 10: a cyclic shift a -> a + c, b -> b - c).
 
@@ -180,9 +242,10 @@ class ProgramFusion(ConceptFusion):
         self.register_buffer("table", table, persistent=False)
 
     def reason(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        q = self._marginalised(probs, present)
-        p = contract(q, self.table.to(q[0].dtype))
-        return torch.log(p.clamp_min(TINY_PROB))
+        return self._log_reason({k: safe_log(p) for k, p in probs.items()}, present, safe_log(self.table))
+
+    def label_logits(self, concept_logits: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        return self._log_reason({k: z.log_softmax(-1) for k, z in concept_logits.items()}, present, safe_log(self.table))
 
 
 @FUSIONS.register("relation", tiny={"concepts": 2})
@@ -246,9 +309,11 @@ class RelationFusion(ConceptFusion):
         return self.relation_logits().softmax(-1)
 
     def reason(self, probs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        q = self._marginalised(probs, present)
-        p = contract(q, self.relation_table().to(q[0].dtype))
-        return torch.log(p.clamp_min(TINY_PROB))
+        return self._log_reason({k: safe_log(p) for k, p in probs.items()}, present, self.relation_logits().log_softmax(-1))
+
+    def label_logits(self, concept_logits: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        log_probs = {k: z.log_softmax(-1) for k, z in concept_logits.items()}
+        return self._log_reason(log_probs, present, self.relation_logits().log_softmax(-1))
 
 
 @FUSIONS.register("concept_bottleneck", tiny={"concepts": 2, "head_hidden": 4})
@@ -289,4 +354,13 @@ class ConceptBottleneckFusion(ConceptFusion):
         return self.head(torch.cat([*parts, *flags], dim=1))
 
 
-__all__ = ["ConceptBottleneckFusion", "ConceptFusion", "ProgramFusion", "RelationFusion", "contract"]
+__all__ = [
+    "LOG_ZERO",
+    "ConceptBottleneckFusion",
+    "ConceptFusion",
+    "ProgramFusion",
+    "RelationFusion",
+    "contract",
+    "log_contract",
+    "safe_log",
+]

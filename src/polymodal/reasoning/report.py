@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from polymodal.report.escape import md_text
 from polymodal.report.extras import EXTRA_SECTIONS
 from polymodal.report.table import markdown_table
 
@@ -20,12 +21,12 @@ def concept_section(concepts: Mapping[str, np.ndarray], present: Mapping[str, np
         p = np.asarray(p, dtype=np.float64)
         here = np.asarray(present.get(key.split(".", 1)[0], np.ones(len(p), dtype=bool)), dtype=bool)
         if not here.any():
-            rows.append([key, "0", "n/a", "n/a", "-"])
+            rows.append([md_text(key), "0", "n/a", "n/a", "-"])
             continue
         conf, value = p[here].max(axis=1), p[here].argmax(axis=1)
         counts = np.bincount(value, minlength=p.shape[1])
         top = ", ".join(f"{v} ({100 * counts[v] / here.sum():.0f} %)" for v in np.argsort(-counts, kind="stable")[:3])
-        rows.append([key, str(int(here.sum())), f"{conf.mean():.3f}", f"{100 * np.mean(conf < 0.5):.1f} %", top])
+        rows.append([md_text(key), str(int(here.sum())), f"{conf.mean():.3f}", f"{100 * np.mean(conf < 0.5):.1f} %", top])
     return ["## Concepts (test)", "",
             "What each modality's concept head predicts on the test rows where the modality is present; "
             "per-sample concept probabilities are in `predictions_test.npz` (`extra_concept.<key>`).", "",

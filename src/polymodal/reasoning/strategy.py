@@ -7,7 +7,8 @@
                  the predicted concepts. The two losses touch disjoint
                  parameters, so one run equals training g alone and then f alone (tested).
     sequential   epochs [0, concept_epochs): g learns the concepts alone; then the head learns the label
-                 from g's predicted concepts with g frozen (no gradient reaches the encoders)
+                 from g's predicted concepts with g frozen: no gradient reaches it, and it runs in eval
+                 mode (no dropout; BatchNorm uses and keeps its running statistics)
 
 g = the encoders plus the fusion's concept heads; f = the fusion's ``reason``. Works with every
 :class:`~polymodal.reasoning.fusion.ConceptFusion` (``concept_bottleneck``, ``program``, ``relation``).
@@ -141,6 +142,9 @@ class ConceptBottleneckStrategy(Strategy):
         present = {m: batch.present[m] for m in core.modalities}
         phase_concepts = self.mode == "sequential" and ctx.epoch < self.concept_epochs
         frozen = self.mode == "sequential" and not phase_concepts
+        if frozen:  # g is fixed: no dropout, no BatchNorm statistics updated (the loop sets train mode each epoch)
+            core.encoders.eval()
+            fusion.heads.eval()
         with torch.set_grad_enabled(not frozen):
             feats = {m: core.encode(m, batch.inputs[m], present[m]) for m in core.modalities}
             logits_c = fusion.concept_logits(feats, present)
@@ -150,7 +154,7 @@ class ConceptBottleneckStrategy(Strategy):
         logs: dict[str, Tensor | float] = {}
         if self.mode == "joint":
             probs = {k: z.softmax(-1) for k, z in logits_c.items()}
-            loss_y = self.task.loss(fusion.reason(probs, present), batch.label, rows=rows)
+            loss_y = self.task.loss(fusion.label_logits(logits_c, present), batch.label, rows=rows)
             loss_c = concept_loss(logits_c, labels, present, modality_of)
             loss = loss_y + self.concept_weight * loss_c if self.concept_weight > 0 else loss_y
             if self.balance > 0:
@@ -170,8 +174,8 @@ class ConceptBottleneckStrategy(Strategy):
             loss_c = concept_loss(logits_c, labels, present, modality_of)
             loss_y, loss = loss_c.detach() * 0.0, loss_c
         else:
-            probs = {k: z.detach().softmax(-1) for k, z in logits_c.items()}
-            loss_y = self.task.loss(fusion.reason(probs, present), batch.label, rows=rows)
+            loss_y = self.task.loss(fusion.label_logits({k: z.detach() for k, z in logits_c.items()}, present),
+                                    batch.label, rows=rows)
             loss_c = concept_loss(logits_c, labels, present, modality_of).detach()
             loss = loss_y
         if loss.requires_grad:

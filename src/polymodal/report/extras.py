@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from polymodal.registry import Registry
+from polymodal.report.escape import md_code, md_text
 from polymodal.report.table import markdown_table
 
 ExtraSection = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], list[str]]
@@ -37,10 +38,10 @@ def generic_section(group: str, extras: Mapping[str, np.ndarray]) -> list[str]:
         v = np.asarray(value, dtype=np.float64)
         finite = v[np.isfinite(v)]
         stats = [f"{finite.mean():.4g}", f"{finite.std():.4g}", f"{finite.min():.4g} to {finite.max():.4g}"] if finite.size else ["n/a"] * 3
-        rows.append([f"{group}.{key}" if key != group else group, str(tuple(v.shape[1:]) or "()"), *stats])
-    return [f"## Extras: {group} (test)", "",
-            f"Per-sample outputs of the `{group}` group beside the prediction; per-sample values are in "
-            f"`predictions_test.npz` (`extra_{group}.<name>`).", "",
+        rows.append([md_text(f"{group}.{key}" if key != group else group), str(tuple(v.shape[1:]) or "()"), *stats])
+    return [f"## Extras: {md_text(group)} (test)", "",
+            f"Per-sample outputs of the {md_code(group)} group beside the prediction; per-sample values are in "
+            f"`predictions_test.npz` ({md_code(f'extra_{group}.<name>')}).", "",
             *markdown_table(["extra", "shape per sample", "mean", "std", "range"], rows), ""]
 
 

@@ -25,12 +25,14 @@ Unknown keys are ignored or listed as they are; nothing here needs a screen or a
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from polymodal.engine.runfolder import Run, load_run, run_files
+from polymodal.report.escape import md_code, md_text
 from polymodal.report.extras import extras_section
 from polymodal.report.plots import plot_grad_norms, plot_learning_curves
 from polymodal.report.table import is_number, markdown_table, num
@@ -57,9 +59,9 @@ def _training_lines(run: Run) -> list[str]:
         how = "validation" if not isinstance(sel, str) else f"the {'lowest' if run.task.mode == 'min' else 'highest'} {sel}"
         lines.append(f"- Best epoch (selected on {how}): {_num(r.get('best_epoch'))} of {_num(r.get('epochs_run'))} run.")
     if r.get("stopped_reason") is not None:
-        lines.append(f"- Training stopped: {r['stopped_reason']}.")
+        lines.append(f"- Training stopped: {md_text(r['stopped_reason'])}.")
     if r.get("message"):
-        lines.append(f"- Message: {r['message']}")
+        lines.append(f"- Message: {md_text(r['message'])}")
     sec = r.get("sec_per_epoch")
     if not _is_number(sec):
         logged = [x["sec_per_epoch"] for x in run.records if _is_number(x.get("sec_per_epoch"))]
@@ -85,7 +87,7 @@ def _provenance_lines(prov: dict[str, Any]) -> list[str]:
     lines = []
     for key, value in items[:MAX_PROVENANCE_LINES]:
         text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        lines.append(f"- {key}: `{text if len(text) <= 80 else text[:77] + '...'}`")
+        lines.append(f"- {md_text(key)}: {md_code(text if len(text) <= 80 else text[:77] + '...')}")
     if len(items) > MAX_PROVENANCE_LINES:
         lines.append(f"- ... and {len(items) - MAX_PROVENANCE_LINES} more entries in `provenance.json`.")
     return lines or ["- `provenance.json` is empty."]
@@ -93,8 +95,20 @@ def _provenance_lines(prov: dict[str, Any]) -> list[str]:
 
 def _last_epoch_table(records: list[dict[str, Any]]) -> str:
     last = records[-1]
-    rows = [[k, _num(v, ".4g")] for k, v in last.items() if k != "epoch" and _is_number(v)]
+    rows = [[md_text(k), _num(v, ".4g")] for k, v in last.items() if k != "epoch" and _is_number(v)]
     return _table(["key", "value"], rows)
+
+
+def _task_section(run: Run, pred: Any) -> list[str]:
+    """The task's section about the test predictions, with the class names escaped (they come from the
+    user's label column: ``<script>`` must not become HTML, see :mod:`polymodal.report.escape`)."""
+    names = tuple(getattr(pred, "class_names", ()) or ())
+    safe = tuple(md_text(c) for c in names)
+    if safe == names or not dataclasses.is_dataclass(pred):
+        return run.task.report_section(pred, run.run_dir)
+    lines = run.task.report_section(dataclasses.replace(pred, class_names=safe), run.run_dir)
+    run.task.report_section(pred, run.run_dir)  # files a task writes beside the report keep the names as they are
+    return lines
 
 
 def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tuple[Path, str]] | None = None) -> str:
@@ -106,14 +120,14 @@ def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tu
     data, strategy, model = (cfg.get(k) if isinstance(cfg.get(k), dict) else {} for k in ("data", "strategy", "model"))
     fusion = model.get("fusion") or "strategy default"
     out = [
-        f"# Run report: {name}",
+        f"# Run report: {md_text(name)}",
         "",
-        f"Dataset `{data.get('dataset', 'unknown')}` | strategy `{strategy.get('name', 'unknown')}` | "
-        f"fusion `{fusion}` | seed {cfg.get('seed', 'unknown')}",
+        f"Dataset {md_code(data.get('dataset', 'unknown'))} | strategy {md_code(strategy.get('name', 'unknown'))} | "
+        f"fusion {md_code(fusion)} | seed {md_text(cfg.get('seed', 'unknown'))}",
         "",
     ]
     if run.notes:
-        out += ["Notes: " + " ".join(run.notes), ""]
+        out += ["Notes: " + " ".join(md_text(n) for n in run.notes), ""]
     out += ["## Results", ""]
     task = run.task
     if run.results:
@@ -125,7 +139,7 @@ def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tu
             extra = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "type", "epoch", "message"))
             where = f"epoch {e['epoch']}: " if "epoch" in e else ""
             line = f"- {where}{e.get('event', e.get('type'))}" + (f" ({extra})" if extra else "")
-            out.append(line + (f": {e['message']}" if e.get("message") else ""))
+            out.append(md_text(line) + (f": {md_text(e['message'])}" if e.get("message") else ""))
         out.append("")
     rel = {k: p.relative_to(run.run_dir).as_posix() for k, p in figures.items()}
     rel.update({k: p.relative_to(run.run_dir).as_posix() for k, (p, _) in task_figures.items()})
@@ -142,7 +156,7 @@ def render_report(run: Run, figures: dict[str, Path], task_figures: dict[str, tu
     if run.records:
         out += [f"Last epoch record (epoch {run.records[-1]['epoch']}):", "", _last_epoch_table(run.records), ""]
     if run.test_predictions is not None:
-        out += task.report_section(run.test_predictions, run.run_dir)
+        out += _task_section(run, run.test_predictions)
         out += extras_section(run.test_predictions)
     for key, (_, alt) in task_figures.items():
         out += [f"![{alt}]({rel[key]})", ""]

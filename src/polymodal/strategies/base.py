@@ -30,7 +30,7 @@ also requires ``single_label``; the ``contrastive`` strategy gives embeddings (`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,15 @@ class Strategy(ABC):
 
     def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:  # noqa: B027 - optional hook
         """Called at the start of every training epoch."""
+
+    def prepare_evaluation(  # noqa: B027 - optional hook
+        self, model: MultimodalModel, train_batches: Callable[[], Iterable[Batch]], world_size: int = 1
+    ) -> None:
+        """Called before a split is evaluated (every validation, and the final val / test of the selected
+        checkpoint). ``train_batches()`` iterates over the training split in a fixed order, for a
+        test-time rule that depends on statistics of the trained model over the
+        training data (deep CCA refits its canonical directions here); each process sees its shard, so
+        gather across ``world_size`` processes. Nothing is read unless the strategy calls it."""
 
     @abstractmethod
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:

@@ -169,6 +169,13 @@ class Task(ABC):
                           dtype=np.float64)
         return LabelColumn(self.read_targets(values), np.array([v is not None for v in cells]), problems)
 
+    def label_value(self, cell: Any) -> Any:
+        """What a (non-empty) label cell stands for, so that two spellings of one label are one value (the
+        row hashes a run stores): by default the number (``-29.90`` and ``-2.99e1`` are one target), or the
+        text of a cell that is not a finite number."""
+        x = finite(cell)
+        return x if x is not None else str(cell)
+
     def num_outputs_for(self, class_names: Sequence[str], y: np.ndarray) -> int:
         """The model's outputs per sample for a table with these classes / targets: one per class, else one
         per target column."""

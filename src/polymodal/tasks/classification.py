@@ -202,6 +202,10 @@ class ClassLabels:
         y = np.array(ids, dtype=np.int64)
         return LabelColumn(y, y >= 0, problems)
 
+    def label_value(self, cell: Any) -> Any:
+        """The class the cell names (``3.0`` is class ``3``)."""
+        return label_text(cell)
+
     def num_outputs_for(self, class_names: Sequence[str], y: np.ndarray) -> int:
         return len(class_names)
 

@@ -179,6 +179,10 @@ class Multilabel(Task):
                                          f"{list(class_names)}); these rows are predicted but not scored", unknown, values))
         return LabelColumn(y, has, problems)
 
+    def label_value(self, cell: Any) -> Any:
+        """The set of labels the cell lists, as one text (``dog|cat`` and ``cat | dog`` are one value)."""
+        return SEPARATOR.join(sorted(set(label_tokens(cell))))
+
     def num_outputs_for(self, class_names: Sequence[str], y: np.ndarray) -> int:
         return len(class_names)
 

@@ -118,10 +118,11 @@ class Match:
         return not (self.added or self.removed or self.changed)
 
 
-def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str]) -> Match:
+def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str], also: list[str] | None = None) -> Match:
     """Match the current rows (their ids when the run had an id column, and their content keys) to the
-    stored rows."""
+    stored rows; ``also``: a second content key per row that matches too (the text hash older runs stored)."""
     n = len(keys)
+    alt = also if also is not None else keys
     have_content = all(s.content for s in stored)
     if ids is not None and len(set(ids)) == n and len({s.id for s in stored}) == len(stored):
         where = {s.id: i for i, s in enumerate(stored)}
@@ -130,7 +131,7 @@ def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str]) 
             j = where.pop(i, None)
             if j is None:
                 m.added.append(r)
-            elif have_content and stored[j].content != keys[r]:
+            elif have_content and stored[j].content not in (keys[r], alt[r]):
                 m.changed.append(r)
             else:
                 m.stored[r] = j
@@ -146,7 +147,7 @@ def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str]) 
         pool.setdefault(s.content, []).append(j)
     m = Match([None] * n, by="content")
     for r, k in enumerate(keys):
-        js = pool.get(k)
+        js = pool.get(k) or pool.get(alt[r])
         if js:
             m.stored[r] = js.pop(0)
         else:
@@ -155,16 +156,17 @@ def match_rows(stored: list[StoredRow], ids: list[str] | None, keys: list[str]) 
     return m
 
 
-def stored_splits_of(stored: list[StoredRow], input_keys: list[str]) -> list[str]:
+def stored_splits_of(stored: list[StoredRow], input_keys: list[str], also: list[str] | None = None) -> list[str]:
     """The stored split of each row of a table to predict, found by its input cells ("" for a row that was
-    not in the training table, or when the run stored no input hashes)."""
+    not in the training table, or when the run stored no input hashes); ``also``: a second key per row that
+    matches too (the text hash of the input cells, as older runs stored it)."""
     pool: dict[str, list[str]] = {}
     for s in stored:
         if s.inputs:
             pool.setdefault(s.inputs, []).append(s.split)
     out = []
-    for k in input_keys:
-        splits = pool.get(k)
+    for r, k in enumerate(input_keys):
+        splits = pool.get(k) or (pool.get(also[r]) if also is not None else None)
         out.append(splits.pop(0) if splits else "")
     return out
 

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from polymodal.data.datasets import run_splits
-from polymodal.data.datasets.manifest import layout, loading, splits
+from polymodal.data.datasets.manifest import content, layout, loading, splits
 from polymodal.data.datasets.manifest.options import STATE_VERSION, ManifestOptions, parse_options
-from polymodal.data.datasets.manifest.table import read_table_info
+from polymodal.data.datasets.manifest.table import read_table_info, report_table_info
 from polymodal.data.schema import Modality
 from polymodal.data.validation import ValidationReport
 from polymodal.tasks import Task, get_task
@@ -43,9 +42,7 @@ class Manifest:
         self.root = Path(root).expanduser() if root else (folder or Path.cwd())
         self.report = ValidationReport(self.source)
         self.nested = list(info["nested"])
-        if info["delimiter"]:
-            self.report.add("delimiter", "info", "", f"columns separated by {info['delimiter']!r}, detected from the header "
-                            "line (set the delimiter option to choose another)", count=len(self.table))
+        report_table_info(self.report, info, len(next(iter(self.table.values()))))  # separator, decimal commas
         self.schema_for: dict[str, Modality] = {}
         self.codecs: dict[str, Codec] = {}  # modality -> its codec (not for tabular modalities)
         self.sha256 = _sha256(self.source)  # of the table file; None for a data frame or a folder
@@ -62,8 +59,12 @@ class Manifest:
             layout.load_state(self, dict(state))
         else:
             layout.infer_layout(self)
-        self.keys = run_splits.row_keys(self.table, self._content_columns(), self.n)
-        self.input_keys = run_splits.row_keys(self.table, self._content_columns()[1:], self.n)  # without the label
+        # hashes of every row's label and input cells as values (content.py), and without the label; the text
+        # hashes runs stored before are kept to find their rows too
+        cols = self._content_columns()
+        self.keys, self.input_keys = content.row_keys(self, cols), content.row_keys(self, cols[1:])
+        self.text_keys = content.row_keys(self, cols, by_value=False)
+        self.text_input_keys = content.row_keys(self, cols[1:], by_value=False)
         self.stored_split: np.ndarray | None = None
         if not self.fitted and self.options.stored_splits:
             splits.match_stored_splits(self, Path(self.options.stored_splits))

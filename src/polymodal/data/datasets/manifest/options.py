@@ -5,6 +5,7 @@ The options of each column kind are defined beside its codec (``codecs/<kind>.py
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -69,17 +70,43 @@ class ManifestOptions(_Opts):
         return value
 
 
+# a hint for option names that are easy to give by mistake
+_MISTAKES = {
+    "split": "the split column is splits.column, and a column named 'split' is used without any option; the split "
+             "fractions are splits.val and splits.test, and splits.group keeps a group in one split",
+}
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The option names allowed where ``loc`` (the path of an unknown key) points: the fields of the
+    options model that holds it (ManifestOptions at the top level, SplitOptions under ``splits``, ...)."""
+    model: type[BaseModel] = ManifestOptions
+    for part in loc[:-1]:
+        field = next((f for k, f in model.model_fields.items() if part in (k, f.alias)), None)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    return [f.alias or k for k, f in model.model_fields.items()]
+
+
 def parse_options(options: Mapping[str, Any], where: str = "manifest option") -> ManifestOptions:
-    """Validate manifest options; every wrong key at once, with the allowed keys."""
+    """Validate manifest options; every wrong key at once, an unknown key with the keys allowed where it is."""
     try:
         return ManifestOptions.model_validate(dict(options))
     except ValidationError as e:
         msgs = []
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msgs.append(f"{where} {key}: {err['msg']} (got {err.get('input')!r})")
-        keys = [f.alias or k for k, f in ManifestOptions.model_fields.items()]
-        raise ManifestError("; ".join(msgs) + f". Allowed keys: {', '.join(keys)}") from None
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(tuple(err["loc"]))
+                hint = _MISTAKES.get(key) or ", ".join(
+                    f"did you mean {c}?" for c in difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1))
+                msgs.append(f"{where} {key}: not an option{f' ({hint})' if hint else ''}; got {err.get('input')!r}; "
+                            f"allowed {'here' if len(err['loc']) > 1 else 'keys'}: {', '.join(allowed)}")
+            else:
+                msgs.append(f"{where} {key}: {err['msg']} (got {err.get('input')!r})")
+        raise ManifestError("; ".join(msgs)) from None
 
 
 def codec_options(options: ManifestOptions, kind: str) -> Any:

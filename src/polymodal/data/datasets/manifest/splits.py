@@ -97,7 +97,7 @@ def match_stored_splits(m: Manifest, path: Path) -> None:
     unless ``allow_changed_table``."""
     stored = run_splits.read_splits_csv(path)
     ids = m.row_ids(np.arange(m.n)) if m.options.id and m.options.id in m.table else None
-    match = run_splits.match_rows(stored, ids, m.keys)
+    match = run_splits.match_rows(stored, ids, m.keys, also=m.text_keys)  # text: splits stored by older runs
     if not match.ok:
         what = run_splits.describe_changes(match, stored, ids)
         if not m.options.allow_changed_table:
@@ -123,5 +123,7 @@ def match_stored_splits(m: Manifest, path: Path) -> None:
     m.table = {c: [cells[r] for r in perm] for c, cells in m.table.items()}
     m.keys = [m.keys[r] for r in perm]
     m.input_keys = [m.input_keys[r] for r in perm]
+    m.text_keys = [m.text_keys[r] for r in perm]
+    m.text_input_keys = [m.text_input_keys[r] for r in perm]
     m.row_number = m.row_number[perm]
     m.stored_split = split

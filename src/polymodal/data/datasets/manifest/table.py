@@ -1,17 +1,27 @@
 """Reading the table: CSV (pandas, with the column separator detected from the header line), Parquet,
-JSON Lines, or a pandas DataFrame, as columns of cleaned cells (see :func:`cells.cell`)."""
+JSON Lines, or a pandas DataFrame, as columns of cleaned cells (see :func:`cells.cell`).
+
+A CSV separated by something other than a comma (``;``, tab, ``|``) is how spreadsheets write numbers with
+a decimal comma: there, a column whose cells are numbers once a decimal comma is read as a point (``-28,28``,
+``1.234,5`` with points grouping thousands) is read as numbers, and the data check says so
+(``decimal_comma``), rather than turning the column into text.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polymodal.data.datasets.manifest.cells import cell
+from polymodal.data.datasets.manifest.cells import cell, is_number
 from polymodal.data.datasets.manifest.errors import ManifestError
+
+if TYPE_CHECKING:
+    from polymodal.data.validation import ValidationReport
 
 TABLE_FORMATS = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 DELIMITERS = (",", ";", "\t", "|")
@@ -38,6 +48,47 @@ def sniff_delimiter(path: Path) -> str:
     return ","
 
 
+# a number written with a decimal comma, optionally with points grouping thousands: -28,28  ,5  1.234,5  2,5e3
+DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+(?:[eE][+-]?\d+)?")
+SHOWN = 5  # example cells in a message
+
+
+def decimal_commas(cells: list[Any]) -> tuple[list[Any], list[int], list[int]]:
+    """A column of a CSV whose separator is not a comma, with its decimal-comma numbers read as numbers:
+    (the cells, with ``-28,28`` as ``-28.28`` and ``1.234,5`` as ``1234.5``; the rows changed; the rows
+    of other numbers written with a point, which then mix two conventions). The column is left as it is
+    unless its decimal-comma cells make numbers of the majority of its non-empty cells."""
+    filled = [(r, v) for r, v in enumerate(cells) if isinstance(v, str)]
+    commas = [r for r, v in filled if DECIMAL_COMMA.fullmatch(v)]
+    numbers = sum(1 for _, v in filled if is_number(v))
+    if not commas or 2 * (len(commas) + numbers) <= len(filled):
+        return cells, [], []
+    out = list(cells)
+    for r in commas:
+        out[r] = cells[r].replace(".", "").replace(",", ".")
+    points = [r for r, v in filled if "." in v and is_number(v)]
+    return out, commas, points
+
+
+def report_table_info(report: ValidationReport, info: dict[str, Any], n: int) -> None:
+    """Add what reading the table did to the data check: the detected separator (``delimiter``) and the
+    numbers read from decimal commas (``decimal_comma``)."""
+    sep = info.get("delimiter")
+    if sep:
+        report.add("delimiter", "info", "", f"columns separated by {sep!r}, detected from the header line (set the "
+                   "delimiter option to choose another)", count=n)
+    for col, (rows, cells, points) in info.get("decimal_comma", {}).items():
+        report.add("decimal_comma", "info", col, f"numbers written with a decimal comma read as numbers (e.g. "
+                   f"{cells[rows[0]]!r} as {float(cells[rows[0]].replace('.', '').replace(',', '.')):g}): in a CSV "
+                   f"separated by {info.get('separator')!r} a comma is the decimal separator, and points "
+                   "group thousands", [f"row {r + 1}: {cells[r]!r}" for r in rows[:SHOWN]], count=len(rows))
+        if points:
+            report.add("decimal_comma", "warning", col, "numbers written with a point in a column of decimal commas: "
+                       "read as written (1.5 is one and a half); if the point groups thousands there (1.234 for "
+                       "1234), write those cells with a decimal comma too or without the point",
+                       [f"row {r + 1}: {cells[r]!r}" for r in points[:SHOWN]], count=len(points))
+
+
 def _nested(v: Any) -> bool:
     return isinstance(v, list | tuple | dict | set | np.ndarray)
 
@@ -47,7 +98,7 @@ def read_table_info(source: Any, delimiter: str | None = None) -> tuple[dict[str
     default one) and the ``nested`` columns (Parquet lists or structs, kept as their text)."""
     import pandas as pd
 
-    info: dict[str, Any] = {"delimiter": None, "nested": []}
+    info: dict[str, Any] = {"delimiter": None, "nested": [], "decimal_comma": {}, "separator": None}
     if isinstance(source, pd.DataFrame):
         df, name, folder = source, "the data frame", None
     else:
@@ -60,6 +111,7 @@ def read_table_info(source: Any, delimiter: str | None = None) -> tuple[dict[str
                 sep = delimiter or ("\t" if suffix == ".tsv" else sniff_delimiter(path))
                 if sep != ("\t" if suffix == ".tsv" else ","):
                     info["delimiter"] = sep
+                info["separator"] = sep
                 df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
             elif suffix in (".parquet", ".pq"):
                 df = pd.read_parquet(path)
@@ -89,4 +141,9 @@ def read_table_info(source: Any, delimiter: str | None = None) -> tuple[dict[str
             table[str(c)] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
         else:
             table[str(c)] = [cell(v) for v in values]
+        if info["separator"] not in (None, ","):
+            cells = table[str(c)]
+            table[str(c)], commas, points = decimal_commas(cells)
+            if commas:
+                info["decimal_comma"][str(c)] = (commas, cells, points)
     return table, name, folder, info

@@ -1,5 +1,6 @@
 """Image files (jpg jpeg png webp bmp): one size and colour mode fitted on the train split, each channel
-standardised with the train split's mean and std."""
+standardised with the train split's mean and std. Pixels are 8-bit levels: a 16-bit grey PNG is scaled by
+its bit depth (``read_image``), never clipped."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import torch
 from polymodal.data.datasets.manifest.codecs.base import CODECS, Codec, CodecOptions, ColumnContext
 from polymodal.data.datasets.manifest.errors import ManifestError
 from polymodal.data.io import read_image
+from polymodal.data.io.image import WIDE_GREY_MODES
 from polymodal.data.schema import Modality
 
-GREY_MODES = ("L", "1", "LA", "I", "I;16")
+GREY_MODES = ("L", "1", "LA", *WIDE_GREY_MODES)  # 16-bit grey is read as 8-bit levels (data.io.image)
 
 
 class ImageOptions(CodecOptions):
