@@ -62,7 +62,7 @@ def train_method(method: str, seed: int) -> Path:
 def read_run(run: Path) -> dict[str, Any]:
     """A run's test C-index (results.json), and its test IBS: from results.json when the run fitted its survival
     reference, else from a reference fitted here on the best checkpoint's training-split risks (the same
-    :meth:`~polymodal.tasks.survival.Survival.fit_reference`)."""
+    :meth:`~polymodal.tasks.survival.Survival.fit_state`)."""
     from polymodal.engine.evaluate import evaluate_run
     from polymodal.tasks import read_predictions
     from polymodal.tasks.survival import SurvivalReference

@@ -10,8 +10,8 @@ from polymodal.tasks.survival.metrics import (
     kaplan_meier,
 )
 from polymodal.tasks.survival.reference import SurvivalReference
-from polymodal.tasks.survival.task import REFERENCE_KEY, Survival, SurvivalPredictions
+from polymodal.tasks.survival.task import Survival, SurvivalPredictions
 
-__all__ = ["REFERENCE_KEY", "Survival", "SurvivalPredictions", "SurvivalReference", "breslow_baseline",
+__all__ = ["Survival", "SurvivalPredictions", "SurvivalReference", "breslow_baseline",
            "brier_scores", "censoring_survival", "concordance_index", "cox_partial_nll", "integrated_brier_score",
            "kaplan_meier", "survival_curves"]

@@ -13,23 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from polymodal.report.table import is_number, markdown_table, modality_names, num
-from polymodal.tasks.base import TASKS, Task
+from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task
+from polymodal.tasks.labels import LabelColumn, LabelProblem, finite
+from polymodal.tasks.outputs import EvalOutputs, ModelOutput
 from polymodal.tasks.survival.cox import check_targets, cox_partial_nll, split_target
 from polymodal.tasks.survival.metrics import concordance_index, integrated_brier_score, within_follow_up
 from polymodal.tasks.survival.reference import SurvivalReference
-
-if TYPE_CHECKING:
-    from polymodal.engine.evaluate import EvalOutputs
-
-REFERENCE_KEY = "survival_reference"
-"""The key of the :class:`SurvivalReference` in collected outputs' extras."""
 
 
 @dataclass
@@ -42,6 +38,7 @@ class SurvivalPredictions:
     present:      name -> (N,) bool
     reference:    the training split's baseline hazard, censoring distribution and time grid (None: not
                   fitted, so no survival curves and no Brier score)
+    extras:       name -> (N, ...) per-sample outputs beside the prediction
     """
 
     task: ClassVar[str] = "survival"
@@ -51,6 +48,7 @@ class SurvivalPredictions:
     present: dict[str, np.ndarray] = field(default_factory=dict)
     index: np.ndarray | None = None
     reference: SurvivalReference | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def time(self) -> np.ndarray:
@@ -119,8 +117,7 @@ class Survival(Task):
     mode = "max"
     log_suffix = "cindex"
     label_dtype = np.float32
-    uses_classes = False
-    mean_of_heads = True  # heads trained alone each predict the whole log-risk: fused by their mean
+    fit_on = "train"  # the Breslow baseline and the censoring distribution of the training split
     results_intro = ("C-index: Harrell's concordance (0.5 = random ranking, 1 = perfect); IBS: integrated Brier "
                      "score of the survival curves over the time grid (lower is better; 0.25 = always 0.5); loss: "
                      "Cox negative log partial likelihood per event over the split; per-modality C-index over "
@@ -137,17 +134,30 @@ class Survival(Task):
         time, event = split_target(target)
         return cox_partial_nll(output, time, event, rows=rows)
 
+    def fuse_unimodal_heads(self, out: ModelOutput, present: Mapping[str, Tensor]) -> ModelOutput:
+        """The mean of the per-modality log-risks over the present modalities: every head is trained alone to
+        give the whole log-risk, so summing them would count it once per modality."""
+        from polymodal.inference.rules import fixed_fusion
+
+        if out.per_modality is None:
+            raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
+        out.logits = fixed_fusion(out.per_modality, present)
+        return out
+
     # -- outputs -> predictions and metrics -------------------------------------------------------
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> SurvivalPredictions:
         split_target(out.label)
-        extras = getattr(out, "extras", None) or {}
+        fitted = out.fitted
+        if fitted is not None and not isinstance(fitted, SurvivalReference):
+            raise TypeError(f"survival outputs carry a fitted state of type {type(fitted).__name__}; expected a "
+                            "SurvivalReference (Survival.fit_state)")
         return SurvivalPredictions(
             y_true=np.asarray(out.label, dtype=np.float32),
             risk=risk_column(out.logits),
             per_modality={m: risk_column(v, f"modality {m}'s outputs") for m, v in out.per_modality.items()},
             present={m: np.asarray(p, dtype=bool) for m, p in out.present.items()},
             index=out.index,
-            reference=extras.get(REFERENCE_KEY),
+            reference=fitted,
         )
 
     def summarize(self, pred: SurvivalPredictions) -> dict[str, float | int | None]:
@@ -179,11 +189,17 @@ class Survival(Task):
         metrics["n"] = summary["n"]  # type: ignore[assignment]
         return metrics
 
-    def fit_reference(self, train: EvalOutputs) -> SurvivalReference:
+    def fit_state(self, out: EvalOutputs) -> SurvivalReference:
         """The training split's :class:`SurvivalReference` (Breslow baseline of the fused risks, censoring
-        distribution, time grid), from its collected outputs."""
-        time, event = split_target(np.asarray(train.label, dtype=np.float64))
-        return SurvivalReference.fit(risk_column(train.logits), time, event)
+        distribution, time grid), from its collected outputs on the best checkpoint."""
+        time, event = split_target(np.asarray(out.label, dtype=np.float64))
+        return SurvivalReference.fit(risk_column(out.logits), time, event)
+
+    def state_to_arrays(self, state: SurvivalReference | None) -> dict[str, np.ndarray]:
+        return {} if state is None else state.to_arrays()
+
+    def state_from_arrays(self, arrays: Mapping[str, np.ndarray], path: Path) -> SurvivalReference | None:
+        return SurvivalReference.from_arrays(arrays, path)
 
     # -- the predictions file ---------------------------------------------------------------------
     def to_arrays(self, pred: SurvivalPredictions) -> dict[str, np.ndarray]:
@@ -224,7 +240,46 @@ class Survival(Task):
     def owns_file(self, files: set[str]) -> bool:
         return "risk" in files
 
-    # -- data -------------------------------------------------------------------------------------
+    # -- labels -----------------------------------------------------------------------------------
+    def label_shape(self, num_outputs: int) -> tuple[int, ...]:
+        """(2,): time and event."""
+        return (2,)
+
+    def num_outputs_for(self, class_names: Sequence[str], y: np.ndarray) -> int:
+        """One log-risk per sample."""
+        return 1
+
+    def fill_missing(self, y: np.ndarray) -> np.ndarray:
+        """Rows without a target get (time 1, censored): never trained on, the value keeps batches well formed."""
+        y = np.array(y, dtype=np.float64, copy=True)
+        bad = ~np.isfinite(y).all(axis=1)
+        y[bad] = (1.0, 0.0)
+        return y
+
+    def parse_labels(self, cells: Sequence[Any], class_names: Sequence[str]) -> LabelColumn:
+        """Cells of ``(time, event)`` pairs, one per row (a table names its two columns, docs/survival.md; None:
+        no target): the time a finite number > 0, the event 0 / 1 (also ``true`` / ``false``). Odd cells are
+        errors of the data check; their rows get no target."""
+        y = np.full((len(cells), 2), np.nan)
+        bad: list[int] = []
+        for r, cell in enumerate(cells):
+            if cell is None:
+                continue
+            pair = _pair(cell)
+            if pair is None:
+                bad.append(r)
+            else:
+                y[r] = pair
+        problems = []
+        if bad:
+            problems.append(LabelProblem(
+                "bad_target", "error", "survival targets need a time (a finite number > 0) and an event (1 observed, "
+                "0 censored, or true / false) in every labelled row; fix them, or leave both cells empty to predict "
+                "those rows", bad, [cells[r] for r in bad]))
+        has = np.array([c is not None for c in cells], dtype=bool)
+        has[bad] = False
+        return LabelColumn(self.fill_missing(y).astype(self.label_dtype), has, problems)
+
     def read_targets(self, values: np.ndarray) -> np.ndarray:
         """(N, 2) float32 (time, event); times must be > 0 and events 0 / 1 (a ValueError says which rows)."""
         y = np.asarray(values, dtype=np.float64)
@@ -235,6 +290,39 @@ class Survival(Task):
     def strata(self, y: np.ndarray) -> np.ndarray:
         """The event indicator: splits keep the share of observed events."""
         return (np.asarray(y, dtype=np.float64)[:, 1] > 0).astype(np.int64)
+
+    def synthetic_data(self, spec: SyntheticSpec) -> SyntheticData:
+        """A Cox model: standard normal features, the log-risk ``eta = sum_m x_m . w_m`` along one fixed random
+        unit direction per modality (drawn from ``seed``, each part of unit variance), event times exponential
+        with rate ``exp(eta)``, censoring times exponential with mean 2 (about a third censored);
+        ``target_noise`` adds normal noise of that scale to eta before the times are drawn."""
+        dir_rng = np.random.default_rng((spec.seed, 11))
+        directions = [w / np.linalg.norm(w) for w in (dir_rng.standard_normal(d) for d in spec.dims)]
+        x = [spec.rng.standard_normal((spec.n, d)).astype(np.float32) for d in spec.dims]
+        eta = sum(xm.astype(np.float64) @ w for xm, w in zip(x, directions, strict=True))
+        eta = eta + spec.target_noise * spec.rng.standard_normal(spec.n)
+        event_time = spec.rng.exponential(1.0 / np.exp(eta))
+        censor_time = spec.rng.exponential(2.0, spec.n)
+        time = np.minimum(event_time, censor_time) + 1e-3
+        event = (event_time <= censor_time).astype(np.float64)
+        labels = self.read_targets(np.stack([time, event], axis=1))
+        return SyntheticData(labels, x, 1, (), {"events": int(event.sum()), "target_noise": spec.target_noise})
+
+    # -- the Predictor ----------------------------------------------------------------------------
+    def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+        """``risk`` (the fused log relative risk), and with the run's reference ``survival`` (each row's survival
+        probabilities, an array over the grid) and ``survival_times`` (the grid, the same array in every row)."""
+        risk = risk_column(out.logits).astype(np.float64)
+        columns: dict[str, np.ndarray] = {"risk": risk}
+        reference = out.fitted
+        if isinstance(reference, SurvivalReference):
+            curves = reference.curves(risk)
+            surv = np.empty(len(risk), dtype=object)
+            surv[:] = list(curves)
+            times = np.empty(len(risk), dtype=object)
+            times[:] = [reference.grid.copy() for _ in range(len(risk))]
+            columns.update(survival=surv, survival_times=times)
+        return columns
 
     # -- report -----------------------------------------------------------------------------------
     def infer_from_metrics(self, splits: list[dict[str, Any]]) -> bool:
@@ -288,8 +376,6 @@ class Survival(Task):
                         seed: int = 0) -> EvalOutputs:
         """Targets from a Cox model with exponential times (about 70 % events), a fitted reference, one log-risk
         per row; ``num_outputs`` is ignored (always 1)."""
-        from polymodal.engine.evaluate import EvalOutputs
-
         rng = np.random.default_rng(seed)
         risk = rng.standard_normal(n)
         event_time = rng.exponential(1.0 / np.exp(risk))
@@ -307,10 +393,22 @@ class Survival(Task):
             present={m: rng.random(n) < 0.75 for m in modalities},
             task=self.name,
         )
-        reference = self.fit_reference(out)
-        if hasattr(out, "extras"):
-            out.extras[REFERENCE_KEY] = reference
+        out.fitted = self.fit_state(out)
         return out
 
 
-__all__ = ["REFERENCE_KEY", "Survival", "SurvivalPredictions", "bootstrap_cindex", "ibs_of", "risk_column"]
+def _pair(cell: Any) -> tuple[float, float] | None:
+    """A ``(time, event)`` cell as floats, or None when it is not one."""
+    if not isinstance(cell, Sequence) or isinstance(cell, str) or len(cell) != 2:
+        return None
+    time = finite(cell[0])
+    event = cell[1]
+    if isinstance(event, str):
+        event = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}.get(event.strip().lower(), event)
+    event = finite(event)
+    if time is None or time <= 0 or event not in (0.0, 1.0):
+        return None
+    return time, float(event)
+
+
+__all__ = ["Survival", "SurvivalPredictions", "bootstrap_cindex", "ibs_of", "risk_column"]
