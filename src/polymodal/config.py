@@ -44,7 +44,7 @@ class DataConfig(_Section):
     # your own data: a CSV / Parquet / JSON Lines table or a dataset folder, and its label column;
     # setting it selects the `manifest` dataset (manifest options such as splits.group go in `options`)
     manifest: str | None = None
-    label: str | None = None
+    label: str | list[str] | None = None  # several columns for a task that needs them (survival: [time, event])
 
     @model_validator(mode="after")
     def _manifest(self) -> DataConfig:

@@ -35,7 +35,7 @@ from polymodal.tasks import get_task
 class Predictor:
     """A multimodal classifier or regressor for a table of samples (see the module docstring).
 
-    label:   the label column
+    label:   the label column (a list of columns for a task that needs several: survival's ``["time", "event"]``)
     path:    run folder to train into (default: ``runs/predictor-<label>-<time>``)
     root:    folder that relative file paths resolve against
     schema:  column -> kind overrides (or a YAML file of them)
@@ -43,7 +43,7 @@ class Predictor:
              ``bad_files="skip"``, ``task="regression"``, ...)
     """
 
-    def __init__(self, label: str | None = None, *, path: str | os.PathLike | None = None,
+    def __init__(self, label: str | Sequence[str] | None = None, *, path: str | os.PathLike | None = None,
                  root: str | os.PathLike | None = None, schema: Mapping[str, str] | str | None = None,
                  **options: Any) -> None:
         self.label = label
@@ -417,5 +417,6 @@ def _read_results(run_dir: Path) -> dict[str, Any] | None:
     return read_results(run_dir)
 
 
-def _slug(s: str) -> str:
+def _slug(s: str | Sequence[str]) -> str:
+    s = s if isinstance(s, str) else "-".join(s)  # a label of several columns (survival: time, event)
     return "".join(c if c.isalnum() else "-" for c in s).strip("-") or "label"

@@ -132,7 +132,7 @@ def test_a_model_learns_the_synthetic_cox_data_without_the_extra(tmp_path):
     assert result.metrics["n"] == 256
     assert result.metrics["cindex"] > 0.65, result.metrics  # 0.69 here; the true log-risk scores 0.79
     assert result.metrics["ibs"] < 0.22, result.metrics  # 0.19 here; a constant 0.5 scores 0.25
-    columns = get_task("survival").prediction_columns(
-        get_task("survival").example_outputs(n=5), ())
-    assert columns["risk"].shape == (5,) and len(columns["survival"][0]) == len(columns["survival_times"][0]) == 50
-    assert all(np.all(np.diff(curve) <= 0) for curve in columns["survival"])  # curves never rise
+    columns = get_task("survival").prediction_columns(get_task("survival").example_outputs(n=5), ())
+    curves = np.stack([v for k, v in columns.items() if k.startswith("survival_")], axis=1)
+    assert columns["risk"].shape == (5,) and curves.shape == (5, 50)
+    assert np.all(np.diff(curves, axis=1) <= 0) and np.all((curves > 0) & (curves <= 1))  # curves never rise

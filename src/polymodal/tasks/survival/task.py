@@ -276,9 +276,14 @@ class Survival(Task):
                 "bad_target", "error", "survival targets need a time (a finite number > 0) and an event (1 observed, "
                 "0 censored, or true / false) in every labelled row; fix them, or leave both cells empty to predict "
                 "those rows", bad, [cells[r] for r in bad]))
-        has = np.array([c is not None for c in cells], dtype=bool)
-        has[bad] = False
+        has = np.array([c is not None for c in cells], dtype=bool)  # a bad cell is an error, not a missing label
         return LabelColumn(self.fill_missing(y).astype(self.label_dtype), has, problems)
+
+    def label_value(self, cell: Any) -> Any:
+        """A ``(time, event)`` cell as two floats (``(120, 1)`` and ``("120.0", "true")`` are one target), or its
+        text when it is not such a pair."""
+        pair = _pair(cell)
+        return pair if pair is not None else str(cell)
 
     def read_targets(self, values: np.ndarray) -> np.ndarray:
         """(N, 2) float32 (time, event); times must be > 0 and events 0 / 1 (a ValueError says which rows)."""
@@ -310,18 +315,15 @@ class Survival(Task):
 
     # -- the Predictor ----------------------------------------------------------------------------
     def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
-        """``risk`` (the fused log relative risk), and with the run's reference ``survival`` (each row's survival
-        probabilities, an array over the grid) and ``survival_times`` (the grid, the same array in every row)."""
+        """``risk`` (the fused log relative risk), and with the run's reference the survival curve as one column per
+        grid time, ``survival_<time>`` (the probability of no event by that time; :func:`survival_column` names
+        them)."""
         risk = risk_column(out.logits).astype(np.float64)
         columns: dict[str, np.ndarray] = {"risk": risk}
         reference = out.fitted
         if isinstance(reference, SurvivalReference):
             curves = reference.curves(risk)
-            surv = np.empty(len(risk), dtype=object)
-            surv[:] = list(curves)
-            times = np.empty(len(risk), dtype=object)
-            times[:] = [reference.grid.copy() for _ in range(len(risk))]
-            columns.update(survival=surv, survival_times=times)
+            columns.update({survival_column(t): curves[:, j] for j, t in enumerate(reference.grid)})
         return columns
 
     # -- report -----------------------------------------------------------------------------------
@@ -397,6 +399,11 @@ class Survival(Task):
         return out
 
 
+def survival_column(time: float) -> str:
+    """The Predictor's column of the survival probability at ``time``: ``survival_<time>`` (6 significant digits)."""
+    return f"survival_{float(time):.6g}"
+
+
 def _pair(cell: Any) -> tuple[float, float] | None:
     """A ``(time, event)`` cell as floats, or None when it is not one."""
     if not isinstance(cell, Sequence) or isinstance(cell, str) or len(cell) != 2:
@@ -411,4 +418,4 @@ def _pair(cell: Any) -> tuple[float, float] | None:
     return time, float(event)
 
 
-__all__ = ["Survival", "SurvivalPredictions", "bootstrap_cindex", "ibs_of", "risk_column"]
+__all__ = ["Survival", "SurvivalPredictions", "bootstrap_cindex", "ibs_of", "risk_column", "survival_column"]

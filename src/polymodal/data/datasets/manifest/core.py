@@ -55,6 +55,7 @@ class Manifest:
         self.task: str
         self.class_names: tuple[str, ...]
         self.stats: dict[str, dict[str, Any]]
+        layout.join_label_columns(self)  # label=[time, event]: one column of tuples
         if state is not None:
             layout.load_state(self, dict(state))
         else:

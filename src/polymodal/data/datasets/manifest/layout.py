@@ -36,13 +36,41 @@ def check_columns(m: Manifest, cols: Sequence[str], key: str) -> None:
             raise ManifestError(f"{key}: column {c!r} is not in manifest {m.source}{hint}; its columns are {list(m.table)}")
 
 
+def label_name(label: str | Sequence[str]) -> str:
+    """The name of the label column; a label of several columns (a survival target's time and event) is read as
+    one column of tuples, named by its columns joined with ``+`` (``time+event``)."""
+    return label if isinstance(label, str) else "+".join(label)
+
+
+def join_label_columns(m: Manifest) -> None:
+    """A label of several columns (``label=[time, event]``) becomes one column of tuples, one per row (None where
+    every cell is empty), which the task parses (:meth:`polymodal.tasks.Task.parse_labels`). A table without
+    those columns (rows to predict) is left as it is."""
+    label = m.options.label
+    if label is None or isinstance(label, str):
+        return
+    if len(label) < 2 or len(set(label)) != len(label):
+        raise ManifestError(f"label={list(label)}: a label of several columns names at least two different columns "
+                            "(e.g. label=[time, event]); give one column as a plain name")
+    if not any(c in m.table for c in label):
+        return
+    check_columns(m, label, "label")
+    name = label_name(label)
+    if name in m.table:
+        raise ManifestError(f"manifest {m.source}: label={list(label)} is read as a column named {name!r}, but the "
+                            "table already has one; rename that column")
+    m.table[name] = [None if all(v is None for v in row) else tuple(row) for row in zip(*(m.table[c] for c in label), strict=True)]
+
+
 def infer_layout(m: Manifest) -> None:
     """Set ``kinds``, ``modality_specs``, ``label``, ``task``, ``class_names`` and an empty ``stats``."""
     opt = m.options
     if opt.label is None:
         raise ManifestError(f"manifest {m.source}: no label column given; pass label=<column> (one of {list(m.table)})")
-    check_columns(m, [opt.label], "label")
-    reserved = {opt.label, opt.splits.column, opt.splits.group, opt.id} - {None}
+    label = label_name(opt.label)
+    check_columns(m, [label], "label")
+    sources = [] if isinstance(opt.label, str) else list(opt.label)  # a label of several columns: none is an input
+    reserved = {label, *sources, opt.splits.column, opt.splits.group, opt.id} - {None}
     if opt.splits.group:
         check_columns(m, [opt.splits.group], "splits.group")
     if opt.id:
@@ -97,20 +125,20 @@ def infer_layout(m: Manifest) -> None:
     if not mods:
         raise ManifestError(f"manifest {m.source}: no input column besides the label; column kinds found: {kinds}")
     m.kinds, m.modality_specs = kinds, mods
-    m.label = opt.label
-    cells = m.table[opt.label]
+    m.label = label
+    cells = m.table[label]
     labels = [v for v in cells if v is not None]
     if opt.task == AUTO_TASK:
         m.task, why = infer_label_task(m, cells)
-        m.report.add("task", "info", opt.label, f"{m.task}, inferred: {why} (set the task option, data.options.task=..., "
+        m.report.add("task", "info", label, f"{m.task}, inferred: {why} (set the task option, data.options.task=..., "
                      "to choose another)", count=len(labels))
     else:
         m.task = get_task(opt.task).name
-        m.report.add("task", "info", opt.label, f"{m.task}, given (task={opt.task})", count=len(labels))
+        m.report.add("task", "info", label, f"{m.task}, given (task={opt.task})", count=len(labels))
     try:
         m.class_names = m.task_object.class_names_from(labels)
     except ValueError as e:
-        raise ManifestError(f"label column {opt.label!r} has {e}") from None
+        raise ManifestError(f"label column {label!r} has {e}") from None
     m.stats = {}
 
 

@@ -37,7 +37,7 @@ class SplitOptions(_Opts):
 
 
 class ManifestOptions(_Opts):
-    label: str | None = None  # label column (required to train)
+    label: str | list[str] | None = None  # label column (required to train); a task with several (survival: [time, event])
     task: str = "auto"  # a registered task (polymodal.tasks), or auto: inferred from the label column
     root: str | None = None  # folder relative paths resolve against; default: the manifest's folder
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")  # column -> kind override
