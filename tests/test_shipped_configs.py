@@ -19,7 +19,12 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_builds_and_runs_a_batch(path):
     cfg = load_config(path)
-    ds = build_datasets(cfg, splits=("val",))["val"]
+    try:
+        ds = build_datasets(cfg, splits=("val",))["val"]
+    except ImportError as e:  # a dataset read through an optional extra that is not installed
+        if "pip install 'polymodal[" not in str(e):
+            raise
+        pytest.skip(str(e))
     strategy = build_strategy(cfg)
     model = build_run_model(cfg, ds, strategy)
     strategy.setup(model, ds)
