@@ -118,6 +118,7 @@ class Survival(Task):
     log_suffix = "cindex"
     label_dtype = np.float32
     fit_on = "train"  # the Breslow baseline and the censoring distribution of the training split
+    bench_extra = ("ibs",)  # polymodal bench tabulates the integrated Brier score beside the C-index
     results_intro = ("C-index: Harrell's concordance (0.5 = random ranking, 1 = perfect); IBS: integrated Brier "
                      "score of the survival curves over the time grid (lower is better; 0.25 = always 0.5); loss: "
                      "Cox negative log partial likelihood per event over the split; per-modality C-index over "
