@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,7 +78,7 @@ def test_label_values_are_pairs_whatever_their_spelling():
     assert task.label_value(("soon", 1)) == "('soon', 1)"
 
 
-def test_cli_trains_and_predicts_a_survival_table(tmp_path):
+def test_cli_trains_evaluates_and_predicts_a_survival_table(tmp_path, capsys):
     df = _table()
     df.insert(0, "patient", [f"p{i}" for i in range(len(df))])
     df.to_csv(tmp_path / "cohort.csv", index=False)
@@ -85,6 +87,11 @@ def test_cli_trains_and_predicts_a_survival_table(tmp_path):
                  "data.options.task=survival", "data.options.id=patient", "strategy.name=joint",
                  "trainer.max_epochs=2", "data.batch_size=128", "model.width=8", f"out_dir={tmp_path}", "name=run"])
     assert code == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run")]) == 0  # the baseline is read back from the run folder
+    shown = capsys.readouterr().out
+    assert f"{results['test']['cindex']:.4f}" in shown and f"{results['test']['ibs']:.4f}" in shown
     assert main(["predict", str(tmp_path / "run"), "--manifest", str(tmp_path / "new.csv"),
                  "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
