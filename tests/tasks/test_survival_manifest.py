@@ -1,5 +1,5 @@
 """Survival on your own table: the time and event columns of a manifest, through the Predictor and the CLI
-(train / predict), with the cells at fault named; no scikit-survival needed."""
+(train / eval / predict), with the cells at fault named; no scikit-survival needed."""
 
 from __future__ import annotations
 
