@@ -127,3 +127,20 @@ def test_no_code_outside_the_tasks_reads_task_flags():
                     and len(node.args) == 2 and "Predictions" in ast.unparse(node.args[1])):
                 found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
     assert not found, "task flags read outside polymodal/tasks:\n" + "\n".join(found)
+
+
+def test_a_registry_holds_every_component_whatever_was_imported_first():
+    """In a fresh process, the fusion registry read right after importing the core fusion package holds the
+    challenge packages' fusions too (it imported only the core ones before: its content depended on which
+    test file ran first), and the task registry holds every task without ``polymodal.tasks`` importing them."""
+    import subprocess
+    import sys
+
+    code = ("from polymodal.fusion import FUSIONS; from polymodal.tasks.base import TASKS; "
+            "print(sorted(FUSIONS.names())); print(sorted(TASKS.names()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    fusions, tasks = out.splitlines()
+    for name in ("late", "coordinated", "program", "relation", "concept_bottleneck"):
+        assert repr(name) in fusions, (name, fusions)
+    for name in ("classification", "regression", "multilabel", "contrastive"):
+        assert repr(name) in tasks, (name, tasks)

@@ -122,7 +122,8 @@ def test_data_check_md_escapes_class_column_and_file_names(tmp_path):
     from PIL import Image
 
     Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / "ok.png")
-    m = from_manifest(table, label="label", bad_files="skip", schema={"photo": "image"})
+    # a class named "a|b" is one class when the task says so (a "|" in a label cell otherwise lists labels)
+    m = from_manifest(table, label="label", bad_files="skip", schema={"photo": "image"}, task="classification")
     assert {p.check for p in m.report.problems} >= {"small_class", "missing_file", "column_kind"}
     text = m.report.to_markdown()
     assert "<script" not in text and "<img" not in text and "<svg" not in text
@@ -143,7 +144,7 @@ def test_a_trained_run_writes_escaped_report_and_data_check(tmp_path):
     img_col = "<img src=x onerror=alert(1)>"
     rows = [{"x": f"{c + 0.3 * rng.standard_normal():.3f}", img_col: f"{rng.standard_normal():.3f}", "label": CLASSES[c]}
             for c in np.arange(60) % 3]
-    predictor = polymodal.Predictor(label="label", path=tmp_path / "run")
+    predictor = polymodal.Predictor(label="label", path=tmp_path / "run", task="classification")  # "a|b": one class
     predictor.fit(pd.DataFrame(rows), strategy="joint", max_epochs=1)
     for name in ("report.md", "data_check.md"):
         text = (tmp_path / "run" / name).read_text()

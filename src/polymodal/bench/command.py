@@ -32,6 +32,7 @@ from polymodal.bench.tables import VARIANT_BASELINE, encode_correct, write_table
 from polymodal.engine.results import read_provenance, read_results
 from polymodal.engine.runfolder import predictions_file
 from polymodal.report.metrics import load_predictions, macro_f1
+from polymodal.tasks import DEFAULT_TASK, SINGLE_LABEL, get_task
 
 
 def _realised(run_dir: Path) -> dict[str, float]:
@@ -45,18 +46,23 @@ def _derive(base: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
     return reevaluate_run(base, out, overrides, "test")
 
 
-def test_correct(run_dir: str | Path) -> np.ndarray | None:
-    """Whether the run's best model got each test sample right, in dataset order (None without a
-    predictions file, or for a task without class probabilities): what the crossed bootstrap pairs across
-    seeds and methods."""
+def test_scores(run_dir: str | Path) -> np.ndarray | None:
+    """The task's per-sample scores of the run's best model on the test split, in dataset order
+    (:meth:`polymodal.tasks.Task.sample_scores`: booleans for per-sample correctness); None without a
+    predictions file or for a task without per-sample scores. What the crossed bootstrap pairs across seeds
+    and methods."""
     path = predictions_file(run_dir, "test")
     if not path.is_file():
         return None
     p = load_predictions(path)
-    if not hasattr(p, "probs"):  # a regression, a survival model: no per-sample correctness to pair
-        return None
-    order = np.argsort(p.index) if p.index is not None else np.arange(len(p.y_true))
-    return (p.probs.argmax(axis=1) == p.y_true)[order]
+    return get_task(p.task).sample_scores(p)
+
+
+def test_correct(run_dir: str | Path) -> np.ndarray | None:
+    """Whether the run's best model got each test sample right, in dataset order (None without a predictions
+    file, or for a task whose per-sample scores are not right / wrong)."""
+    scores = test_scores(run_dir)
+    return scores if scores is not None and scores.dtype == bool else None
 
 
 def check_baseline(baseline: str | None, strategies: str, settings: Sequence[Setting] | None) -> str:
@@ -162,7 +168,7 @@ def collect_records(
             realised.append({"method": s, "dataset": d, **keys,
                              **{split: float(np.mean([r[split] for r in per_run if split in r])) for split in ("train", "val", "test")}})
         records += [run_record(runs / j.name, r, s, d, j.tags["seed"], keys) for j, r in done]
-        if s == "unimodal" and poe and done:
+        if s == "unimodal" and poe and done and SINGLE_LABEL in get_task(done[0][1].get("task") or DEFAULT_TASK).capabilities:
             records += [poe_record(runs / j.name, d, j.tags["seed"], keys) for j, _ in done]
     return records, realised
 
@@ -185,14 +191,17 @@ def run_record(run_dir: Path, result: dict[str, Any], method: str, dataset: str,
     rec: dict[str, Any] = {"method": method, "dataset": dataset, **{k: v for k, v in keys.items() if v is not None},
                            "seed": int(seed), "best_epoch": result.get("best_epoch"),
                            "sec_per_epoch": result.get("sec_per_epoch"), "params": result.get("params"),
-                           "test": {k: v for k, v in result["test"].items() if k.endswith("_acc") or k in ("macro_f1", "n")}}
-    task = result.get("task")
-    if task and not any(k.endswith("_acc") for k in result["test"]):  # the task's own headline metrics
-        rec["task"] = task
-        rec["test"] = {k: v for k, v in result["test"].items() if k != "loss" and isinstance(v, int | float)}
-    correct = test_correct(run_dir)
-    if correct is not None:
-        rec["test_correct"] = encode_correct(correct)
+                           "test": {}}
+    task = get_task(result.get("task") or DEFAULT_TASK)
+    keep = {*task.bench_metrics(result["test"]), task.bench_score, "n"}
+    rec["test"] = {k: v for k, v in result["test"].items() if k in keep}
+    if task.name != DEFAULT_TASK:  # a record that names no task is the default task's (older files)
+        rec["task"] = task.name
+    scores = test_scores(run_dir)
+    if scores is not None and scores.dtype == bool:
+        rec["test_correct"] = encode_correct(scores)
+    elif scores is not None:
+        rec["test_scores"] = [round(float(s), 6) for s in scores]
     return rec
 
 

@@ -27,17 +27,31 @@ from polymodal.report.table import markdown_table
 OPTIONAL_KEYS = ("variant", "fusion", "missing_rate", "missing_at", "label_budget")
 _METRIC = re.compile(
     r"^(fused_acc(@(fixed|entropy|entropy-batch))?|[A-Za-z0-9][\w-]*_acc|macro_f1|sec_per_epoch|params|epoch"
-    r"|samples_per_sec|efficiency|([A-Za-z0-9][\w-]*_)?(cindex|rmse|r2)|ibs|mae)$"
+    r"|samples_per_sec|efficiency)$"
 )
 METRICS_HELP = (
     "fused_acc, fused_acc@fixed, fused_acc@entropy, fused_acc@entropy-batch, <modality>_acc, "
-    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency; tasks without classes: "
-    "[<modality>_]cindex, ibs (survival), [<modality>_]rmse, [<modality>_]r2, mae (regression)"
+    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency, and every task's benchmark metrics "
+    "(its monitor, <modality>_<its per-modality suffix> and extras: cindex, ibs, rmse, mae, r2, mAP, micro_f1, ...)"
 )
 
 
+def _task_of_metric(metric: str) -> Any:
+    """The registered task whose benchmark tabulates ``metric`` (:meth:`polymodal.tasks.Task.accepts_metric`)."""
+    from polymodal.tasks import TASKS, get_task
+
+    return next((t for t in map(get_task, TASKS.names()) if t.accepts_metric(metric)), None)
+
+
+def _known_metric(metric: str) -> bool:
+    return bool(_METRIC.match(metric)) or _task_of_metric(metric) is not None
+
+
 def _is_fraction_metric(metric: str) -> bool:
-    return metric.endswith("_acc") or "_acc@" in metric or metric == "macro_f1"
+    if metric.endswith("_acc") or "_acc@" in metric or metric == "macro_f1":
+        return True
+    task = _task_of_metric(metric) if not _METRIC.match(metric) else None
+    return bool(task is not None and task.bench_percent)
 
 
 @dataclass
@@ -62,7 +76,7 @@ class ResultRow:
         where = f"result row ({self.method!r}, {self.dataset!r}, {self.metric!r})"
         if not self.method or not self.dataset:
             raise ValueError(f"{where}: method and dataset must be non-empty strings")
-        if not _METRIC.match(self.metric):
+        if not _known_metric(self.metric):
             raise ValueError(f"{where}: unknown metric {self.metric!r}; expected one of {METRICS_HELP}")
         try:
             self.values = [float(v) for v in self.values]

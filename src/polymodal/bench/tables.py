@@ -27,10 +27,10 @@ import numpy as np
 from polymodal.bench.compare import paired_by_seed
 from polymodal.bench.results import OPTIONAL_KEYS, ResultRow, write_results
 from polymodal.report.table import markdown_table
+from polymodal.tasks import DEFAULT_TASK, Task, get_task
 
 FORMAT = 2
 KEYS = ("variant", "missing_rate", "missing_at")
-TASK_EXTRAS = ("ibs", "mae", "r2")  # fused metrics beside a task's monitor that its tables show too
 VARIANT_BASELINE = "variant:"  # --baseline variant:NAME compares the variants of each strategy with NAME
 
 
@@ -49,14 +49,18 @@ def _group_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     return (rec["method"], rec["dataset"], *(rec.get(k) for k in KEYS))
 
 
+def record_task(rec: dict[str, Any]) -> Task:
+    """The task of a run record (a record that names none is the default task's, as older files are)."""
+    return get_task(rec.get("task") or DEFAULT_TASK)
+
+
 def _keys(rec: dict[str, Any]) -> dict[str, Any]:
     return {k: rec.get(k) for k in KEYS}
 
 
 def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
-    """Aggregate run records into result rows: fused_acc, <modality>_acc, macro_f1, sec_per_epoch, epoch; for a
-    record of a task without classes (its ``task`` key) the task's monitor, ``<modality>_<log_suffix>`` and
-    the fused metrics of TASK_EXTRAS instead of the accuracies."""
+    """Aggregate run records into result rows: the task's metrics (:meth:`polymodal.tasks.Task.bench_metrics`:
+    for classification fused_acc, <modality>_acc, macro_f1), sec_per_epoch, epoch."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(_group_key(r), []).append(r)
@@ -64,14 +68,7 @@ def rows_from_runs(runs: Sequence[dict[str, Any]]) -> list[ResultRow]:
     for recs in groups.values():
         first = recs[0]
         s, d, keys = first["method"], first["dataset"], _keys(first)
-        metrics = ["fused_acc", *sorted(k for k in first["test"] if k.endswith("_acc") and k != "fused_acc"), "macro_f1"]
-        if first.get("task"):  # a task without classes: its monitor, then its per-modality metric
-            from polymodal.tasks import get_task
-
-            task = get_task(first["task"])
-            per = sorted(k for k in first["test"] if k.endswith(f"_{task.log_suffix}") and k != task.monitor)
-            metrics = [task.monitor, *per, *(k for k in TASK_EXTRAS if k in first["test"] and k != task.monitor)]
-        for metric in metrics:
+        for metric in record_task(first).bench_metrics(first["test"]):
             vals = [r["test"].get(metric) for r in recs]
             if vals and all(v is not None for v in vals):
                 rows.append(ResultRow(s, d, metric, [float(v) for v in vals], **keys))
@@ -95,10 +92,11 @@ def _baseline_key(key: tuple[Any, ...], baseline: str) -> tuple[Any, ...] | None
 
 
 def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
-    """Fused test accuracy of every method minus ``baseline`` (same dataset and condition), paired by seed,
-    with the crossed bootstrap 95 % interval; ``baseline="variant:NAME"`` compares every variant with
-    variant NAME of the same method instead. Seeds that lack a correctness vector on either side are
-    left out (the number of seeds used is stated)."""
+    """The task's per-sample score (:attr:`polymodal.tasks.Task.bench_score`: fused test accuracy for
+    classification) of every method minus ``baseline`` (same dataset and condition), paired by seed, with the
+    crossed bootstrap 95 % interval; ``baseline="variant:NAME"`` compares every variant with variant NAME of
+    the same method instead. Seeds that lack per-sample scores on either side are left out (the number of
+    seeds used is stated)."""
     by_group: dict[tuple[Any, ...], dict[int, np.ndarray]] = {}
     order: list[tuple[Any, ...]] = []
     for r in runs:
@@ -108,6 +106,9 @@ def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list
             order.append(key)
         if r.get("test_correct") is not None:
             by_group[key][int(r["seed"])] = decode_correct(r["test_correct"], f"run {r['method']} seed {r['seed']}")
+        elif r.get("test_scores") is not None:
+            by_group[key][int(r["seed"])] = np.asarray(r["test_scores"], dtype=np.float64)
+    metric = {_group_key(r): record_task(r).bench_score for r in runs}
     out = []
     for key in order:
         method, dataset, *rest = key
@@ -119,8 +120,19 @@ def differences_from_runs(runs: Sequence[dict[str, Any]], baseline: str) -> list
         if diff is None:
             continue
         keys = {k: v for k, v in zip(KEYS, rest, strict=True) if v is not None}
-        out.append({"method": method, "baseline": baseline, "dataset": dataset, **keys, "metric": "fused_acc", **diff})
+        out.append({"method": method, "baseline": baseline, "dataset": dataset, **keys, "metric": metric[key], **diff})
     return out
+
+
+def get_task_of_metric(metric: str) -> str:
+    """How the notes name a compared metric: the label of the task whose ``bench_score`` it is."""
+    from polymodal.tasks import TASKS
+
+    for name in TASKS.names():
+        task = get_task(name)
+        if task.bench_score == metric:
+            return task.bench_score_label or metric
+    return metric
 
 
 def condition(x: dict[str, Any]) -> str:
@@ -147,8 +159,9 @@ def _notes(diffs: list[dict[str, Any]], realised: list[dict[str, Any]], rows: li
         )
     if diffs:
         half = [100 * (x["ci95"][1] - x["ci95"][0]) / 2 for x in diffs]
+        labels = sorted({get_task_of_metric(x["metric"]) for x in diffs})
         parts.append(
-            f"Difference to {_baseline_text(baseline)} in fused test accuracy (points), crossed paired bootstrap "
+            f"Difference to {_baseline_text(baseline)} in {' / '.join(labels)} (points), crossed paired bootstrap "
             "95 % interval (each draw resamples one set of test samples shared by all seeds and both methods, and resamples "
             f"seeds with replacement). A typical interval's half-width is {np.median(half):.2f} points: "
             "differences smaller than that are not resolved by this table.\n\n"
@@ -179,11 +192,11 @@ def write_tables(
         raise ValueError(f"no finished run to tabulate for {out}")
     rows = rows_from_runs(runs)
     diffs = differences_from_runs(runs, baseline)
-    tasks = sorted({r["task"] for r in runs if r.get("task")})
+    tasks = sorted({t.name for t in map(record_task, runs) if t.bench_score is None})
     if tasks and not diffs and "No paired differences" not in notes:  # (a recomputed table keeps its notes)
         notes = "\n\n".join(x for x in (notes, (
             f"No paired differences to {_baseline_text(baseline)}: the crossed bootstrap pairs per-sample "
-            f"correctness, which a {' / '.join(tasks)} task does not have (its metrics are computed over the whole "
+            f"scores, which a {' / '.join(tasks)} task does not have (its metrics are computed over the whole "
             "test split).")) if x)
     realised = list(realised or [])
     json_path, md_path = write_results(
@@ -206,7 +219,7 @@ def write_tables(
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(flat)
-    png_path = bar_chart(rows, out.parent / f"{out.name}.png")
+    png_path = bar_chart(rows, out.parent / f"{out.name}.png", record_task(runs[0]))
     return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
 
 
@@ -246,19 +259,18 @@ def _values_by_key(rows: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], list
     return {(*(r.get(k) for k in ("method", "dataset", *OPTIONAL_KEYS)), r.get("metric")): r.get("values", []) for r in rows}
 
 
-def bar_chart(rows: Sequence[ResultRow], path: Path) -> Path:
-    """Grouped bars of fused and per-modality test accuracy (a task without classes: its C-index or RMSE), mean +-
-    std, one group per method and dataset."""
+def bar_chart(rows: Sequence[ResultRow], path: Path, task: Task | None = None) -> Path:
+    """Grouped bars of the task's fused and per-modality test metric (classification: accuracy), mean +- std,
+    one group per method and dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    acc = [r for r in rows if r.metric.endswith("_acc")]
-    scale, ylabel = 100.0, "test accuracy (%)"
-    if not acc:  # a task without classes: its monitor and per-modality metric, in their own units
-        acc = [r for r in rows if r.metric.endswith(("cindex", "rmse"))]
-        scale, ylabel = 1.0, "test " + ", ".join(dict.fromkeys(r.metric.rsplit("_", 1)[-1] for r in acc))
+    task = task or get_task(DEFAULT_TASK)
+    acc = [r for r in rows if r.metric == task.monitor or r.metric.endswith(f"_{task.log_suffix}")]
+    scale = 100.0 if task.bench_percent else 1.0
+    ylabel = f"test {task.learning_curve()[2]}" + (" (%)" if task.bench_percent else "")
     groups = list(dict.fromkeys(f"{r.method}\n{r.dataset}" for r in acc))
     metrics = list(dict.fromkeys(r.metric for r in acc))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))

@@ -398,6 +398,32 @@ class Task(ABC):
         that names no task)."""
         return False
 
+    # -- polymodal bench ---------------------------------------------------------------------------
+    bench_extra: ClassVar[tuple[str, ...]] = ()
+    """Fused test metrics a benchmark tabulates beside the monitor and the per-modality metrics."""
+    bench_percent: ClassVar[bool] = False
+    """Whether the benchmark's metrics of this task are fractions in [0, 1] (shown in %)."""
+    bench_score: ClassVar[str | None] = None
+    """The test metric that is the mean of :meth:`sample_scores` (what ``polymodal bench`` compares between
+    methods with a paired bootstrap); None: the task's metrics are not means of per-sample scores."""
+    bench_score_label: ClassVar[str] = ""
+    """How the tables' notes name :attr:`bench_score` (e.g. "fused test accuracy")."""
+
+    def bench_metrics(self, test: Mapping[str, Any]) -> list[str]:
+        """The test metrics a benchmark tabulates, in table order: the monitor, each modality's
+        (``<m>_<log_suffix>``), then :attr:`bench_extra` (those that ``test`` holds)."""
+        per = sorted(k for k in test if k.endswith(f"_{self.log_suffix}") and k != self.monitor)
+        return [k for k in (self.monitor, *per, *self.bench_extra) if k in test]
+
+    def accepts_metric(self, metric: str) -> bool:
+        """Whether ``metric`` is one a benchmark of this task tabulates (results files check the names)."""
+        return metric in (self.monitor, *self.bench_extra, self.bench_score) or metric.endswith(f"_{self.log_suffix}")
+
+    def sample_scores(self, pred: Any) -> np.ndarray | None:
+        """(N,) per-sample scores of a predictions object in dataset order, whose mean is :attr:`bench_score`
+        (booleans: per-sample correctness), or None when the task has none."""
+        return None
+
     # -- the tiny variant the registry-parametrised tests use ------------------------------------
     def example_labels(self, rng: np.random.Generator, n: int, num_outputs: int) -> np.ndarray:
         """Targets of a small split for :meth:`example_outputs`: standard normal, (N,) or (N, K)."""

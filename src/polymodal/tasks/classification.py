@@ -276,6 +276,10 @@ class Classification(ClassLabels, Task):
     label_dtype = np.int64
     capabilities = frozenset({LOGITS, SINGLE_LABEL, PER_MODALITY})
     infer_priority = 20
+    bench_extra = ("macro_f1",)
+    bench_percent = True
+    bench_score = "fused_acc"
+    bench_score_label = "fused test accuracy"
     results_intro = ("Accuracies and macro F1 in %, ECE as a fraction (0 = calibrated); "
                      "n/a: not logged, or the fusion cannot run on that modality alone.")
 
@@ -406,6 +410,11 @@ class Classification(ClassLabels, Task):
 
     def learning_curve(self) -> tuple[str, str, str]:
         return ("fused_acc", "acc", "accuracy")
+
+    def sample_scores(self, pred: Predictions) -> np.ndarray:
+        """Whether the fused prediction got each sample right (dataset order): their mean is ``fused_acc``."""
+        order = np.argsort(pred.index) if pred.index is not None else np.arange(len(pred.y_true))
+        return (np.asarray(pred.probs).argmax(axis=1) == np.asarray(pred.y_true))[order]
 
     def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
         """``prediction`` (the most probable class's name) and ``prob_<class>`` per class."""

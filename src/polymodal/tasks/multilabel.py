@@ -76,6 +76,14 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(average_precision_score(y[:, keep], p[:, keep], average="macro"))
 
 
+def per_sample_f1(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(N,) F1 of each sample's predicted label set against its true set, 2 |A n B| / (|A| + |B|), 1 when both
+    are empty (scikit-learn's ``f1_score(average="samples", zero_division=1)`` is their mean)."""
+    yi, pi = np.asarray(y) > 0.5, np.asarray(pred).astype(bool)
+    both, size = (yi & pi).sum(axis=1), yi.sum(axis=1) + pi.sum(axis=1)
+    return np.where(size > 0, 2 * both / np.maximum(size, 1), 1.0)
+
+
 def f1_scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """(micro F1, macro F1) of 0/1 predictions; the macro mean is over the labels that occur in the targets or
     the predictions (scikit-learn's ``f1_score`` with ``zero_division=0``)."""
@@ -91,13 +99,16 @@ def f1_scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 
 
 def summarize_multilabel(pred: MultilabelPredictions) -> dict[str, float | int | None]:
-    """``mAP`` (mean average precision over labels), ``micro_f1`` and ``macro_f1`` at ``threshold``, the
+    """``mAP`` (mean average precision over labels), ``micro_f1``, ``macro_f1`` and ``samples_f1`` (the mean of
+    :func:`per_sample_f1`) at ``threshold``, the
     ``threshold``, ``<m>_mAP`` over the rows where modality m is present (None with no such row), ``n``."""
     y, probs = np.asarray(pred.y_true, dtype=np.float64), np.asarray(pred.probs, dtype=np.float64)
     if y.ndim != 2 or probs.shape != y.shape:
         raise ValueError(f"multilabel predictions: y_true {y.shape} and probs {probs.shape}; expected the same (N, C)")
-    micro, macro = f1_scores(y, probs >= pred.threshold)
+    chosen = probs >= pred.threshold
+    micro, macro = f1_scores(y, chosen)
     out: dict[str, float | int | None] = {"mAP": average_precision(y, probs), "micro_f1": micro, "macro_f1": macro,
+                                          "samples_f1": float(per_sample_f1(y, chosen).mean()),
                                           "threshold": float(pred.threshold)}
     for m, p in pred.per_modality.items():
         rows = present_rows(pred.present.get(m), len(y), m)
@@ -135,6 +146,10 @@ class Multilabel(Task):
     capabilities = frozenset({LOGITS, PER_MODALITY})
     fit_on = "val"
     infer_priority = 30  # a separator in a label cell is the most specific sign
+    bench_extra = ("micro_f1", "macro_f1", "samples_f1")
+    bench_percent = True
+    bench_score = "samples_f1"
+    bench_score_label = "per-sample F1 (samples_f1)"
     results_intro = ("mAP: mean over labels of the average precision, in %; micro / macro F1 in % at the decision "
                      "threshold chosen on validation (the threshold row); per-modality mAP over the samples where "
                      "the modality is present; n/a: not logged, or the fusion cannot run on that modality alone.")
@@ -302,10 +317,11 @@ class Multilabel(Task):
 
     def metrics(self, out: EvalOutputs, modalities: list[str]) -> dict[str, float | None]:
         """``loss`` (binary cross-entropy, mean over rows and labels, nats), ``mAP``, ``micro_f1``, ``macro_f1``,
-        ``threshold``, ``<m>_mAP`` for every modality (None if n/a) and ``n``."""
+        ``samples_f1``, ``threshold``, ``<m>_mAP`` for every modality (None if n/a) and ``n``."""
         summary = summarize_multilabel(self.predictions(out))
         loss = masked_bce(torch.from_numpy(np.asarray(out.logits, np.float32)), torch.from_numpy(np.asarray(out.label, np.float32)))
-        metrics: dict[str, float | None] = {"loss": float(loss), **{k: summary[k] for k in ("mAP", "micro_f1", "macro_f1", "threshold")}}  # type: ignore[misc]
+        keys = ("mAP", "micro_f1", "macro_f1", "samples_f1", "threshold")
+        metrics: dict[str, float | None] = {"loss": float(loss), **{k: summary[k] for k in keys}}  # type: ignore[misc]
         for m in modalities:
             metrics[f"{m}_mAP"] = summary.get(f"{m}_mAP")  # type: ignore[assignment]
         metrics["n"] = int(len(out.label))
@@ -344,6 +360,11 @@ class Multilabel(Task):
             threshold=float(arrays["threshold"]),
         )
 
+    def sample_scores(self, pred: MultilabelPredictions) -> np.ndarray:
+        """Each sample's F1 at the threshold (:func:`per_sample_f1`, dataset order): their mean is ``samples_f1``."""
+        order = np.argsort(pred.index) if pred.index is not None else np.arange(len(pred.y_true))
+        return per_sample_f1(pred.y_true, np.asarray(pred.probs) >= pred.threshold)[order]
+
     # -- the Predictor -----------------------------------------------------------------------------
     def prediction_columns(self, out: EvalOutputs, class_names: Sequence[str]) -> dict[str, np.ndarray]:
         """``prediction``: the predicted labels joined by ``|`` ("" for none), ``prob_<label>`` per label."""
@@ -362,10 +383,11 @@ class Multilabel(Task):
     def results_table(self, results: dict[str, Any]) -> list[str]:
         val, test = results.get("val") or {}, results.get("test") or {}
         rows = [[label, pct(val.get(key)), pct(test.get(key))]
-                for key, label in (("mAP", "fused mAP (%)"), ("micro_f1", "micro F1 (%)"), ("macro_f1", "macro F1 (%)"))]
+                for key, label in (("mAP", "fused mAP (%)"), ("micro_f1", "micro F1 (%)"), ("macro_f1", "macro F1 (%)"),
+                                   ("samples_f1", "per-sample F1 (%)"))]
         modalities = modality_names(results, ("_mAP",))
         rows += [[f"{m} mAP (%)", pct(val.get(f"{m}_mAP")), pct(test.get(f"{m}_mAP"))] for m in modalities]
-        known = {"mAP", "micro_f1", "macro_f1"} | {f"{m}_mAP" for m in modalities}
+        known = {"mAP", "micro_f1", "macro_f1", "samples_f1"} | {f"{m}_mAP" for m in modalities}
         for key in dict.fromkeys([*val, *test]):
             if key not in known and (is_number(val.get(key)) or is_number(test.get(key))):
                 label = {"loss": "loss (binary cross-entropy)", "n": "samples", "threshold": "threshold"}.get(key, key)
@@ -402,4 +424,4 @@ class Multilabel(Task):
 
 
 __all__ = ["DEFAULT_THRESHOLD", "SEPARATOR", "THRESHOLDS", "Multilabel", "MultilabelPredictions", "average_precision",
-           "f1_scores", "label_tokens", "masked_bce", "sigmoid", "summarize_multilabel"]
+           "f1_scores", "label_tokens", "masked_bce", "per_sample_f1", "sigmoid", "summarize_multilabel"]

@@ -122,6 +122,7 @@ class Regression(Task):
     log_suffix = "rmse"
     label_dtype = np.float32
     infer_priority = 10
+    bench_extra = ("mae", "r2")
     results_intro = ("RMSE and MAE in target units, R^2 as a fraction (1 = perfect, 0 = predicting the mean); "
                      "per-modality metrics over the samples where the modality is present; "
                      "n/a: not logged, or the fusion cannot run on that modality alone.")
