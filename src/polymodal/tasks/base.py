@@ -477,6 +477,19 @@ def task_of_labels(label: np.ndarray) -> Task:
     return get_task("regression" if np.issubdtype(np.asarray(label).dtype, np.floating) else DEFAULT_TASK)
 
 
+def mean_of_present_heads(out: ModelOutput, present: Mapping[str, Tensor]) -> ModelOutput:
+    """``out`` with its fused output replaced by the mean of the per-modality outputs over the present
+    modalities (the ``fixed`` rule with equal weights): what a task whose heads each predict the whole target
+    (regression, survival) gives for :meth:`Task.fuse_unimodal_heads`, since summing them would count the
+    target once per modality."""
+    from polymodal.inference.rules import fixed_fusion
+
+    if out.per_modality is None:
+        raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
+    out.logits = fixed_fusion(out.per_modality, present)
+    return out
+
+
 # ----------------------------------------------------------------------------- the predictions file
 
 
@@ -559,5 +572,5 @@ def write_task_state(task: Task, state: Any, path: str | os.PathLike) -> Path | 
 
 
 __all__ = ["CAPABILITIES", "DEFAULT_TASK", "EMBEDDINGS", "LOGITS", "PER_MODALITY", "SINGLE_LABEL", "TASKS",
-           "SyntheticData", "SyntheticSpec", "Task", "get_task", "read_predictions", "read_task_state", "task_of",
+           "SyntheticData", "SyntheticSpec", "Task", "get_task", "mean_of_present_heads", "read_predictions", "read_task_state", "task_of",
            "task_of_labels", "to_predictions", "write_predictions", "write_task_state"]

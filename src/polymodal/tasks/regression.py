@@ -21,7 +21,7 @@ from polymodal.report.metrics import (
     root_mean_squared_error,
 )
 from polymodal.report.table import is_number, markdown_table, modality_names, num
-from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task
+from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task, mean_of_present_heads
 from polymodal.tasks.labels import Claim, finite
 from polymodal.tasks.labels import is_number as is_number_cell
 from polymodal.tasks.outputs import EvalOutputs, ModelOutput
@@ -167,15 +167,9 @@ class Regression(Task):
                              {"num_targets": spec.num_targets, "target_noise": spec.target_noise})
 
     def fuse_unimodal_heads(self, out: ModelOutput, present: Mapping[str, Tensor]) -> ModelOutput:
-        """The mean of the per-modality outputs over the present modalities (the ``fixed`` rule with equal
-        weights): every head is trained alone to predict the whole target, so summing them would count it
-        once per modality."""
-        from polymodal.inference.rules import fixed_fusion
-
-        if out.per_modality is None:
-            raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
-        out.logits = fixed_fusion(out.per_modality, present)
-        return out
+        """The mean of the per-modality outputs over the present modalities (:func:`mean_of_present_heads`):
+        every head is trained alone to predict the whole target."""
+        return mean_of_present_heads(out, present)
 
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> RegressionPredictions:
         """The outputs in the shape of the targets as :class:`RegressionPredictions`."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from polymodal.report.table import is_number, markdown_table, modality_names, num
-from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task
+from polymodal.tasks.base import TASKS, SyntheticData, SyntheticSpec, Task, mean_of_present_heads
 from polymodal.tasks.labels import LabelColumn, LabelProblem, finite
 from polymodal.tasks.outputs import EvalOutputs, ModelOutput
 from polymodal.tasks.survival.cox import check_targets, cox_partial_nll, split_target
@@ -137,13 +137,8 @@ class Survival(Task):
 
     def fuse_unimodal_heads(self, out: ModelOutput, present: Mapping[str, Tensor]) -> ModelOutput:
         """The mean of the per-modality log-risks over the present modalities: every head is trained alone to
-        give the whole log-risk, so summing them would count it once per modality."""
-        from polymodal.inference.rules import fixed_fusion
-
-        if out.per_modality is None:
-            raise ValueError("strategy 'unimodal' needs per-modality outputs to predict (set model.fusion=late)")
-        out.logits = fixed_fusion(out.per_modality, present)
-        return out
+        give the whole log-risk (:func:`~polymodal.tasks.base.mean_of_present_heads`)."""
+        return mean_of_present_heads(out, present)
 
     # -- outputs -> predictions and metrics -------------------------------------------------------
     def predictions(self, out: EvalOutputs, class_names: Sequence[str] = ()) -> SurvivalPredictions:
