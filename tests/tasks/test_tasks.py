@@ -106,3 +106,26 @@ def test_polymodal_list_tasks_names_every_task(capsys):
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in TASKS.names()) and "cross-entropy" in out
+
+
+def test_the_synthetic_dataset_serves_each_task_its_own_targets_or_refuses(monkeypatch):
+    """The synthetic dataset's targets come from the task (never another task's: it once served N(0, 1)
+    regression targets to any task without classes); a task that defines none is refused by name."""
+    from polymodal.registry import Entry
+    from polymodal.tasks import Regression
+
+    for name in ("classification", "regression", "multilabel", "contrastive"):
+        ds = SyntheticDataset("val", size=12, task=name)
+        get_task(name).check_labels(ds.labels, ds.num_outputs, name)
+
+    class Ranking(Regression):
+        """A task of the test only: it inherits a loss but defines no synthetic data of its own."""
+
+        name = "test-ranking"
+
+        def synthetic_data(self, spec):  # what Task gives a task that defines none
+            return super(Regression, self).synthetic_data(spec)
+
+    monkeypatch.setitem(TASKS._entries, "test-ranking", Entry("test-ranking", Ranking, {}, "test"))
+    with pytest.raises(ValueError, match=r"synthetic dataset has no test-ranking variant.*defines no synthetic_data"):
+        SyntheticDataset("val", size=12, task="test-ranking")
