@@ -119,7 +119,7 @@ def _entropy_batch_rule(
     return entropy_batch_fusion(logits, present)
 
 
-RULES: tuple[str, ...] = FUSION_RULES.registered()  # the rules registered above (the values of fusion_rule)
+RULES: tuple[str, ...] = tuple(sorted(FUSION_RULES.registered()))  # the rules registered above (fusion_rule's values)
 FusionRuleName = Literal[RULES]  # type: ignore[valid-type]  (what strategy.args.fusion_rule may be: checked at load)
 
 
