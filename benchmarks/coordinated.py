@@ -297,7 +297,8 @@ def probe_table(probe: Sequence[dict[str, Any]]) -> list[str]:
              " ".join(f"{100 * v:.0f}" for v in r["curve"]["val_mean_R1"]),
              f"{100 * r['audio_to_image_R1']:.1f} / {100 * r['image_to_audio_R1']:.1f}"] for r in probe]
     return [f"## SigLIP's starting bias at {probe[0]['epochs']} epochs (plateau probe)", "",
-            "Same recipe at a short budget (cosine over it, early stopping off), standard bias start (-10) against the "
+            "Same recipe at a short budget (cosine over it, early stopping off), standard bias "
+            "start (-10) against the "
             "data-dependent start (siglip-databias). A flat training loss near 5.83 is the collapsed start "
             "(every embedding of a tower at one point); test R@1 of the epoch selected on validation.", "",
             *markdown_table(["objective", "training loss per epoch", "validation mean R@1 per epoch (%)",

@@ -244,6 +244,7 @@ def write(rows: list[dict], threads: int, command: str, out_dir: Path, seconds: 
                 f"against FAISS flat on the same queries; faiss {faiss.__version__}, {threads} OpenMP threads")
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB (Linux reports kB)
+    peak, seconds = round(peak, 2), round(seconds)  # as the JSON keeps them, so that --render gives the same text
     doc = {"protocol": protocol, "command": command, "threads": threads, "faiss": faiss.__version__,
            "peak_rss_gb": round(peak, 2), "wall_seconds": round(seconds), "note": extra, "rows": rows}
     out_dir.mkdir(parents=True, exist_ok=True)

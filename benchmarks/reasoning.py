@@ -281,8 +281,9 @@ def reasoning_differences(records: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 def spread_text(rows: list[ResultRow]) -> str:
     """The seed-to-seed spread of the trained rows' fused test accuracy (std over seeds, points)."""
-    stds = sorted(100 * float(np.std(r.values, ddof=1)) for r in rows
-                  if r.metric == "fused_acc" and len(r.values) > 1 and "+intervene" not in str(r.to_dict().get("variant")))
+    stds = sorted(100 * float(np.std(r.values, ddof=1)) for r in rows  # the rows trained here (not fusions.md's)
+                  if r.metric == "fused_acc" and len(r.values) > 1 and r.method == "cbm"
+                  and "+intervene" not in str(r.to_dict().get("variant")))
     if not stds:
         return ""
     return (f"\nSeed-to-seed spread of fused test accuracy (std over seeds): median {float(np.median(stds)):.1f} points, "
@@ -294,7 +295,8 @@ def differences_text(differences: list[dict[str, Any]]) -> str:
     if not differences:
         return ""
     parts = [f"{d['method']} - {d['baseline']} on {d['dataset']} = {100 * d['mean']:+.1f} points "
-             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] ({d['n_seeds']} seeds)" for d in differences]
+             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] ({d['n_seeds']} seed{'s' if d['n_seeds'] != 1 else ''})"
+             for d in differences]
     half = sorted(50 * (d["ci95"][1] - d["ci95"][0]) for d in differences)
     return ("\nDifferences in fused test accuracy, crossed paired bootstrap 95 % interval (seed s of one method "
             "paired with seed s of the other; test samples resampled once per draw for all seeds): "

@@ -491,3 +491,11 @@ def test_vectors_without_structure_stay_exact_and_info_says_why(tmp_path):
     with index._locked():
         index._maybe_retrain()  # decided: not measured again before four-fold growth
     assert index.manifest["generation"] == generation
+
+
+def test_a_create_killed_before_its_first_commit_can_be_created_again(tmp_path):
+    (tmp_path / "ix").mkdir()
+    (tmp_path / "ix" / "lock").touch()
+    (tmp_path / "ix" / "manifest.json.tmp-4242").write_text("{half")
+    index = Index.create(tmp_path / "ix", "vectors@test", 4)
+    assert sorted(p.name for p in (tmp_path / "ix").iterdir()) == ["lock", "manifest.json"] and len(index) == 0

@@ -159,3 +159,6 @@ def test_retrieval_curves_and_convergence_recompute_from_the_json(tmp_path):
     for r in doc["runs"]:  # every run trained its whole budget (early stopping off)
         assert r["curve"]["epoch"] == list(range(1, len(r["curve"]["epoch"]) + 1))
     assert len({len(r["curve"]["epoch"]) for r in doc["runs"]}) == 1
+    # the plateau probe's table is rebuilt from its JSON records
+    shown = "\n".join(bench.probe_table(doc["plateau_probe"]))
+    assert doc["plateau_probe"] and shown in (Path(bench.RESULTS) / "retrieval_avdigits.md").read_text()

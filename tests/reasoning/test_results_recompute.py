@@ -29,7 +29,7 @@ def test_reasoning_intervals_recompute_from_the_json_alone():
     assert text in " ".join((ROOT / "benchmarks" / "results" / "reasoning.md").read_text().split())
 
 
-@pytest.mark.parametrize("name", ["reasoning"])
+@pytest.mark.parametrize("name", ["reasoning", "reasoning_logspace_seed0"])
 def test_reasoning_tables_rerender_from_their_json(tmp_path, name):
     """``benchmarks/reasoning.py --recompute`` writes each published Markdown table byte for byte from its JSON."""
     bench = load_benchmark("reasoning")

@@ -369,7 +369,8 @@ class Index:
             raise FileExistsError(f"{root} already holds an index; open it with Index.open")
         if root.exists() and not root.is_dir():
             raise NotADirectoryError(f"--index {root} is a file; an index is a folder of its own: give a new folder")
-        foreign = sorted(p.name for p in root.iterdir() if p.name != LOCK) if root.is_dir() else []
+        foreign = sorted(p.name for p in root.iterdir()  # a create killed before its first commit leaves these
+                         if p.name != LOCK and _TMP.sub("", p.name) != MANIFEST) if root.is_dir() else []
         if foreign:
             raise IndexFolderError(
                 f"--index {root} is not empty ({_listing(foreign)}); an index needs a folder of its own, "
