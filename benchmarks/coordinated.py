@@ -300,7 +300,9 @@ def probe_table(probe: Sequence[dict[str, Any]]) -> list[str]:
             "Same recipe at a short budget (cosine over it, early stopping off), standard bias "
             "start (-10) against the "
             "data-dependent start (siglip-databias). A flat training loss near 5.83 is the collapsed start "
-            "(every embedding of a tower at one point); test R@1 of the epoch selected on validation.", "",
+            "(every embedding of a tower at one point); test R@1 of the epoch selected on validation. Trained by "
+            f"`python benchmarks/coordinated.py --part retrieval --epochs {probe[0]['epochs']} --seeds "
+            f"{' '.join(sorted({str(r['seed']) for r in probe}))} --objectives {' '.join(PROBE)} --train-only`.", "",
             *markdown_table(["objective", "training loss per epoch", "validation mean R@1 per epoch (%)",
                              "test R@1 a->i / i->a (%)"], body)]
 
