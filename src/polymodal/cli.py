@@ -4,6 +4,7 @@
     polymodal train [CONFIG] [key=value ...] [--resume]
     polymodal eval RUN_DIR [--split test] [--allow-changed-table]
     polymodal predict RUN_DIR --manifest new.csv --out predictions.csv [--bad-files skip]
+    polymodal prepare utd-mhad --raw DOWNLOAD_DIR [--out DIR]
     polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
     polymodal index add PATHS --index DIR --model TOWER | search --index DIR "text" | serve --index DIR
 """
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--missing-rate", default=None, help="missing-modality protocol: comma-separated rates, e.g. 0.1,0.3,0.5")
     bn.add_argument("--missing-at", default="train,test,both", help="where modalities go missing: train, test, both")
     bn.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
+
+    pp = sub.add_parser("prepare", help="check your own copy of a published dataset, put it in place, build its caches")
+    pp.add_argument("dataset", help="dataset name, e.g. utd-mhad")
+    pp.add_argument("--raw", required=True, type=Path, help="folder of your download (unpacked, or its zip files)")
+    pp.add_argument("--out", type=Path, default=None,
+                    help="where the dataset goes (default: its folder under $POLYMODAL_DATA, e.g. utd_mhad/)")
 
     for module in challenge_cli_modules():  # e.g. index / search / serve (docs/search.md)
         module.add_parsers(sub)
@@ -233,6 +240,15 @@ def _cmd_predict(run_dir: Path, manifest: Path, out: Path, root: Path | None, ba
     return 0
 
 
+def _cmd_prepare(dataset: str, raw: Path, out: Path | None) -> int:
+    from polymodal.data.prepare import prepare
+
+    report = prepare(dataset, raw, out, log=lambda line: print(line, flush=True))
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process; returns the exit code (0 ok, 1 failure, 2 bad usage/config)."""
     from polymodal.config import ConfigError
@@ -253,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_predict(ns.run_dir, ns.manifest, ns.out, ns.root, ns.bad_files)
         if ns.command == "bench":
             return _cmd_bench(ns, list(argv) if argv is not None else sys.argv[1:])
+        if ns.command == "prepare":
+            return _cmd_prepare(ns.dataset, ns.raw, ns.out)
         for module in challenge_cli_modules():
             if ns.command in module.COMMANDS:
                 return module.run(ns)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.schema import Modality
@@ -82,3 +83,84 @@ def video_frames(
         stem_stride = 2 if min(h, w) >= 64 else 1
     frame_encoder = ImageCNN(c, width, tuple(channels), stem_stride, low_level_grid, name="video_frames")
     return VideoFrames(frame_encoder, pool)
+
+
+class VideoR2Plus1D(Encoder):
+    """(B, T, C, H, W) -> (B, width): a small (2+1)-D CNN (Tran et al., CVPR 2018: each 3-D convolution
+    factorised into a spatial k x k convolution and a temporal 3-tap one), global average pool, linear + ReLU.
+
+    The stem is a 5x5 spatial convolution of stride ``stem_stride``; every block then halves H and W (spatial
+    conv stride 2) and keeps T (so ``sequence`` has one step per input frame), so the cost stays small on CPU.
+    sequence(x)  -> (B, T, width): the last map pooled over space, per frame
+    low_level(x) -> (B, channels[0] * grid**2): the stem's map averaged over time and pooled to grid x grid
+    """
+
+    kind = "video"
+    supports_sequence = True
+
+    def __init__(
+        self, in_channels: int, width: int = 64, channels: Sequence[int] = (16, 32, 64), stem_stride: int = 2,
+        low_level_grid: int = 4, name: str = "video_r2plus1d",
+    ) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError(f"encoder {name!r}: channels must list at least one block; got {channels!r}")
+        self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
+        s = stem_stride
+        self.stem = nn.Sequential(
+            nn.Conv3d(in_channels, channels[0], (1, 5, 5), stride=(1, s, s), padding=(0, 2, 2), bias=False),
+            nn.BatchNorm3d(channels[0]), nn.ReLU(inplace=True),
+        )
+        blocks = []
+        for a, b in zip((channels[0], *channels[:-1]), channels, strict=True):
+            mid = max(a, b)
+            blocks.append(nn.Sequential(
+                nn.Conv3d(a, mid, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
+                nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
+                nn.Conv3d(mid, b, (3, 1, 1), padding=(1, 0, 0), bias=False),
+                nn.BatchNorm3d(b), nn.ReLU(inplace=True),
+            ))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(nn.Linear(channels[-1], width), nn.ReLU())
+        self.out_dim = width
+        self.low_level_dim = channels[0] * low_level_grid**2
+
+    def _front(self, x: Tensor) -> Tensor:
+        check_input(self.name, x, f"(B, T, {self.in_channels}, H, W)", 5, (2, self.in_channels))
+        return self.stem(x.to(self.param_dtype()).transpose(1, 2))  # (B, C0, T, H', W')
+
+    def _map(self, x: Tensor) -> Tensor:
+        h = self._front(x)
+        for block in self.blocks:
+            h = block(h)
+        return h  # (B, C, T, H'', W'')
+
+    def sequence(self, x: Tensor) -> Tensor:
+        return self.head(self._map(x).mean(dim=(3, 4)).transpose(1, 2))  # (B, T, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self._map(x).mean(dim=(2, 3, 4)))
+
+    def low_level(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(self._front(x).mean(dim=2), self.grid).flatten(1)
+
+
+@ENCODERS.register("video_r2plus1d", tiny={"width": 8, "channels": (4, 8)})
+def video_r2plus1d(
+    modality: Modality,
+    width: int = 64,
+    channels: Sequence[int] = (16, 32, 64),
+    stem_stride: int = 2,
+    low_level_grid: int = 4,
+) -> VideoR2Plus1D:
+    """Small (2+1)-D CNN over a clip (B, T, C, H, W): factorised space / time convolutions, global pooling.
+
+    stem_stride: spatial stride of the 5x5 stem (2 by default: 60x80 depth frames become 30x40).
+    """
+    check_kind(modality, "video", "video_r2plus1d")
+    if len(modality.shape) != 4:
+        raise ValueError(
+            f"encoder 'video_r2plus1d': video modality {modality.name!r} must have shape (T, C, H, W); "
+            f"got {modality.shape}"
+        )
+    return VideoR2Plus1D(modality.shape[1], width, tuple(channels), stem_stride, low_level_grid)
