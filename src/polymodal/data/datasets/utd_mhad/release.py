@@ -118,7 +118,7 @@ def scan(root: Path) -> list[SequenceId]:
     if missing:
         raise FileNotFoundError(f"UTD-MHAD: {root} lacks the folder(s) {missing}; expected Depth/, Skeleton/ and "
                                 "Inertial/ of the release (run `polymodal prepare utd-mhad --raw DIR` on the "
-                                "authors' download, or set data.options.root to the folder holding them)")
+                                "authors' download, or set the config key data.root to the folder holding them)")
     found: dict[str, set[SequenceId]] = {}
     for kind, k in KINDS.items():
         ids: set[SequenceId] = set()
