@@ -89,8 +89,11 @@ class VideoR2Plus1D(Encoder):
     """(B, T, C, H, W) -> (B, width): a small (2+1)-D CNN (Tran et al., CVPR 2018: each 3-D convolution
     factorised into a spatial k x k convolution and a temporal 3-tap one), global average pool, linear + ReLU.
 
-    The stem is a 5x5 spatial convolution of stride ``stem_stride``; every block then halves H and W (spatial
-    conv stride 2) and keeps T (so ``sequence`` has one step per input frame), so the cost stays small on CPU.
+    The stem embeds each frame's non-overlapping ``stem_stride`` x ``stem_stride`` patches linearly (a
+    convolution with kernel = stride = patch size, computed as one matrix product: the "patchify" stem of ViT /
+    ConvNeXt, several times faster on CPU than a strided 3-D convolution), then BatchNorm and ReLU; every
+    block then halves H and W (spatial conv stride 2) and keeps T (so ``sequence`` has one step per input
+    frame), so the cost stays small on CPU.
     sequence(x)  -> (B, T, width): the last map pooled over space, per frame
     low_level(x) -> (B, channels[0] * grid**2): the stem's map averaged over time and pooled to grid x grid
     """
@@ -106,11 +109,9 @@ class VideoR2Plus1D(Encoder):
         if not channels:
             raise ValueError(f"encoder {name!r}: channels must list at least one block; got {channels!r}")
         self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
-        s = stem_stride
-        self.stem = nn.Sequential(
-            nn.Conv3d(in_channels, channels[0], (1, 5, 5), stride=(1, s, s), padding=(0, 2, 2), bias=False),
-            nn.BatchNorm3d(channels[0]), nn.ReLU(inplace=True),
-        )
+        self.patch = stem_stride
+        self.stem = nn.Linear(in_channels * stem_stride**2, channels[0], bias=False)
+        self.stem_norm = nn.BatchNorm3d(channels[0])
         blocks = []
         for a, b in zip((channels[0], *channels[:-1]), channels, strict=True):
             mid = max(a, b)
@@ -127,7 +128,14 @@ class VideoR2Plus1D(Encoder):
 
     def _front(self, x: Tensor) -> Tensor:
         check_input(self.name, x, f"(B, T, {self.in_channels}, H, W)", 5, (2, self.in_channels))
-        return self.stem(x.to(self.param_dtype()).transpose(1, 2))  # (B, C0, T, H', W')
+        p = self.patch
+        x = x.to(self.param_dtype())
+        b, t, c, h, w = x.shape
+        x = F.pad(x, (0, -w % p, 0, -h % p))  # zero-pad H and W up to multiples of the patch size
+        hp, wp = x.shape[3] // p, x.shape[4] // p
+        patches = x.reshape(b, t, c, hp, p, wp, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, t, hp, wp, c * p * p)
+        h0 = self.stem(patches).permute(0, 4, 1, 2, 3)  # (B, C0, T, H/p, W/p)
+        return F.relu(self.stem_norm(h0))
 
     def _map(self, x: Tensor) -> Tensor:
         h = self._front(x)
@@ -153,9 +161,9 @@ def video_r2plus1d(
     stem_stride: int = 2,
     low_level_grid: int = 4,
 ) -> VideoR2Plus1D:
-    """Small (2+1)-D CNN over a clip (B, T, C, H, W): factorised space / time convolutions, global pooling.
+    """Small (2+1)-D CNN over a clip (B, T, C, H, W): patch stem, factorised space / time convolutions, pooling.
 
-    stem_stride: spatial stride of the 5x5 stem (2 by default: 60x80 depth frames become 30x40).
+    stem_stride: side of the stem's non-overlapping patches (2 by default: 60x80 frames become 30x40).
     """
     check_kind(modality, "video", "video_r2plus1d")
     if len(modality.shape) != 4:
