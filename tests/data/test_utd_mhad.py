@@ -43,7 +43,7 @@ def test_splits_are_cross_subject_and_labels_are_actions(release):
     np.testing.assert_array_equal(ds.labels, [sid.action - 1 for sid in ds.ids])
     sample = ds[0]
     assert {k: tuple(v.shape) for k, v in sample["inputs"].items()} == {
-        "depth": (16, 1, 60, 80), "skeleton": (64, 60), "inertial": (128, 6)}
+        "depth": (16, 1, 64, 48), "skeleton": (64, 60), "inertial": (128, 6)}
     assert [m.kind for m in ds.schema] == ["video", "timeseries", "timeseries"]
     assert ds.provenance["subjects"] == [2, 4, 6, 8] and ds.provenance["settings"]["depth_frames"] == 16
     other = UTDMHAD("val", root=str(release), val_subjects=[1, 3])
@@ -64,13 +64,17 @@ def test_validation_subjects_must_be_some_training_subjects(release, bad):
 
 def test_preprocessing_values():
     p = Preprocessing(depth_frames=4, depth_size=(60, 80), skeleton_frames=5, inertial_rows=9)
-    raw = np.full((240, 320, 10), 2000, dtype=np.uint16)
-    raw[:, :, 9] = 8000  # beyond depth_max_mm: clipped to 1
+    raw = np.zeros((240, 320, 10), dtype=np.uint16)
+    raw[60:180, 100:200, :] = 2000  # the person: 120 x 100 px at 2 m ...
+    raw[100:120, 140:160, 3] = 1500  # ... with a hand 0.5 m nearer in frame 3 (sampled: frames 0, 3, 6, 9)
     out = depth_clip(raw, p)
     assert out.shape == (4, 1, 60, 80) and out.dtype == np.float16
-    assert np.all(out[:3] == np.float16(0.5)) and np.all(out[3] == 1)  # frames 0, 3, 6, 9
-    raw[:120, :, 0] = 0  # no reading: stays zero after block averaging
-    assert np.all(depth_clip(raw, p)[0, 0, :30] == 0)
+    # cropped to the person's box grown by 10 % and to 3:4 (H:W): 132 x 176 px around the box centre
+    inner = out[:, 0, 10:50, 20:60]
+    assert np.all(out[0, 0, 30, 40] == np.float16(0.5)) and np.all(inner[[0, 2, 3]] == np.float16(0.5))
+    assert out[1, 0].max() == np.float16(1.0)  # the nearer hand: 0.5 + 500 / 1000 = 1
+    assert np.all(out[:, 0, :, :2] == 0) and np.all(out[:, 0, :, -2:] == 0)  # background beside the person
+    assert depth_clip(np.zeros((240, 320, 5), dtype=np.uint16), p).max() == 0  # an empty clip stays empty
 
     skel = np.zeros((20, 3, 3))
     skel[3] = [[1.0, 1.1, 1.2], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]  # hip centre (x, y, z over 3 frames) moves in x
@@ -221,7 +225,7 @@ def test_train_on_the_written_release(release, tmp_path):
     results = json.loads((tmp_path / "utd" / "results.json").read_text())
     assert results["test"]["n"] == 12 and 0 <= results["test"]["fused_acc"] <= 1
     provenance = json.loads((tmp_path / "utd" / "provenance.json").read_text())
-    assert "utd-mhad" in json.dumps(provenance) and "depth_max_mm" in json.dumps(provenance)
+    assert "utd-mhad" in json.dumps(provenance) and "depth_range_mm" in json.dumps(provenance)
 
 
 REAL = release_root(None) if default_data_root().is_dir() else None

@@ -7,7 +7,7 @@ and a wearable inertial sensor. Three naturally paired modalities, cross-subject
 
 Modalities (in this order; any non-empty subset through ``data.options.modalities``):
 
-    depth     video        (depth_frames, 1, H, W) float32 in [0, 1]   (default 16 x 1 x 60 x 80)
+    depth     video        (depth_frames, 1, H, W) float32 in [0, 1]   (default 16 x 1 x 64 x 48, person cropped)
     skeleton  timeseries   (skeleton_frames, 60)                       (default 64 x 60)
     inertial  timeseries   (inertial_rows, 6)                          (default 128 x 6)
 
@@ -75,7 +75,7 @@ class UTDMHAD(MultimodalDataset):
     root:           raw data folder (holding ``utd_mhad/``) or the release folder itself; default ``$POLYMODAL_DATA``
     modalities:     subset of depth, skeleton, inertial to serve (default all three)
     val_subjects:   training subjects held out for validation (default [7])
-    depth_frames, depth_size, depth_max_mm, skeleton_frames, inertial_rows: the preprocessing (features.py)
+    depth_frames, depth_size, depth_range_mm, skeleton_frames, inertial_rows: the preprocessing (features.py)
     missing_rate:   fraction of (sample, modality) slots marked absent (every sample keeps one modality;
                     polymodal.data.missing), drawn from ``missing_seed`` and the split
     absent:         modalities absent from EVERY sample of the split (served as None: the model's own
@@ -91,8 +91,8 @@ class UTDMHAD(MultimodalDataset):
         modalities: Sequence[str] = MODALITIES,
         val_subjects: Sequence[int] = (7,),
         depth_frames: int = 16,
-        depth_size: Sequence[int] = (60, 80),
-        depth_max_mm: float = 4000.0,
+        depth_size: Sequence[int] = (64, 48),
+        depth_range_mm: float = 1000.0,
         skeleton_frames: int = 64,
         inertial_rows: int = 128,
         missing_rate: float = 0.0,
@@ -105,7 +105,7 @@ class UTDMHAD(MultimodalDataset):
             raise ValueError(f"utd-mhad dataset: data.options.modalities={names}; expected a non-empty subset of "
                              f"{list(MODALITIES)} without repeats")
         subjects = split_subjects(split, val_subjects)
-        self.settings = Preprocessing(int(depth_frames), tuple(depth_size), float(depth_max_mm),  # type: ignore[arg-type]
+        self.settings = Preprocessing(int(depth_frames), tuple(depth_size), float(depth_range_mm),  # type: ignore[arg-type]
                                       int(skeleton_frames), int(inertial_rows))
         self.root = release_root(root)
         ids = scan(self.root)
@@ -120,7 +120,7 @@ class UTDMHAD(MultimodalDataset):
         p = self.settings
         self.schema = tuple(
             {"depth": Modality("depth", "video", (p.depth_frames, 1, *p.depth_size), representation="depth",
-                               extra={"units": f"millimetres / {p.depth_max_mm:g}, clipped to [0, 1]"}),
+                               extra={"units": f"person cropped; 0.5 + (median - depth) / {p.depth_range_mm:g} mm, 0 = background"}),
              "skeleton": Modality("skeleton", "timeseries", (p.skeleton_frames, 3 * len(JOINTS)), representation="features",
                                   extra={"columns": [f"{j}_{c}" for j in JOINTS for c in "xyz"]}),
              "inertial": Modality("inertial", "timeseries", (p.inertial_rows, len(INERTIAL_CHANNELS)),

@@ -3,9 +3,13 @@
 Per sequence (docs/utd_mhad.md, "Preprocessing"):
 
 - depth: ``depth_frames`` frames taken at evenly spaced positions of the clip (rounded indices of
-  ``linspace(0, frames - 1, depth_frames)``), each block-averaged from 240x320 to ``depth_size`` (area
-  interpolation), divided by ``depth_max_mm`` and clipped to [0, 1]: (depth_frames, 1, H, W), stored float16.
-  Zero (no reading) stays zero.
+  ``linspace(0, frames - 1, depth_frames)``). The release's depth frames hold the person only (every other
+  pixel is 0), who fills about 8 % of a 240x320 frame, so the frames are cropped to the box around every
+  non-zero pixel of the sampled frames, grown by 10 % and to the aspect ratio of ``depth_size`` (zeros outside
+  the frame), then area-resampled to ``depth_size``. Values: a person's pixel at depth d becomes
+  0.5 + (median - d) / ``depth_range_mm`` (median: the clip's median person depth; nearer is brighter),
+  clipped to [0.05, 1], so that a hand pushed forward stands out; background stays 0. (depth_frames, 1, H, W),
+  stored float16.
 - skeleton: every joint minus the hip centre of the FIRST frame (so whole-body motion such as a lunge is
   kept), divided by the mean shoulder-centre-to-hip-centre distance of the clip (the torso length), then
   linearly resampled in time to ``skeleton_frames``: (skeleton_frames, 60), joints major (joint j's x, y, z
@@ -38,7 +42,7 @@ import torch.nn.functional as F
 from polymodal.data.datasets.utd_mhad.release import JOINTS, KINDS, SequenceId, read, scan
 from polymodal.paths import cache_dir
 
-CACHE_VERSION = "utd-mhad-cache-v1"
+CACHE_VERSION = "utd-mhad-cache-v2"
 REFERENCE_JOINT = JOINTS.index("hip_center")
 TORSO = (JOINTS.index("shoulder_center"), JOINTS.index("hip_center"))
 ARRAYS = ("depth", "skeleton", "inertial")
@@ -49,8 +53,8 @@ class Preprocessing:
     """The settings of the fixed-size arrays (module docstring); recorded in every run's provenance."""
 
     depth_frames: int = 16
-    depth_size: tuple[int, int] = (60, 80)
-    depth_max_mm: float = 4000.0
+    depth_size: tuple[int, int] = (64, 48)
+    depth_range_mm: float = 1000.0
     skeleton_frames: int = 64
     inertial_rows: int = 128
 
@@ -60,11 +64,11 @@ class Preprocessing:
         size = tuple(self.depth_size)
         if len(size) != 2 or not all(isinstance(v, int) and 1 <= v <= s for v, s in zip(size, (240, 320), strict=False)):
             bad.append("depth_size")
-        if not self.depth_max_mm > 0:
-            bad.append("depth_max_mm")
+        if not self.depth_range_mm > 0:
+            bad.append("depth_range_mm")
         if bad:
             raise ValueError(f"utd-mhad dataset: data.options {bad} out of range: frames / rows must be integers >= 2, "
-                             f"depth_size [H, W] within 240x320, depth_max_mm > 0; got {asdict(self)}")
+                             f"depth_size [H, W] within 240x320, depth_range_mm > 0; got {asdict(self)}")
         object.__setattr__(self, "depth_size", (int(size[0]), int(size[1])))
 
     def key(self) -> str:
@@ -82,11 +86,24 @@ def resample(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def depth_clip(raw: np.ndarray, p: Preprocessing) -> np.ndarray:
-    """(240, 320, frames) uint16 millimetres -> (depth_frames, 1, H, W) float16 in [0, 1]."""
+    """(240, 320, frames) uint16 millimetres -> (depth_frames, 1, H, W) float16 in [0, 1] (module docstring)."""
     idx = np.linspace(0, raw.shape[2] - 1, p.depth_frames).round().astype(np.int64)
-    frames = torch.from_numpy(np.ascontiguousarray(raw[:, :, idx].transpose(2, 0, 1)).astype(np.float32))[:, None]
-    small = F.adaptive_avg_pool2d(frames, p.depth_size) / p.depth_max_mm
-    return small.clamp_(0.0, 1.0).numpy().astype(np.float16)
+    clip = np.ascontiguousarray(raw[:, :, idx].transpose(2, 0, 1)).astype(np.float32)  # (F, 240, 320)
+    person = clip > 0
+    if not person.any():
+        return np.zeros((p.depth_frames, 1, *p.depth_size), dtype=np.float16)
+    values = np.where(person, np.clip(0.5 + (np.median(clip[person]) - clip) / p.depth_range_mm, 0.05, 1.0), 0.0)
+    ys, xs = np.nonzero(person.any(axis=0))
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    h, w = 1.1 * (ys.max() + 1 - ys.min()), 1.1 * (xs.max() + 1 - xs.min())
+    aspect = p.depth_size[0] / p.depth_size[1]
+    h, w = max(h, w * aspect), max(w, h / aspect)
+    y0, x0 = int(np.floor(cy - h / 2)), int(np.floor(cx - w / 2))
+    y1, x1 = y0 + max(1, round(h)), x0 + max(1, round(w))
+    pad = max(0, -y0, -x0, y1 - clip.shape[1], x1 - clip.shape[2])
+    values = np.pad(values, ((0, 0), (pad, pad), (pad, pad)))[:, y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+    small = F.adaptive_avg_pool2d(torch.from_numpy(values.astype(np.float32))[:, None], p.depth_size)
+    return small.numpy().astype(np.float16)
 
 
 def skeleton_clip(raw: np.ndarray, p: Preprocessing, path: Path | str = "skeleton") -> np.ndarray:
