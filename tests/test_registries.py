@@ -22,6 +22,10 @@ def test_every_dataset_serves_valid_batches(name):
         if "pip install 'polymodal[" not in str(e):
             raise
         pytest.skip(str(e))
+    except FileNotFoundError as e:  # a published dataset not prepared here (`polymodal prepare`; tests/data/ cover it)
+        if "prepared data is absent" not in str(e):
+            raise
+        pytest.skip(str(e))
     task = get_task(ds.task)
     assert len(ds) > 0 and len(ds.labels) == len(ds)
     task.check_labels(ds.labels, ds.num_outputs, name)  # the task's own label check: shape, dtype, values

@@ -85,6 +85,26 @@ def video_frames(
     return VideoFrames(frame_encoder, pool)
 
 
+@ENCODERS.register("video_resnet18", tiny={"width": 8})
+def video_resnet18(
+    modality: Modality, width: int = 512, stem: Literal["standard", "small", "auto"] = "auto", low_level_grid: int = 4,
+) -> VideoFrames:
+    """ResNet-18 shared over the frames of a clip (B, T, C, H, W), features averaged over frames and space: the
+    visual encoder of OGM-GE / MLA on CREMA-D and Kinetics-Sounds (3 frames of 224 x 224; their 3-D average
+    pool over time and space equals this mean of per-frame global averages). width 512 is the standard network.
+    """
+    from polymodal.encoders.image import ImageResNet18
+    from polymodal.encoders.resnet import small_stem
+
+    check_kind(modality, "video", "video_resnet18")
+    if len(modality.shape) != 4:
+        raise ValueError(f"encoder 'video_resnet18': video modality {modality.name!r} must have shape (T, C, H, W); "
+                         f"got {modality.shape}")
+    _, c, h, w = modality.shape
+    frame = ImageResNet18(c, width, small_stem(stem, (h, w), "video_resnet18"), low_level_grid, name="video_resnet18")
+    return VideoFrames(frame, "mean", name="video_resnet18")  # type: ignore[arg-type]
+
+
 class VideoR2Plus1D(Encoder):
     """(B, T, C, H, W) -> (B, width): a small (2+1)-D CNN (Tran et al., CVPR 2018: each 3-D convolution
     factorised into a spatial k x k convolution and a temporal 3-tap one), global average pool, linear + ReLU.

@@ -1,7 +1,15 @@
 """Dataset families, one module each; importing this package fills ``DATASETS``."""
 
 from polymodal.data.base import DATASETS, MultimodalDataset, build_dataset
-from polymodal.data.datasets import avdigits, breast_cancer, folder, manifest, synthetic, utd_mhad  # noqa: F401
-from polymodal.data.datasets import cremad  # noqa: F401
+from polymodal.data.datasets import (  # noqa: F401
+    avdigits,
+    breast_cancer,
+    cremad,
+    folder,
+    kinetics_sounds,
+    manifest,
+    synthetic,
+    utd_mhad,
+)
 
 __all__ = ["DATASETS", "MultimodalDataset", "build_dataset"]

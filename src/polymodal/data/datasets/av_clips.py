@@ -357,6 +357,14 @@ def load_prepared(dataset: str, folder: Path, hint: str) -> tuple[dict[str, Any]
     return manifest, clips, arrays
 
 
+def prepared_folder(root: str | None, folder: str) -> Path:
+    """``root`` itself when it holds a prepared manifest, else ``root/folder`` (root defaults to $POLYMODAL_DATA)."""
+    from polymodal.paths import default_data_root
+
+    base = Path(root).expanduser() if root else default_data_root()
+    return base if (base / "manifest.json").is_file() else base / folder
+
+
 def carve_validation(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split the training rows into (train, val), ``fraction`` of each class to validation (at least one when a
     class has two or more rows)."""
@@ -470,5 +478,5 @@ class AVClips(MultimodalDataset):
                 "label": int(self.labels[i]), "index": int(i)}
 
 
-__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "class_table", "split_counts", "load_prepared",
+__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "class_table", "split_counts", "load_prepared", "prepared_folder",
            "prepare_clip", "prepare_clips", "read_audio", "read_frames", "workers"]

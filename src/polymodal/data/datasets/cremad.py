@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.data.base import DATASETS
-from polymodal.data.datasets.av_clips import AVClips, Clip, Plan, class_table, prepare_clips, split_counts
+from polymodal.data.datasets.av_clips import (
+    AVClips,
+    Clip,
+    Plan,
+    class_table,
+    prepare_clips,
+    prepared_folder,
+    split_counts,
+)
 from polymodal.data.datasets.published_splits import read_list
 from polymodal.data.prepare import Log, register_preparer
 from polymodal.paths import default_data_root
@@ -103,18 +111,12 @@ def prepare_cremad(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
 HINT = f"Run `polymodal prepare cremad --raw DIR` first (or set data.root to its --out folder). {OBTAIN}"
 
 
-def prepared_folder(root: str | None) -> Path:
-    """``root`` itself when it holds a prepared manifest, else ``root/cremad`` (root defaults to $POLYMODAL_DATA)."""
-    base = Path(root).expanduser() if root else default_data_root()
-    return base if (base / "manifest.json").is_file() else base / FOLDER
-
-
 @DATASETS.register(NAME, tiny={})
 def cremad(split: str = "train", root: str | None = None, protocol: str = "ogmge", val_fraction: float = 0.1,
            val_seed: int = 0, audio_seconds: float = 5.0, tile_seconds: float = 10.0, frame_size: int | None = None,
            augment: bool | None = None, allow_incomplete: bool = False) -> AVClips:
     """CREMA-D (audio + 3 video frames, 6 emotions), prepared by `polymodal prepare cremad`; protocol ogmge or mla."""
-    return AVClips(NAME, prepared_folder(root), split, CLASSES, HINT, protocol, val_fraction, val_seed, audio_seconds,
+    return AVClips(NAME, prepared_folder(root, FOLDER), split, CLASSES, HINT, protocol, val_fraction, val_seed, audio_seconds,
                    tile_seconds, frame_size, augment, allow_incomplete)
 
 
