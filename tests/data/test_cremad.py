@@ -10,9 +10,8 @@ import torch
 
 from polymodal.data.base import build_dataset
 from polymodal.data.datasets import cremad as cremad_mod
+from polymodal.data.datasets.fake_av import write_video, write_wav
 from polymodal.data.prepare import prepare
-
-from ._av_release import write_video, write_wav
 
 
 def _pick(per_class: int = 2):

@@ -11,9 +11,8 @@ import pytest
 from polymodal.config import load_config
 from polymodal.data.base import build_dataset
 from polymodal.data.datasets import kinetics_sounds as ks
+from polymodal.data.datasets.fake_av import write_video, write_wav
 from polymodal.data.prepare import prepare
-
-from ._av_release import write_video, write_wav
 
 
 def test_prepare_kinetics_sounds_from_mp4_clips(tmp_path, monkeypatch):

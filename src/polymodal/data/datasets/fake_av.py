@@ -1,6 +1,7 @@
-"""Tiny fake audio-visual releases in the exact raw layouts: real .wav written with soundfile, real .flv / .mp4
-written with PyAV. Frame i of every video has the grey level 3 * i (mod 256), so a prepared frame names the
-time it was taken at."""
+"""Generated media in the formats of the audio-visual releases, for the tests of ``polymodal prepare`` and
+benchmarks/prepare_speed.py: real .wav written with soundfile, real .flv / .mp4 written with PyAV. Frame i of
+every video has the grey level 3 * i (mod 256) plus, with ``noise``, seeded pixel noise (realistic encoding
+cost), so a prepared frame names the time it was taken at."""
 
 from __future__ import annotations
 
@@ -12,20 +13,25 @@ FPS = 30
 SIZE = (48, 64)  # (H, W)
 
 
-def write_video(path: Path, seconds: float, codec: str, audio_rate: int | None = None, tone_hz: float = 440.0) -> None:
-    """A clip of ``seconds`` at 30 fps, frame i grey level 3 * i; with ``audio_rate`` also a sine audio track."""
+def write_video(path: Path, seconds: float, codec: str, audio_rate: int | None = None, tone_hz: float = 440.0,
+                size: tuple[int, int] = SIZE, fps: int = FPS, noise: float = 0.0) -> None:
+    """A clip of ``seconds`` at ``fps``, frame i grey level 3 * i (+ noise of std ``noise``); with ``audio_rate``
+    also a sine audio track (AAC, stereo)."""
     import av
 
+    rng = np.random.default_rng(0)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as c:
-        v = c.add_stream(codec, rate=FPS)
-        v.width, v.height, v.pix_fmt = SIZE[1], SIZE[0], "yuv420p"
+        v = c.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
         a = None
         if audio_rate is not None:
             a = c.add_stream("aac", rate=audio_rate)
             a.layout = "stereo"
-        for i in range(int(round(seconds * FPS))):
-            img = np.full((*SIZE, 3), (3 * i) % 256, np.uint8)
+        for i in range(int(round(seconds * fps))):
+            img = np.full((*size, 3), (3 * i) % 256, np.uint8)
+            if noise:
+                img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
             for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in v.encode():
@@ -46,6 +52,7 @@ def write_video(path: Path, seconds: float, codec: str, audio_rate: int | None =
 
 
 def write_wav(path: Path, seconds: float, rate: int, tone_hz: float = 440.0) -> None:
+    """A 16-bit PCM sine of ``seconds`` at ``rate`` Hz, amplitude 0.5."""
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
