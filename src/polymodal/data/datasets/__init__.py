@@ -6,8 +6,10 @@ from polymodal.data.datasets import (  # noqa: F401
     breast_cancer,
     cremad,
     folder,
+    food101,
     kinetics_sounds,
     manifest,
+    mvsa,
     synthetic,
     utd_mhad,
 )

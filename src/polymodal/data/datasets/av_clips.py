@@ -207,7 +207,7 @@ def _work(args: tuple[Clip, ClipSettings, str]) -> tuple[str, str | None]:
     return clip.clip_id, None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -318,13 +318,13 @@ def prepare_clips(dataset: str, plan: Plan, out: Path, protocol: dict[str, Any],
         "counts": counts, "complete": not plan.missing and not skipped,
         "missing": [{"clip": c.clip_id, "class": class_names[c.label], "splits": c.splits} for c in plan.missing],
         "skipped": [{"clip": cid, "reason": r} for cid, r in sorted(skipped.items())],
-        "arrays_sha256": {a: _sha256(asm / f"{a}.npy") for a in ARRAYS}, "inputs_sha256": inputs, "report": report,
+        "arrays_sha256": {a: sha256_file(asm / f"{a}.npy") for a in ARRAYS}, "inputs_sha256": inputs, "report": report,
     }
     if not manifest["complete"]:
         manifest["differences"] = class_table(expected, found, class_names)
     (asm / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     names = [*(f"{a}.npy" for a in ARRAYS), "clips.json", "manifest.json"]
-    (asm / "SHA256SUMS").write_text("".join(f"{_sha256(asm / f)}  ./{f}\n" for f in names), encoding="utf-8")
+    (asm / "SHA256SUMS").write_text("".join(f"{sha256_file(asm / f)}  ./{f}\n" for f in names), encoding="utf-8")
     for f in (*names, "SHA256SUMS"):
         os.replace(asm / f, out / f)
     asm.rmdir()
@@ -355,6 +355,27 @@ def load_prepared(dataset: str, folder: Path, hint: str) -> tuple[dict[str, Any]
         raise ValueError(f"{dataset} dataset: {folder} is inconsistent ({len(clips)} clips, "
                          f"{arrays['frames'].shape[0]} frame rows); run `polymodal prepare` again")
     return manifest, clips, arrays
+
+
+def crop_flip_resize(x: torch.Tensor, rng: random.Random, size: int, augment: bool) -> torch.Tensor:
+    """(N, C, S, S) images -> (N, C, size, size): with ``augment`` one RandomResizedCrop box (scale 0.08-1, ratio
+    3/4-4/3) and one horizontal flip for all N (the frames of a clip move together); resized (bilinear,
+    antialiased) when the size differs."""
+    full = x.shape[-1]
+    if augment:
+        for _ in range(10):
+            area = full * full * rng.uniform(0.08, 1.0)
+            ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < w <= full and 0 < h <= full:
+                top, left = rng.randint(0, full - h), rng.randint(0, full - w)
+                x = x[..., top:top + h, left:left + w]
+                break
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
 
 
 def prepared_folder(root: str | None, folder: str) -> Path:
@@ -453,22 +474,7 @@ class AVClips(MultimodalDataset):
 
     def _frames(self, row: int, rng: random.Random) -> torch.Tensor:
         x = torch.from_numpy(np.array(self.arrays["frames"][row], dtype=np.float32) / 255.0)  # (T, 3, S, S)
-        full = x.shape[-1]
-        if self.augment:  # RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + flip, one box for the clip
-            for _ in range(10):
-                area = full * full * rng.uniform(0.08, 1.0)
-                ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
-                w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
-                if 0 < w <= full and 0 < h <= full:
-                    top, left = rng.randint(0, full - h), rng.randint(0, full - w)
-                    x = x[:, :, top:top + h, left:left + w]
-                    break
-            if rng.random() < 0.5:
-                x = x.flip(-1)
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                                antialias=True)
-        return x
+        return crop_flip_resize(x, rng, self.size, self.augment)
 
     def __getitem__(self, i: int) -> Sample:
         i = range(len(self))[i]
@@ -478,5 +484,5 @@ class AVClips(MultimodalDataset):
                 "label": int(self.labels[i]), "index": int(i)}
 
 
-__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "class_table", "split_counts", "load_prepared", "prepared_folder",
+__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "class_table", "crop_flip_resize", "sha256_file", "split_counts", "load_prepared", "prepared_folder",
            "prepare_clip", "prepare_clips", "read_audio", "read_frames", "workers"]
