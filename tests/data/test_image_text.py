@@ -9,6 +9,7 @@ from PIL import Image
 
 from polymodal.data.base import build_dataset
 from polymodal.data.datasets import food101, mvsa
+from polymodal.data.datasets.av_clips import check_out
 from polymodal.data.prepare import prepare
 
 
@@ -66,6 +67,12 @@ def test_prepare_mvsa_single(tmp_path, monkeypatch):
     assert s["inputs"]["image"].shape == (3, 32, 32) and s["inputs"]["text"].shape == (64,)
     assert test.provenance["manifest"]["protocol"]["dataset"] == "MVSA-Single"
     assert prepare("mvsa-single", tmp_path, out, print)["reused"] is True
+    with pytest.raises(FileExistsError, match="holds the prepared dataset 'mvsa-single'"):
+        check_out(out, "upmc-food101")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="already holds other files"):
+        prepare("mvsa-single", tmp_path, tmp_path / "busy", print)
 
 
 def test_prepare_upmc_food101(tmp_path, monkeypatch):

@@ -227,6 +227,23 @@ def class_table(expected: Counter, found: Counter, class_names: Sequence[str]) -
                      for k in keys for proto, split, c in [k] if expected[k] != found[k])
 
 
+def check_out(out: Path, dataset: str) -> None:
+    """Refuse an ``--out`` folder that holds anything but an earlier (or interrupted) preparation of ``dataset``."""
+    if not out.is_dir():
+        return
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        found = json.loads(manifest.read_text(encoding="utf-8")).get("dataset")
+        if found == dataset:
+            return
+        raise FileExistsError(f"polymodal prepare {dataset}: {out} holds the prepared dataset {found!r}; nothing was "
+                              "changed. Choose another --out")
+    others = sorted(p.name for p in out.iterdir() if p.name not in (".parts", ".assembling"))
+    if others:
+        raise FileExistsError(f"polymodal prepare {dataset}: {out} already holds other files ({', '.join(others[:3])}"
+                              f"{', ...' if len(others) > 3 else ''}); nothing was changed. Choose an empty or new --out")
+
+
 def workers() -> int:
     """Processes for preparation: ``$POLYMODAL_PREPARE_WORKERS`` or the CPU count (at most 8)."""
     env = os.environ.get("POLYMODAL_PREPARE_WORKERS")
@@ -243,6 +260,7 @@ def prepare_clips(dataset: str, plan: Plan, out: Path, protocol: dict[str, Any],
 
     The caller has checked the split against the raw copy (``plan.missing``, already logged)."""
     s = settings or ClipSettings()
+    check_out(out, dataset)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
     fingerprints = {c.clip_id: _fingerprint(c, s) for c in plan.clips}
@@ -484,5 +502,5 @@ class AVClips(MultimodalDataset):
                 "label": int(self.labels[i]), "index": int(i)}
 
 
-__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "class_table", "crop_flip_resize", "sha256_file", "split_counts", "load_prepared", "prepared_folder",
+__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "check_out", "class_table", "crop_flip_resize", "sha256_file", "split_counts", "load_prepared", "prepared_folder",
            "prepare_clip", "prepare_clips", "read_audio", "read_frames", "workers"]

@@ -37,6 +37,7 @@ from polymodal.data.batch import Sample
 from polymodal.data.datasets.av_clips import (
     Log,
     carve_validation,
+    check_out,
     class_table,
     crop_flip_resize,
     sha256_file,
@@ -109,6 +110,7 @@ def _shard(args: tuple[list[Item], int, str]) -> tuple[list[str | None], int]:
 def prepare_items(dataset: str, plan: ItemPlan, out: Path, protocol: dict[str, Any], class_names: Sequence[str],
                   log: Log, size: int = 224) -> dict[str, Any]:
     """Prepare every item of ``plan`` into ``out`` (module docstring); returns the report."""
+    check_out(out, dataset)
     out.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(json.dumps([LAYOUT_VERSION, size, protocol, [
         (it.item_id, str(it.image), it.image.stat().st_size, it.image.stat().st_mtime_ns) for it in plan.items]],
