@@ -74,7 +74,7 @@ class Clip:
 
     clip_id: str
     label: int
-    splits: dict[str, str]  # protocol -> "train" or "test" (a clip may be in the lists of several protocols)
+    splits: dict[str, str]  # protocol -> "train", "val" or "test" (a clip may be in the lists of several protocols)
     video: Path
     audio: Path | None = None  # None: the video file's own audio track
 
@@ -325,7 +325,7 @@ def prepare_clips(dataset: str, plan: Plan, out: Path, protocol: dict[str, Any],
     (asm / "clips.json").write_text(json.dumps([[c.clip_id, c.label, c.splits] for c in kept]), encoding="utf-8")
     expected, found = split_counts([*plan.clips, *plan.missing]), split_counts(kept)
     counts = {proto: {sp: {class_names[k]: found[(proto, sp, k)] for k in range(len(class_names))}
-                      for sp in ("train", "test")} for proto in sorted({k[0] for k in expected})}
+                      for sp in sorted({k[1] for k in expected if k[0] == proto})} for proto in sorted({k[0] for k in expected})}
     report = {
         "dataset": dataset, "out": str(out), "clips": len(kept), "protocol_clips": sum(expected.values()),
         "missing": len(plan.missing), "skipped": len(skipped), "clips_with_repeated_frames": repeated,
@@ -444,8 +444,8 @@ class AVClips(MultimodalDataset):
                              f"split lists of {sorted(manifest['counts'])}")
         labels = np.asarray(self.arrays["labels"])
         listed = np.array([c[2].get(protocol, "") for c in clips])
-        if split == "test":
-            rows = np.flatnonzero(listed == "test")
+        if split == "test" or (listed == "val").any():  # a protocol with its own validation list uses it
+            rows = np.flatnonzero(listed == split)
         else:
             train, val = carve_validation(np.flatnonzero(listed == "train"), labels, float(val_fraction), int(val_seed))
             rows = train if split == "train" else val
