@@ -3,6 +3,7 @@
 from polymodal.data.base import DATASETS, MultimodalDataset, build_dataset
 from polymodal.data.datasets import (  # noqa: F401
     avdigits,
+    ave,
     breast_cancer,
     cremad,
     folder,
@@ -12,6 +13,7 @@ from polymodal.data.datasets import (  # noqa: F401
     mvsa,
     synthetic,
     utd_mhad,
+    vggsound,
 )
 
 __all__ = ["DATASETS", "MultimodalDataset", "build_dataset"]
