@@ -127,6 +127,8 @@ def test_missing_clips_are_reported_per_class_before_writing(release, tmp_path):
 def test_absent_raw_and_prepared_data_explain_where_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="ODbL"):
         prepare("cremad", tmp_path, tmp_path / "out", print)
+    with pytest.raises(FileNotFoundError, match="is not a folder.*ODbL"):
+        prepare("cremad", tmp_path / "no-such-folder", tmp_path / "out", print)
     with pytest.raises(FileNotFoundError, match="prepared data is absent"):
         build_dataset("cremad", "val", root=str(tmp_path))
 

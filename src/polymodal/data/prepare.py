@@ -11,13 +11,17 @@ from typing import Any
 Log = Callable[[str], None]
 Preparer = Callable[[Path, Path | None, Log], dict[str, Any]]
 PREPARERS: dict[str, Preparer] = {}
+SOURCES: dict[str, str] = {}  # dataset -> where to obtain it and its license (said when --raw is not a folder)
 
 
-def register_preparer(name: str) -> Callable[[Preparer], Preparer]:
-    """Decorator: ``fn(raw, out, log) -> report`` prepares dataset ``name`` (out None = the default place)."""
+def register_preparer(name: str, obtain: str | None = None) -> Callable[[Preparer], Preparer]:
+    """Decorator: ``fn(raw, out, log) -> report`` prepares dataset ``name`` (out None = the default place);
+    ``obtain`` says where to get the dataset and under what license."""
 
     def add(fn: Preparer) -> Preparer:
         PREPARERS[name] = fn
+        if obtain:
+            SOURCES[name] = obtain
         return fn
 
     return add
@@ -33,8 +37,9 @@ def prepare(dataset: str, raw: str | Path, out: str | Path | None = None, log: L
     raw_path = Path(raw).expanduser()
     if not raw_path.is_dir():
         raise FileNotFoundError(f"polymodal prepare {dataset}: --raw {raw_path} is not a folder; give the folder "
-                                "holding your download (unpacked, or its zip files)")
+                                "holding your download (unpacked, or its zip files)"
+                                + (f". {SOURCES[dataset]}" if dataset in SOURCES else ""))
     return PREPARERS[dataset](raw_path, Path(out).expanduser() if out is not None else None, log)
 
 
-__all__ = ["PREPARERS", "prepare", "register_preparer"]
+__all__ = ["PREPARERS", "SOURCES", "prepare", "register_preparer"]

@@ -80,7 +80,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any], tuple[str, ...]]:
     return Plan(clips, missing), {"dataset": "AVE", "split_source": record, "raw": str(raw)}, classes
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_ave(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check an AVE copy against its official lists, then prepare it (polymodal.data.datasets.av_clips)."""
     from polymodal.paths import default_data_root

@@ -101,7 +101,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any]]:
     return Plan(clips, missing), {"dataset": "CREMA-D", "split_source": record, "raw": str(root)}
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_cremad(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check a CREMA-D copy against both published lists, then prepare it (polymodal.data.datasets.av_clips)."""
     p, protocol = plan(raw, log)

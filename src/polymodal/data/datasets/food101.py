@@ -77,7 +77,7 @@ def plan(raw: Path, log: Log) -> tuple[ItemPlan, dict[str, Any]]:
     return ItemPlan(items, missing), {"dataset": "UPMC Food-101", "split_source": record, "raw": str(root)}
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_food101(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check a UPMC Food-101 copy against the MLA lists, then prepare it (image_text.py)."""
     p, protocol = plan(raw, log)

@@ -82,7 +82,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any]]:
     return Plan(clips, missing), {"dataset": "Kinetics-Sounds", "split_source": record, "raw": str(raw)}
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_kinetics_sounds(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check a Kinetics-Sounds copy against the OGM-GE lists, then prepare it (polymodal.data.datasets.av_clips)."""
     p, protocol = plan(raw, log)

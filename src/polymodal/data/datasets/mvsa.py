@@ -98,7 +98,7 @@ def plan(raw: Path, log: Log) -> tuple[ItemPlan, dict[str, Any]]:
     return ItemPlan(items, missing), {"dataset": "MVSA-Single", "split_source": record, "raw": str(root)}
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_mvsa(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check an MVSA-Single copy against the MLA lists and the label rule, then prepare it (image_text.py)."""
     p, protocol = plan(raw, log)

@@ -85,7 +85,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any], tuple[str, ...]]:
     return Plan(clips, missing), {"dataset": "VGGSound", "split_source": record, "raw": str(raw)}, classes
 
 
-@register_preparer(NAME)
+@register_preparer(NAME, obtain=OBTAIN)
 def prepare_vggsound(raw: Path, out: Path | None, log: Log) -> dict[str, Any]:
     """Check a VGGSound copy against its official csv, then prepare it (polymodal.data.datasets.av_clips)."""
     from polymodal.paths import default_data_root
