@@ -4,6 +4,7 @@ from polymodal.data.base import DATASETS, MultimodalDataset, build_dataset
 from polymodal.data.datasets import (  # noqa: F401
     avdigits,
     ave,
+    avmnist,
     breast_cancer,
     cremad,
     folder,
