@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
     counts = [int(w) for w in args.workers.split(",")]
+    load = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="prepare-speed-") as tmp:
         clips = make_clips(Path(tmp) / "raw", args.clips)
@@ -77,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         protocol=f"{args.clips} generated clips (FLV1 480x360 30 fps with pixel noise + 16 kHz mono wav, 2-3 s), "
                  f"prepared from scratch (3 frames at 1 fps to 224x224, audio to int16, memory-mapped assembly, "
                  f"checksums); samples_per_sec = clips per wall-clock second; {args.repeats} repeats per setting, "
-                 f"alternated; {os.cpu_count()} CPU core(s) on a machine shared with other jobs",
+                 f"alternated; {os.cpu_count()} CPU core(s), 1-minute load average {load:.1f} at the start (other jobs "
+                 "on the machine take their share)",
         notes=f"Best: {best.mean:.1f} clips/s ({best.variant}); at that rate the 7442 CREMA-D clips take about "
-              f"{7442 / best.mean / 60:.0f} min. The spread between repeats reflects the shared machine.",
+              f"{7442 / best.mean / 60:.0f} min on this machine. With a load average above the core count, other jobs "
+              "took most of the CPU: these are lower bounds, and the spread between repeats reflects the load.",
     )
     print(md_path.read_text())
     return 0
