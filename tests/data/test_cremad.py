@@ -50,13 +50,22 @@ def _complete_lists(monkeypatch, chosen):
     monkeypatch.setattr(cremad_mod, "read_protocols", subset)
 
 
-def test_prepare_reports_skips_and_serves_arrays(release, tmp_path, monkeypatch):
-    root, chosen, corrupt = release
-    _complete_lists(monkeypatch, chosen)
-    monkeypatch.setenv("POLYMODAL_PREPARE_WORKERS", "2")
+@pytest.fixture(scope="module")
+def prepared(release, tmp_path_factory):
+    root, chosen, _ = release
+    out = tmp_path_factory.mktemp("cremad-out") / "prepared"
     lines = []
-    out = tmp_path / "prepared"
-    report = prepare("cremad", root.parent, out, lines.append)
+    with pytest.MonkeyPatch.context() as mp:
+        _complete_lists(mp, chosen)
+        mp.setenv("POLYMODAL_PREPARE_WORKERS", "2")
+        report = prepare("cremad", root.parent, out, lines.append)
+    return out, report, lines
+
+
+def test_prepare_reports_skips_and_serves_arrays(release, prepared, monkeypatch):
+    root, chosen, corrupt = release
+    out, report, lines = prepared
+    _complete_lists(monkeypatch, chosen)
     assert report["clips"] == len(chosen) - 1 and report["skipped"] == 1 and report["missing"] == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["skipped"][0]["clip"] == corrupt and "unreadable video" in manifest["skipped"][0]["reason"]
@@ -151,3 +160,23 @@ def test_resume_redoes_only_missing_parts(release, tmp_path, monkeypatch):
     lines = []
     cremad_mod.prepare_clips("cremad", plan, out, protocol, cremad_mod.CLASSES, lines.append)
     assert any("1 already prepared" in line and "3 to decode" in line for line in lines)
+
+
+def test_train_configs_cremad_on_the_prepared_copy(prepared, tmp_path):
+    """`polymodal train configs/cremad.yaml` (shrunk: width 8, 32 px frames, 1 s audio) for one epoch; the run's
+    provenance quotes the protocol manifest."""
+    from pathlib import Path
+
+    from polymodal.cli import main
+
+    out, _, _ = prepared
+    config = Path(__file__).resolve().parents[2] / "configs" / "cremad.yaml"
+    args = ["train", str(config), f"data.root={out}", f"out_dir={tmp_path}", "name=cremad", "trainer.max_epochs=1",
+            "trainer.progress=false", "model.width=8", "data.options.allow_incomplete=true",
+            "data.options.frame_size=32", "data.options.audio_seconds=1", "data.options.tile_seconds=2",
+            "data.batch_size=8"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "cremad" / "results.json").read_text())
+    assert results["test"]["n"] == 12 and 0 <= results["test"]["fused_acc"] <= 1
+    provenance = json.dumps(json.loads((tmp_path / "cremad" / "provenance.json").read_text()))
+    assert "cremad_ogmge/train.csv" in provenance and "split_source" in provenance

@@ -396,6 +396,14 @@ def crop_flip_resize(x: torch.Tensor, rng: random.Random, size: int, augment: bo
     return x
 
 
+def check_cache_option(name: str, cache_features: bool) -> None:
+    """The common option ``cache_features``: prepared datasets are always read from their memory-mapped arrays."""
+    if not cache_features:
+        raise ValueError(f"{name} dataset: data.cache_features=false asks to decode the media on every access, but "
+                         "this dataset is read from the arrays `polymodal prepare` wrote (decoding is what it does "
+                         "once); drop the key or set it to true")
+
+
 def prepared_folder(root: str | None, folder: str) -> Path:
     """``root`` itself when it holds a prepared manifest, else ``root/folder`` (root defaults to $POLYMODAL_DATA)."""
     from polymodal.paths import default_data_root
@@ -502,5 +510,5 @@ class AVClips(MultimodalDataset):
                 "label": int(self.labels[i]), "index": int(i)}
 
 
-__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "check_out", "class_table", "crop_flip_resize", "sha256_file", "split_counts", "load_prepared", "prepared_folder",
+__all__ = ["AVClips", "ClipSettings", "Clip", "Plan", "SkipClip", "carve_validation", "check_cache_option", "check_out", "class_table", "crop_flip_resize", "sha256_file", "split_counts", "load_prepared", "prepared_folder",
            "prepare_clip", "prepare_clips", "read_audio", "read_frames", "workers"]

@@ -20,6 +20,7 @@ from polymodal.data.datasets.av_clips import (
     AVClips,
     Clip,
     Plan,
+    check_cache_option,
     class_table,
     load_prepared,
     prepare_clips,
@@ -94,8 +95,9 @@ HINT = f"Run `polymodal prepare ave --raw DIR` first (or set data.root to its --
 
 @DATASETS.register(NAME, tiny={})
 def ave(split: str = "train", root: str | None = None, audio_seconds: float = 5.0, tile_seconds: float = 10.0,
-        frame_size: int | None = None, augment: bool | None = None, allow_incomplete: bool = False) -> AVClips:
+        frame_size: int | None = None, augment: bool | None = None, allow_incomplete: bool = False, cache_features: bool = True) -> AVClips:
     """AVE (audio + 3 video frames, 28 events), prepared by `polymodal prepare ave`; official train/val/test."""
+    check_cache_option(NAME, cache_features)
     folder = prepared_folder(root, FOLDER)
     manifest, _, _ = load_prepared(NAME, folder, HINT)
     return AVClips(NAME, folder, split, manifest["protocol"]["split_source"]["classes"], HINT, "official",

@@ -13,7 +13,6 @@ Prepared layout (``OUT``): ``image.npy`` (N, 1, 28, 28) and ``audio.npy`` (N, 11
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import torch
 
 from polymodal.data.base import DATASETS, MultimodalDataset
 from polymodal.data.batch import Sample
-from polymodal.data.datasets.av_clips import check_out, prepared_folder, sha256_file
+from polymodal.data.datasets.av_clips import check_cache_option, check_out, prepared_folder, sha256_file
 from polymodal.data.prepare import Log, register_preparer
 from polymodal.data.schema import Modality
 from polymodal.paths import default_data_root
@@ -174,11 +173,11 @@ class AVMNIST(MultimodalDataset):
 
 
 @DATASETS.register(NAME, tiny={})
-def av_mnist(split: str = "train", root: str | None = None) -> AVMNIST:
+def av_mnist(split: str = "train", root: str | None = None, cache_features: bool = True) -> AVMNIST:
     """AV-MNIST (MultiBench): MNIST image + spoken-digit spectrogram, prepared by `polymodal prepare av-mnist`."""
+    check_cache_option(NAME, cache_features)
     return AVMNIST(split, root)
 
 
-av_mnist.__signature__ = inspect.signature(AVMNIST)  # type: ignore[attr-defined]
 
 __all__ = ["AVMNIST", "av_mnist", "check_arrays", "prepare_avmnist"]

@@ -22,6 +22,7 @@ from polymodal.data.datasets.av_clips import (
     AVClips,
     Clip,
     Plan,
+    check_cache_option,
     class_table,
     prepare_clips,
     prepared_folder,
@@ -114,8 +115,9 @@ HINT = f"Run `polymodal prepare cremad --raw DIR` first (or set data.root to its
 @DATASETS.register(NAME, tiny={})
 def cremad(split: str = "train", root: str | None = None, protocol: str = "ogmge", val_fraction: float = 0.1,
            val_seed: int = 0, audio_seconds: float = 5.0, tile_seconds: float = 10.0, frame_size: int | None = None,
-           augment: bool | None = None, allow_incomplete: bool = False) -> AVClips:
+           augment: bool | None = None, allow_incomplete: bool = False, cache_features: bool = True) -> AVClips:
     """CREMA-D (audio + 3 video frames, 6 emotions), prepared by `polymodal prepare cremad`; protocol ogmge or mla."""
+    check_cache_option(NAME, cache_features)
     return AVClips(NAME, prepared_folder(root, FOLDER), split, CLASSES, HINT, protocol, val_fraction, val_seed, audio_seconds,
                    tile_seconds, frame_size, augment, allow_incomplete)
 

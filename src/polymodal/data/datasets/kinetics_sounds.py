@@ -20,6 +20,7 @@ from polymodal.data.datasets.av_clips import (
     AVClips,
     Clip,
     Plan,
+    check_cache_option,
     class_table,
     prepare_clips,
     prepared_folder,
@@ -95,8 +96,9 @@ HINT = f"Run `polymodal prepare kinetics-sounds --raw DIR` first (or set data.ro
 @DATASETS.register(NAME, tiny={})
 def kinetics_sounds(split: str = "train", root: str | None = None, val_fraction: float = 0.1, val_seed: int = 0,
                     audio_seconds: float = 5.0, tile_seconds: float = 10.0, frame_size: int | None = None,
-                    augment: bool | None = None, allow_incomplete: bool = False) -> AVClips:
+                    augment: bool | None = None, allow_incomplete: bool = False, cache_features: bool = True) -> AVClips:
     """Kinetics-Sounds (audio + 3 video frames, 31 classes), prepared by `polymodal prepare kinetics-sounds`."""
+    check_cache_option(NAME, cache_features)
     return AVClips(NAME, prepared_folder(root, FOLDER), split, CLASSES, HINT, "ogmge", val_fraction, val_seed, audio_seconds, tile_seconds,
                    frame_size, augment, allow_incomplete)
 

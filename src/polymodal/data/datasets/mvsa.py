@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from polymodal.data.base import DATASETS
-from polymodal.data.datasets.av_clips import class_table, prepared_folder
+from polymodal.data.datasets.av_clips import check_cache_option, class_table, prepared_folder
 from polymodal.data.datasets.image_text import ImageText, Item, ItemPlan, counts_of, prepare_items
 from polymodal.data.datasets.published_splits import read_list
 from polymodal.data.prepare import Log, register_preparer
@@ -111,8 +111,9 @@ HINT = f"Run `polymodal prepare mvsa-single --raw DIR` first (or set data.root t
 @DATASETS.register(NAME, tiny={})
 def mvsa_single(split: str = "train", root: str | None = None, val_fraction: float = 0.1, val_seed: int = 0,
                 image_size: int | None = None, max_length: int = 64, vocab_size: int = 30000,
-                augment: bool | None = None, allow_incomplete: bool = False) -> ImageText:
+                augment: bool | None = None, allow_incomplete: bool = False, cache_features: bool = True) -> ImageText:
     """MVSA-Single (image + tweet text, 3 sentiments), prepared by `polymodal prepare mvsa-single`; MLA split."""
+    check_cache_option(NAME, cache_features)
     return ImageText(NAME, prepared_folder(root, FOLDER), split, CLASSES, HINT, "mla", val_fraction, val_seed,
                      image_size, max_length, vocab_size, augment, allow_incomplete)
 

@@ -21,6 +21,7 @@ from polymodal.data.datasets.av_clips import (
     AVClips,
     Clip,
     Plan,
+    check_cache_option,
     class_table,
     load_prepared,
     prepare_clips,
@@ -100,8 +101,9 @@ HINT = f"Run `polymodal prepare vggsound --raw DIR` first (or set data.root to i
 @DATASETS.register(NAME, tiny={})
 def vggsound(split: str = "train", root: str | None = None, val_fraction: float = 0.1, val_seed: int = 0,
              audio_seconds: float = 5.0, tile_seconds: float = 10.0, frame_size: int | None = None,
-             augment: bool | None = None, allow_incomplete: bool = False) -> AVClips:
+             augment: bool | None = None, allow_incomplete: bool = False, cache_features: bool = True) -> AVClips:
     """VGGSound (audio + 3 video frames, 309 classes), prepared by `polymodal prepare vggsound`; official split."""
+    check_cache_option(NAME, cache_features)
     folder = prepared_folder(root, FOLDER)
     manifest, _, _ = load_prepared(NAME, folder, HINT)
     classes = manifest["protocol"]["split_source"]["classes"]
