@@ -10,6 +10,7 @@ the first field names the image, the last the class, the fields between are the 
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ OBTAIN = ("UPMC Food-101 is not downloaded by polymodal. Get it from its authors
           "texts/")
 
 
+@functools.cache
 def classes() -> tuple[str, ...]:
+    """The 101 class names of the training list, sorted."""
     lines, _ = read_list(LISTS[0])
     return tuple(sorted({line.split()[1] for line in lines}))
 
