@@ -172,8 +172,8 @@ def _pct(x: float) -> str:
 def render(result: dict[str, Any]) -> str:
     lines = ["# UTD-MHAD: pairs of modalities, conditional independence, memory", "",
              f"Protocol: {result['protocol']}", "", f"Command: `{result['command']}`", "",
-             "## Pairs of modalities (test accuracy, %, mean +- std over seeds)", "",
-             "| method | modalities | fused_acc | pair - all three [95 % CI] |", "|---|---|---:|---:|"]
+             "## Subsets of modalities (test accuracy, %, mean +- std over seeds)", "",
+             "| method | modalities | fused_acc | subset - all three (points) [95 % CI] |", "|---|---|---:|---:|"]
     for row in sorted(result["rows"], key=lambda r: (r["method"], -r["modalities"].count("+"), r["modalities"])):
         d = row.get("vs_all_three")
         diff = "-" if d is None else f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
