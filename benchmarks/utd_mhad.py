@@ -109,6 +109,21 @@ def independence(runs: Path, seeds: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def mla_against(bench_json: Path, others: tuple[str, ...] = ("joint", "unimodal", "poe")) -> list[dict[str, Any]]:
+    """MLA - X in fused test accuracy (crossed paired bootstrap) for each X, from the strategy table's JSON alone."""
+    from polymodal.bench.compare import paired_by_seed
+    from polymodal.bench.tables import decode_correct
+
+    runs = json.loads(bench_json.read_text())["runs"]
+    by = {}
+    for r in runs:
+        if r.get("dataset") == "utd-mhad" and "test_correct" in r and not r.get("missing_rate"):
+            by.setdefault(r["method"], {})[int(r["seed"])] = decode_correct(r["test_correct"])
+    if "mla" not in by:
+        raise ValueError(f"{bench_json} holds no mla run of utd-mhad")
+    return [{"method": "mla", "baseline": x, **paired_by_seed(by["mla"], by[x])} for x in others if x in by]
+
+
 def _peak_rss(code: str) -> float:
     """Peak resident memory (MB) of a fresh Python process running ``code``."""
     wrapped = code + "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -157,7 +172,8 @@ def build(runs: Path, seeds: list[int], with_memory: bool, command: str) -> dict
                            "pairs: the trained joint / mla models with one modality absent from every test sample "
                            "(presence mask), poe: the unimodal run's experts fused over the pair (temperatures fitted on "
                            f"val); selection on val; seeds {','.join(map(str, seeds))}"),
-              "command": command, "seeds": seeds, "rows": rows, "independence": independence(runs, seeds)}
+              "command": command, "seeds": seeds, "rows": rows, "independence": independence(runs, seeds),
+              "mla_against": mla_against(RESULTS / "utd_mhad.json")}
     if with_memory:
         result["memory"] = memory(list(STRATEGIES))
     elif OUT.with_suffix(".json").is_file():
@@ -178,6 +194,11 @@ def render(result: dict[str, Any]) -> str:
         d = row.get("vs_all_three")
         diff = "-" if d is None else f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
         lines.append(f"| {row['method']} | {row['modalities']} | {_pct(row['mean'])} +- {_pct(row['std'])} | {diff} |")
+    if result.get("mla_against"):
+        lines += ["", "## MLA against joint, unimodal and poe (from utd_mhad.json; fused test accuracy, points)", "",
+                  "| comparison | difference | 95 % interval | seeds |", "|---|---:|---|---:|"]
+        lines += [f"| mla - {d['baseline']} | {100 * d['mean']:+.1f} | [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | "
+                  f"{d['n_seeds']} |" for d in result["mla_against"]]
     lines += ["", "## Conditional independence of the unimodal experts' errors (test, mean +- std over seeds)", "",
               "Observed: share of test samples both experts get wrong. Expected under conditional independence given the "
               "action: sum_y p(y) P(a wrong | y) P(b wrong | y). Ratio = observed / expected (1 = independent errors).", "",
