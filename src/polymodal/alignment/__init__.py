@@ -1,0 +1,17 @@
+"""Alignment between the elements of two modalities (docs/alignment.md): exact DTW with an optional
+Sakoe-Chiba band and its monotonic path, differentiable soft-DTW, and the metrics of the digit-string
+alignment task (frame accuracy, boundary error in ms)."""
+
+from polymodal.alignment.dtw import (
+    assignment,
+    band_mask,
+    dtw,
+    is_monotonic_path,
+    pairwise_cost,
+    path_cost,
+    soft_alignment,
+    soft_dtw,
+)
+
+__all__ = ["assignment", "band_mask", "dtw", "is_monotonic_path", "pairwise_cost", "path_cost", "soft_alignment",
+           "soft_dtw"]
