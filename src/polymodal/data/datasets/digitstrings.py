@@ -167,8 +167,9 @@ class DigitStrings(MultimodalDataset):
         return self._inputs[name]
 
     def frames(self, i: int) -> int:
-        """Log-mel frames that cover string ``i``'s audio (the rest is padding)."""
-        return 1 + int(self.audio_samples[i]) // HOP
+        """Log-mel frames centred inside string ``i``'s audio (sample ``160 t`` < its length; the rest is
+        padding)."""
+        return -(-int(self.audio_samples[i]) // HOP)
 
     def digit_frames(self, i: int) -> np.ndarray:
         """(frames(i),) int64: the position (0-based) of the digit whose recording holds each frame's centre
