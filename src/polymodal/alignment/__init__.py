@@ -12,6 +12,7 @@ from polymodal.alignment.dtw import (
     soft_alignment,
     soft_dtw,
 )
+from polymodal.alignment.metrics import boundary_errors, frame_accuracy, predicted_onsets
 
-__all__ = ["assignment", "band_mask", "dtw", "is_monotonic_path", "pairwise_cost", "path_cost", "soft_alignment",
+__all__ = ["assignment", "band_mask", "boundary_errors", "dtw", "frame_accuracy", "predicted_onsets", "is_monotonic_path", "pairwise_cost", "path_cost", "soft_alignment",
            "soft_dtw"]
