@@ -229,7 +229,7 @@ def dtw_assign(costs: list[Tensor], radius: int | None = None) -> list[np.ndarra
 
 def finetune_softdtw(seed: int, base: FrameModel, train: Any, val: Any, q_train: list[Tensor], q_val: list[Tensor],
                      norm: tuple[Tensor, Tensor], epochs: int) -> tuple[FrameModel, float]:
-    from polymodal.alignment import soft_dtw
+    from polymodal.alignment import soft_dtw_batch
 
     torch.manual_seed(seed)
     model = FrameModel()
@@ -242,9 +242,10 @@ def finetune_softdtw(seed: int, base: FrameModel, train: Any, val: Any, q_train:
         model.train()
         for idx in torch.randperm(len(train), generator=g).split(16):
             _, posts = audio_outputs(model, train, norm, grad=True, rows=idx)
-            loss = sum(soft_dtw(cost(p, q_train[int(i)]), GAMMA) / len(p) for p, i in zip(posts, idx, strict=True))
+            values = soft_dtw_batch([cost(p, q_train[int(i)]) for p, i in zip(posts, idx, strict=True)], GAMMA)
+            loss = (values / torch.tensor([float(len(p)) for p in posts])).mean()  # per frame
             opt.zero_grad()
-            (loss / len(idx)).backward()  # type: ignore[operator]
+            loss.backward()
             opt.step()
         model.eval()
         acc = score(val, dtw_assign([cost(p, q) for p, q in zip(audio_outputs(model, val, norm)[1], q_val, strict=True)]),

@@ -14,6 +14,7 @@ from polymodal.alignment import (
     path_cost,
     soft_alignment,
     soft_dtw,
+    soft_dtw_batch,
 )
 
 
@@ -103,3 +104,16 @@ def test_bad_inputs_are_clear_errors():
         band_mask(3, 3, -1)
     with pytest.raises(ValueError, match="same d"):
         pairwise_cost(torch.zeros(3, 2), torch.zeros(3, 4))
+
+
+def test_a_batch_of_different_sizes_gives_each_sample_its_own_value_and_gradient():
+    torch.manual_seed(1)
+    costs = [torch.rand(n, m, dtype=torch.float64, requires_grad=True) for n, m in ((5, 3), (2, 4), (6, 6), (1, 1))]
+    batch = soft_dtw_batch(costs, 0.3)
+    (batch * torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)).sum().backward()
+    for k, (w, c) in enumerate(zip((1.0, 2.0, 3.0, 4.0), costs, strict=True)):
+        alone = c.detach().clone().requires_grad_(True)
+        value = soft_dtw(alone, 0.3)
+        (w * value).backward()
+        assert batch[k].item() == pytest.approx(value.item(), abs=1e-12)
+        torch.testing.assert_close(c.grad, alone.grad)

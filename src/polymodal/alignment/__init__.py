@@ -11,8 +11,9 @@ from polymodal.alignment.dtw import (
     path_cost,
     soft_alignment,
     soft_dtw,
+    soft_dtw_batch,
 )
 from polymodal.alignment.metrics import boundary_errors, frame_accuracy, predicted_onsets
 
 __all__ = ["assignment", "band_mask", "boundary_errors", "dtw", "frame_accuracy", "predicted_onsets", "is_monotonic_path", "pairwise_cost", "path_cost", "soft_alignment",
-           "soft_dtw"]
+           "soft_dtw", "soft_dtw_batch"]

@@ -103,58 +103,84 @@ def assignment(path: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _softmin3(a: Tensor, b: Tensor, c: Tensor, gamma: float) -> Tensor:
-    s = torch.stack([a, b, c]) / -gamma
-    return -gamma * torch.logsumexp(s, dim=0)
-
-
-def _soft_forward(c: Tensor, gamma: float) -> Tensor:
-    """R (n + 2, m + 2) of the soft-DTW recursion (float64), R[0, 0] = 0, borders +inf."""
-    n, m = c.shape
-    r = torch.full((n + 2, m + 2), INF, dtype=torch.float64)
-    r[0, 0] = 0.0
-    for d in range(n + m - 1):
-        i = torch.arange(max(0, d - m + 1), min(n, d + 1))
+def _soft_forward(c: np.ndarray, n: np.ndarray, m: np.ndarray, gamma: float) -> np.ndarray:
+    """R (B, N + 2, M + 2) of the soft-DTW recursion over padded costs ``c`` (B, N, M) (float64), R[:, 0, 0] = 0,
+    borders +inf. Sample b's value is R[b, n_b, m_b]; cells outside its n_b x m_b cost are never read by it."""
+    b, nn, mm = c.shape
+    r = np.full((b, nn + 2, mm + 2), INF)
+    r[:, 0, 0] = 0.0
+    for d in range(nn + mm - 1):  # anti-diagonal i + j = d, vectorised over the batch and the diagonal
+        i = np.arange(max(0, d - mm + 1), min(nn, d + 1))
         j = d - i
-        r[i + 1, j + 1] = c[i, j] + _softmin3(r[i, j], r[i, j + 1], r[i + 1, j], gamma)
+        z = np.stack([r[:, i, j], r[:, i, j + 1], r[:, i + 1, j]]) / -gamma  # (3, B, len)
+        top = z.max(axis=0)
+        top = np.where(np.isfinite(top), top, 0.0)
+        r[:, i + 1, j + 1] = c[:, i, j] - gamma * (np.log(np.exp(z - top).sum(axis=0)) + top)
     return r
 
 
-def _soft_backward(c: Tensor, r: Tensor, gamma: float) -> Tensor:
-    """E (n, m) = d soft-DTW / d cost: the expected alignment matrix (Algorithm 2 of the paper)."""
-    n, m = c.shape
-    cc = torch.zeros((n + 2, m + 2), dtype=torch.float64)
-    cc[1 : n + 1, 1 : m + 1] = c
-    r = r.clone()
-    r[:, m + 1] = -INF
-    r[n + 1, :] = -INF
-    r[n + 1, m + 1] = r[n, m]
-    e = torch.zeros((n + 2, m + 2), dtype=torch.float64)
-    e[n + 1, m + 1] = 1.0
-    for d in range(n + m - 2, -1, -1):  # anti-diagonals from the end
-        i = torch.arange(max(0, d - m + 1), min(n, d + 1)) + 1
-        j = d + 2 - i
-        a = torch.exp((r[i + 1, j] - r[i, j] - cc[i + 1, j]) / gamma)
-        b = torch.exp((r[i, j + 1] - r[i, j] - cc[i, j + 1]) / gamma)
-        g = torch.exp((r[i + 1, j + 1] - r[i, j] - cc[i + 1, j + 1]) / gamma)
-        e[i, j] = e[i + 1, j] * a + e[i, j + 1] * b + e[i + 1, j + 1] * g
-    return e[1 : n + 1, 1 : m + 1]
+def _soft_backward(c: np.ndarray, r: np.ndarray, n: np.ndarray, m: np.ndarray, gamma: float) -> np.ndarray:
+    """E (B, N, M) = d soft-DTW / d cost of each sample: its expected alignment (Algorithm 2 of the paper), 0
+    outside the sample's n_b x m_b cost."""
+    b, nn, mm = c.shape
+    rows = np.arange(b)
+    cc = np.zeros((b, nn + 2, mm + 2))
+    cc[:, 1 : nn + 1, 1 : mm + 1] = c
+    r = r.copy()
+    inside = (np.arange(nn + 2)[None, :, None] <= n[:, None, None]) & (np.arange(mm + 2)[None, None, :] <= m[:, None, None])
+    r[~inside] = -INF
+    r[rows, n + 1, m + 1] = r[rows, n, m]
+    e = np.zeros((b, nn + 2, mm + 2))
+    e[rows, n + 1, m + 1] = 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for d in range(nn + mm - 2, -1, -1):  # anti-diagonals from the end
+            i = np.arange(max(0, d - mm + 1), min(nn, d + 1)) + 1
+            j = d + 2 - i
+            a = np.exp((r[:, i + 1, j] - r[:, i, j] - cc[:, i + 1, j]) / gamma)
+            bb = np.exp((r[:, i, j + 1] - r[:, i, j] - cc[:, i, j + 1]) / gamma)
+            g = np.exp((r[:, i + 1, j + 1] - r[:, i, j] - cc[:, i + 1, j + 1]) / gamma)
+            val = e[:, i + 1, j] * a + e[:, i, j + 1] * bb + e[:, i + 1, j + 1] * g
+            e[:, i, j] = np.where(inside[:, i, j], val, 0.0)
+            e[rows, n + 1, m + 1] = 1.0  # a smaller sample's end lies on a diagonal of the batch: keep it
+    return e[:, 1 : nn + 1, 1 : mm + 1]
 
 
 class _SoftDTW(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cost: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
-        c = cost.detach().double()
-        r = _soft_forward(c, gamma)
-        ctx.save_for_backward(c, r)
-        ctx.gamma = gamma
-        return r[c.shape[0], c.shape[1]].to(cost.dtype)
+    def forward(ctx, cost: Tensor, n: np.ndarray, m: np.ndarray, gamma: float) -> Tensor:  # type: ignore[override]
+        c = cost.detach().cpu().double().numpy()
+        r = _soft_forward(c, n, m, gamma)
+        ctx.save_for_backward(cost)
+        ctx.r, ctx.n, ctx.m, ctx.gamma = r, n, m, gamma
+        return torch.from_numpy(r[np.arange(len(n)), n, m].copy()).to(cost.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        c, r = ctx.saved_tensors
-        e = _soft_backward(c, r, ctx.gamma)
-        return (grad.double() * e).to(grad.dtype), None
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        (cost,) = ctx.saved_tensors
+        e = _soft_backward(cost.detach().cpu().double().numpy(), ctx.r, ctx.n, ctx.m, ctx.gamma)
+        return grad[:, None, None] * torch.from_numpy(e).to(grad.dtype), None, None, None
+
+
+def _gamma(gamma: float) -> float:
+    if not (isinstance(gamma, int | float) and math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"soft-DTW gamma must be a positive number; got {gamma!r}")
+    return float(gamma)
+
+
+def soft_dtw_batch(costs: list[Tensor], gamma: float = 1.0) -> Tensor:
+    """(B,) soft-DTW of each (n_b, m_b) cost of ``costs``, computed together (one vectorised step per
+    anti-diagonal for the whole batch); differentiable like :func:`soft_dtw`."""
+    if not costs:
+        raise ValueError("soft_dtw_batch takes a non-empty list of (n, m) costs")
+    for c in costs:
+        if not isinstance(c, Tensor):
+            raise TypeError(f"soft-DTW takes torch tensor costs (n, m); got {type(c).__name__}")
+        _check_cost(c)
+    n = np.array([c.shape[0] for c in costs])
+    m = np.array([c.shape[1] for c in costs])
+    padded = torch.stack([torch.nn.functional.pad(c, (0, int(m.max()) - c.shape[1], 0, int(n.max()) - c.shape[0]))
+                          for c in costs]) if len(costs) > 1 else costs[0][None]
+    return _SoftDTW.apply(padded, n, m, _gamma(gamma))
 
 
 def soft_dtw(cost: Tensor, gamma: float = 1.0) -> Tensor:
@@ -162,21 +188,16 @@ def soft_dtw(cost: Tensor, gamma: float = 1.0) -> Tensor:
     path of its summed cost, -gamma log sum_p exp(-cost(p) / gamma). Differentiable: the gradient with
     respect to ``cost`` is the expected alignment (:func:`soft_alignment`), computed by the paper's
     backward recursion. Tends to :func:`dtw` as gamma -> 0."""
-    if not isinstance(cost, Tensor):
-        raise TypeError(f"soft_dtw takes a torch tensor cost (n, m); got {type(cost).__name__}")
-    _check_cost(cost)
-    if not (isinstance(gamma, int | float) and math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"soft-DTW gamma must be a positive number; got {gamma!r}")
-    return _SoftDTW.apply(cost, float(gamma))
+    return soft_dtw_batch([cost], gamma)[0]
 
 
 def soft_alignment(cost: Tensor, gamma: float = 1.0) -> Tensor:
     """(n, m) expected alignment under the Gibbs distribution over paths at temperature ``gamma``: the
     probability that (i, j) lies on the path (rows sum to at least 1)."""
-    c = cost.detach().double()
-    _check_cost(c)
-    return _soft_backward(c, _soft_forward(c, float(gamma)), float(gamma)).to(cost.dtype)
+    c = _check_cost(cost)[None]
+    n, m, g = np.array([c.shape[1]]), np.array([c.shape[2]]), _gamma(gamma)
+    return torch.from_numpy(_soft_backward(c, _soft_forward(c, n, m, g), n, m, g)[0]).to(cost.dtype)
 
 
 __all__ = ["assignment", "band_mask", "dtw", "is_monotonic_path", "pairwise_cost", "path_cost", "soft_alignment",
-           "soft_dtw"]
+           "soft_dtw", "soft_dtw_batch"]
