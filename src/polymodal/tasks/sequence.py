@@ -163,7 +163,9 @@ class SequenceTask(Task):
             raise ValueError("class weights (data.class_weights) are not defined for the sequence task")
         e = output[EMISSIONS] if isinstance(output, Mapping) else output
         if e.ndim != 3:
-            raise ValueError(f"the sequence loss takes emissions (B, T, K + 2); got shape {tuple(e.shape)}")
+            raise ValueError(f"the sequence loss takes per-frame emissions (B, T, K + 2); got shape {tuple(e.shape)} "
+                             f"(one row per sample: this model gives no emissions; a sequence model puts them in "
+                             f"its output's extras as {EXTRA!r})")
         if rows is not None and not bool(rows.any()):
             return e.sum() * 0.0
         if rows is not None:
