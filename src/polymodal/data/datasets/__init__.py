@@ -1,5 +1,6 @@
 """Dataset families, one module each; importing this package fills ``DATASETS``."""
 
+import polymodal.data.datasets.digitstrings  # noqa: F401
 from polymodal.data.base import DATASETS, MultimodalDataset, build_dataset
 from polymodal.data.datasets import (  # noqa: F401
     avdigits,

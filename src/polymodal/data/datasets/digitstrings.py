@@ -1,0 +1,197 @@
+"""Digit strings: spoken and handwritten strings of 3 to 7 digits, built from the real FSDD recordings and
+MNIST t10k images of the AV-digits artifact, for sequence tasks (alignment, transcription, translation).
+
+The recipe (fixed seeds; docs/alignment.md "The digitstrings dataset"):
+
+- **Splits.** A string of split ``s`` uses only the recordings and images of AV-digits split ``s``: FSDD
+  recordings whose index (the number in the file name) is in ``RECORDINGS[s]`` (train 10-49, val 5-9,
+  test 0-4) and MNIST t10k rows in ``IMAGE_POOLS[s]`` (train 0-5999, val 6000-7999, test 8000-9999). A
+  recording or image of the test split therefore never appears in a training string.
+- **Strings.** ``numpy.random.default_rng([SEED, split index, strings])`` draws, for each string in turn, its
+  length (uniform in 3..7), its digits (uniform in 0..9), one recording per digit (uniform among the split's
+  recordings of that digit), one image per digit (uniform among the split's MNIST rows of that digit) and
+  one silence per gap between two digits (uniform in ``GAP_MS``, whole samples).
+- **Audio.** The recordings (the artifact's clips: the first second of each FSDD file, 8 kHz) concatenated
+  with the silences between them, zero-padded to ``MAX_SAMPLES``; served as the AV-digits log-mel (40 mel
+  bands, 20 ms hop: frame ``t`` is centred on sample ``160 t``) unless ``cache_features=False``.
+- **Image.** The row of one MNIST image per digit, (1, 28, 28 * 7), zero-padded on the right: digit ``k``
+  occupies columns ``28 k .. 28 k + 27``.
+- **Text.** The digit string (``texts``); the labels are the digits, (N, 7) int64 padded with ``PAD`` (-1),
+  the targets of the ``sequence`` task.
+
+Ground truth kept per string: ``boundaries`` (N, 7, 2) int64, the first and one-past-last audio sample of
+each digit's recording (``PAD`` after the string's length), ``lengths`` (N,) digits per string,
+``audio_samples`` (N,) the string's audio length, ``files`` (the FSDD file of each digit) and
+``image_rows`` (the MNIST row of each digit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from polymodal.data.base import DATASETS, SPLITS, MultimodalDataset
+from polymodal.data.batch import Sample
+from polymodal.data.datasets.avdigits import (
+    ARTIFACT_VERSION,
+    AVDIGITS_LOGMEL,
+    IMAGE_POOLS,
+    IMAGE_SIZE,
+    RECIPE_CHECKSUMS,
+    RECORDINGS,
+    SAMPLE_RATE,
+    Artifact,
+    load_artifact,
+)
+from polymodal.data.schema import Modality
+from polymodal.data.transforms import LogMel
+
+SEED = 20261207  # numpy default_rng seed of the recipe (with the split's index and the number of strings)
+MIN_DIGITS, MAX_DIGITS = 3, 7
+GAP_MS = (50.0, 150.0)  # silence between two digits, uniform (ms)
+PAD = -1  # label and boundary padding after a string's last digit
+STRINGS = {"train": 2000, "val": 300, "test": 300}  # default strings per split
+CLIP_MAX = 8000  # samples of the longest artifact clip (1 s)
+MAX_SAMPLES = MAX_DIGITS * CLIP_MAX + (MAX_DIGITS - 1) * int(GAP_MS[1] * SAMPLE_RATE / 1000)
+HOP = AVDIGITS_LOGMEL.hop_length  # 160 samples = 20 ms
+FRAME_MS = 1000.0 * HOP / SAMPLE_RATE
+
+
+def split_pools(art: Artifact, split: str) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """The artifact clips and MNIST t10k rows a string of ``split`` may use, per digit (ascending)."""
+    recs = np.isin(art.recordings, np.asarray(RECORDINGS[split]))
+    lo, hi = IMAGE_POOLS[split]
+    clips = {d: np.flatnonzero(recs & (art.digits == d)) for d in range(10)}
+    rows = {d: lo + np.flatnonzero(art.image_labels[lo:hi] == d) for d in range(10)}
+    return clips, rows
+
+
+def _strings_option(value: Any, split: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise ValueError(f"digitstrings option strings={value!r}: expected an integer in [1, 100000] "
+                         f"(strings in the {split} split; default {STRINGS[split]})")
+    return value
+
+
+class DigitStrings(MultimodalDataset):
+    """One split of ``digitstrings``, precomputed in memory (see the module docstring for the recipe).
+
+    Beside the dataset interface: ``texts``, ``lengths``, ``boundaries``, ``audio_samples``, ``files``
+    (tuple of tuples), ``clips`` and ``image_rows`` (N, 7) int64 (``PAD`` after the length),
+    ``digit_frames(i)`` (the frame-level ground truth) and ``frame_ms``.
+    """
+
+    def __init__(self, split: str = "train", *, strings: int | None = None, cache_features: bool = True,
+                 root: str | os.PathLike | None = None, artifact_dir: str | os.PathLike | None = None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"digitstrings: split {split!r} is not one of {SPLITS}")
+        n = STRINGS[split] if strings is None else _strings_option(strings, split)
+        art = load_artifact(artifact_dir)
+        clips_of, rows_of = split_pools(art, split)
+        rng = np.random.default_rng([SEED, SPLITS.index(split), n])
+        lengths = rng.integers(MIN_DIGITS, MAX_DIGITS + 1, size=n)
+        labels = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
+        clips = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
+        rows = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
+        bounds = np.full((n, MAX_DIGITS, 2), PAD, dtype=np.int64)
+        wave = np.zeros((n, MAX_SAMPLES), dtype=np.float32)
+        samples = np.zeros(n, dtype=np.int64)
+        lo, hi = (round(g * SAMPLE_RATE / 1000) for g in GAP_MS)
+        for i, length in enumerate(lengths):
+            digits = rng.integers(0, 10, size=length)
+            labels[i, :length] = digits
+            clips[i, :length] = [rng.choice(clips_of[d]) for d in digits]
+            rows[i, :length] = [rng.choice(rows_of[d]) for d in digits]
+            gaps = rng.integers(lo, hi + 1, size=length - 1)
+            at = 0
+            for k in range(length):
+                c = clips[i, k]
+                m = int(art.lengths[c])
+                wave[i, at : at + m] = art.clips[c, :m].astype(np.float32) / 32768.0
+                bounds[i, k] = (at, at + m)
+                at += m + (int(gaps[k]) if k < length - 1 else 0)
+            samples[i] = at
+        self.name, self.split = "digitstrings", split
+        self.labels, self.lengths, self.boundaries, self.audio_samples = labels, lengths.astype(np.int64), bounds, samples
+        self.clips, self.image_rows = clips, rows
+        self.files = tuple(tuple(art.files[c] for c in r[r != PAD]) for r in clips)
+        self.texts = tuple("".join(str(d) for d in r[r != PAD]) for r in labels)
+        self.frame_ms = FRAME_MS
+        images = np.zeros((n, 1, IMAGE_SIZE, IMAGE_SIZE * MAX_DIGITS), dtype=np.float32)
+        for i, r in enumerate(rows):
+            for k, row in enumerate(r[r != PAD]):
+                images[i, 0, :, IMAGE_SIZE * k : IMAGE_SIZE * (k + 1)] = art.images[row] / 255.0
+        cfg = AVDIGITS_LOGMEL
+        if cache_features:
+            front = LogMel(cfg)
+            with torch.no_grad():
+                audio = torch.cat([front(chunk) for chunk in torch.from_numpy(wave).split(256)])
+            audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "logmel",
+                                 extra={"logmel": asdict(cfg)})
+        else:
+            audio = torch.from_numpy(wave)
+            audio_mod = Modality("audio", "audio", (MAX_SAMPLES,), SAMPLE_RATE, "waveform", extra={"logmel": asdict(cfg)})
+        self._inputs = {"audio": audio, "image": torch.from_numpy(images)}
+        self.schema = (audio_mod, Modality("image", "image", tuple(images.shape[1:]), representation="pixels"))
+        self.task, self.num_outputs = "sequence", 10
+        self.class_names = tuple(str(d) for d in range(10))
+        self.provenance = {
+            "dataset": "digitstrings",
+            "split": split,
+            "strings": n,
+            "artifact": ARTIFACT_VERSION,
+            "artifact_sha256": {f: e["sha256"] for f, e in art.manifest["files"].items()},
+            "recipe_checksums": dict(RECIPE_CHECKSUMS),
+            "seed": SEED,
+            "digits": [MIN_DIGITS, MAX_DIGITS],
+            "gap_ms": list(GAP_MS),
+            "audio_representation": audio_mod.representation,
+            "logmel": asdict(cfg) if cache_features else None,
+            "root": None if root is None else str(root),
+        }
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Sample:
+        i = range(len(self))[i]
+        return {"inputs": {m.name: self._inputs[m.name][i] for m in self.schema}, "label": self.labels[i].tolist(),
+                "index": i}
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """Every sample of modality ``name`` stacked, (N, *shape)."""
+        return self._inputs[name]
+
+    def frames(self, i: int) -> int:
+        """Log-mel frames centred inside string ``i``'s audio (sample ``160 t`` < its length; the rest is
+        padding)."""
+        return -(-int(self.audio_samples[i]) // HOP)
+
+    def digit_frames(self, i: int) -> np.ndarray:
+        """(frames(i),) int64: the position (0-based) of the digit whose recording holds each frame's centre
+        (sample ``160 t``), ``PAD`` for a frame centred in a silence between two digits."""
+        centre = np.arange(self.frames(i)) * HOP
+        out = np.full(len(centre), PAD, dtype=np.int64)
+        for k in range(int(self.lengths[i])):
+            start, end = self.boundaries[i, k]
+            out[(centre >= start) & (centre < end)] = k
+        return out
+
+
+def _digitstrings(split: str = "train", **options: Any) -> DigitStrings:
+    """Spoken + handwritten digit strings (3-7 digits) from FSDD and MNIST under the AV-digits splits."""
+    known = ("strings", "cache_features", "root", "artifact_dir")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"dataset 'digitstrings': unknown option(s) {unknown}; valid options: {', '.join(known)}")
+    return DigitStrings(split, **options)
+
+
+DATASETS.register("digitstrings", tiny={"strings": 6})(_digitstrings)
+
+__all__ = ["FRAME_MS", "GAP_MS", "HOP", "MAX_DIGITS", "MAX_SAMPLES", "MIN_DIGITS", "PAD", "SEED", "STRINGS",
+           "DigitStrings", "split_pools"]
