@@ -43,7 +43,6 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -203,11 +202,11 @@ def gs_plugin(ref: SimpleNamespace) -> Any:
     return gs
 
 
-@dataclass
 class StepRecord:
-    loss: dict[str, float]
-    grad_norm: dict[str, float]
-    update_norm: dict[str, float]
+    """One batch of a training curve: per-modality loss, encoder gradient norm, encoder update norm."""
+
+    def __init__(self, loss: dict[str, float], grad_norm: dict[str, float], update_norm: dict[str, float]) -> None:
+        self.loss, self.grad_norm, self.update_norm = loss, grad_norm, update_norm
 
 
 def _norm(tensors: list[Tensor]) -> float:
