@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="alternating engine/bare measurements per row")
     p.add_argument("--models", default="default,resnet18")
     p.add_argument("--strategies", default="joint,mla")
+    p.add_argument("--resnet18-strategies", default=None, help="strategies of the ResNet-18 rows (default: --strategies)")
     p.add_argument("--formats", default="contiguous,channels_last", help="memory formats of the engine/bare rows")
     p.add_argument("--reference", metavar="PATH", help="a checkout of the official MLA code: time its training step too")
     p.add_argument("--options", action=argparse.BooleanOptionalAction, default=True,
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp)
         for model in args.models.split(","):
             steps = args.steps if model == "default" else max(4, args.steps // 3)
-            for strategy in args.strategies.split(","):
+            chosen = args.resnet18_strategies if model == "resnet18" and args.resnet18_strategies else args.strategies
+            for strategy in chosen.split(","):
                 timed_ref = ref is not None and model == "resnet18" and strategy == "mla"
                 eng: dict[str, list[float]] = {f: [] for f in args.formats.split(",")}
                 bare: dict[str, list[float]] = {f: [] for f in eng}
