@@ -605,6 +605,86 @@ def write_steps(records: list[dict[str, Any]], protocol: str, command: str, out_
     return js, md
 
 
+# ----------------------------------------------------------------------------- speed
+
+
+def speed_compare(ref: SimpleNamespace, arrays: dict[str, dict[str, np.ndarray]], steps: int, config: str,
+                  warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per training batch (both modalities' steps) of the reference and of polymodal's MLA step with
+    ``config`` in contiguous and in channels_last memory format, interleaved batch by batch on the same
+    data so that the load of the machine hits all three alike. Inputs are ready in memory for all (the
+    reference reads precomputed spectrograms from disk; polymodal's config reads its feature cache)."""
+    from polymodal.config import load_config
+    from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+    from polymodal.engine.optim import build_optimizer
+    from polymodal.strategies.base import StepContext
+
+    tr = arrays["train"]
+    n_batches = math.ceil(len(tr["label"]) / RECIPE["batch_size"])
+    order = torch.randperm(len(tr["label"]), generator=torch.Generator().manual_seed(0))
+    rows = [order[k * 64:(k + 1) * 64] for k in range(warmup + steps)]
+    spec, image, label = reference_spectrogram(tr["waveform"]), reference_image(tr["image"]), torch.as_tensor(tr["label"])
+    model = build_reference(ref, 0)
+    opt, _ = reference_optimizer(model)
+    gs = gs_plugin(ref)
+    impls: dict[str, Any] = {"reference": lambda k: reference_batch(model, gs, opt, spec[rows[k]], image[rows[k]],
+                                                                    label[rows[k]], k, n_batches)}
+    ds = None
+    for fmt in ("contiguous", "channels_last"):
+        cfg = load_config(config, [f"trainer.channels_last={'true' if fmt == 'channels_last' else 'false'}"])
+        ds = ds or build_datasets(cfg, ["train"])["train"]
+        torch.manual_seed(0)
+        strategy = build_strategy(cfg)
+        pm = build_run_model(cfg, ds, strategy)
+        strategy.setup(pm, ds)
+        popt = build_optimizer(cfg.optim, [p for p in pm.parameters() if p.requires_grad])
+        collate = ds.collate_fn()
+        batches = [collate([ds[int(i)] for i in r]) for r in rows]
+
+        def step(params=None, set_to_none=True, now=False, _o=popt):
+            _o.step()
+            _o.zero_grad(set_to_none=set_to_none)
+            return True
+
+        def run(k, _pm=pm, _st=strategy, _b=batches, _o=popt, _step=step):
+            _pm.train()
+            ctx = StepContext(epoch=0, batch_idx=k, batches_per_epoch=n_batches, optimizer=_o,
+                              backward=lambda loss: loss.backward(), step=_step,
+                              zero_grad=lambda sn: _o.zero_grad(set_to_none=sn), all_reduce_mean=lambda t: t)
+            _st.training_step(_pm, _b[k], ctx)
+
+        impls[f"polymodal, {fmt}"] = run
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    for k in range(warmup + steps):
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn(k)
+            if k >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def write_speed(times: dict[str, list[float]], protocol: str, command: str, out_dir: Path, name: str = "reference_mla_speed"
+                ) -> tuple[Path, Path]:
+    bs = RECIPE["batch_size"]
+    rows = [ResultRow("mla-reference" if impl == "reference" else "mla", DATASET, "samples_per_sec",
+                      [bs / t for t in ts], variant=impl) for impl, ts in times.items()]
+    ref_t = times["reference"]
+    lines = []
+    for impl, ts in times.items():
+        if impl == "reference":
+            continue
+        ratio = [r / t for r, t in zip(ref_t, ts, strict=True)]  # batch k of both: paired
+        rows.append(ResultRow("mla", DATASET, "efficiency", ratio, variant=f"{impl} / reference"))
+        lines.append(f"- {impl}: {np.median(ratio):.2f}x the reference's samples/s (median of the per-batch ratios)")
+    notes = ("samples_per_sec: 64 / seconds of one batch's training (the audio step and the image step), one value per "
+             "timed batch; efficiency: the reference's seconds for batch k over polymodal's, one value per batch. "
+             "Training steps only: no data loading, evaluation or logging (the engine adds those; "
+             "benchmarks/results/throughput.md has the engine's own efficiency).\n" + "\n".join(lines))
+    return write_results(name, rows, protocol=protocol, command=command, out_dir=out_dir,
+                         title="MLA against its reference code: training speed", notes=notes)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -618,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
                    + ", ".join(DEFAULT_VARIANTS) + ")")
     p.add_argument("--skip-reference", action="store_true", help="train only the polymodal variants")
     p.add_argument("--steps", type=int, help="run the controlled comparison of the first STEPS steps instead")
+    p.add_argument("--speed", type=int, metavar="BATCHES", help="time BATCHES training batches of the reference and of "
+                   "--speed-config, interleaved (reference_mla_speed.md)")
+    p.add_argument("--speed-config", default="configs/avdigits_mla_resnet18.yaml")
     p.add_argument("--steps-config", default="configs/avdigits_mla_resnet18_paper.yaml",
                    help="the polymodal configuration the controlled comparison starts from")
     p.add_argument("--export", metavar="DIR", help="also write the exported arrays as DIR/avdigits-hard_<split>.npz")
@@ -640,6 +723,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         for path in save_arrays(arrays, Path(args.export)):
             print(f"wrote {path}")
+    if args.speed:
+        _, config, _ = parse_variant(f"speed={args.speed_config}")
+        times = speed_compare(ref, arrays, args.speed, config)
+        protocol = (f"{DATASET} train split, {args.speed} timed batches of 64 after 2 warm-up batches, interleaved batch by "
+                    f"batch (reference, polymodal contiguous, polymodal channels_last), {args.threads} torch threads, "
+                    f"one process; polymodal: MLA's training_step with {Path(config).relative_to(ROOT)}")
+        js, md = write_speed(times, protocol, command.strip(), out, args.name or "reference_mla_speed")
+        print(md.read_text())
+        return 0
     if args.steps:
         _, config, extra = parse_variant(f"steps={args.steps_config}")
         seed = int(args.seeds.split(",")[0])

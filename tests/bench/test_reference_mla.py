@@ -101,3 +101,13 @@ def test_step_curve_statistics():
     assert s["grad_ratio_audio"] == 2.0 and s["update_ratio_image"] == 0.5
     md = ref.steps_markdown([{"variant": "reference", "steps": a}, {"variant": "x", "steps": b}], "p", "c")
     assert "| x | 5.00e-01 | 0.00e+00 |" in md
+
+
+def test_speed_table(tmp_path):
+    times = {"reference": [2.0, 4.0], "polymodal, contiguous": [1.0, 2.0], "polymodal, channels_last": [0.5, 2.0]}
+    js, md = ref.write_speed(times, "p", "c", tmp_path)
+    rows = {(r["variant"], r["metric"]): r for r in json.loads(js.read_text())["rows"]}
+    assert rows[("reference", "samples_per_sec")]["values"] == [32.0, 16.0]
+    assert rows[("polymodal, contiguous / reference", "efficiency")]["values"] == [2.0, 2.0]
+    assert rows[("polymodal, channels_last / reference", "efficiency")]["values"] == [4.0, 2.0]
+    assert "polymodal, channels_last: 3.00x" in md.read_text()
