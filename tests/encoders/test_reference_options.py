@@ -89,7 +89,7 @@ def test_shared_head_xavier_initialisation():
     assert torch.equal(fusion.head.bias, torch.zeros(10))
     assert float(w.detach().std()) == pytest.approx((2 / (512 + 10)) ** 0.5, rel=0.1)
     default = SharedHeadFusion({"audio": 512, "image": 512}, 10)
-    assert float(default.head.bias.abs().max()) > 0  # PyTorch's uniform bias
+    assert float(default.head.bias.detach().abs().max()) > 0  # PyTorch's uniform bias
     with pytest.raises(ValueError, match="init"):
         SharedHeadFusion({"audio": 8, "image": 8}, 10, init="orthogonal")
 
