@@ -327,8 +327,9 @@ def train_polymodal(name: str, config: str, overrides: list[str], seed: int, epo
                                "trainer.progress=false", f"out_dir={runs_dir}", f"name={run}"])
     result = train(cfg)
     with np.load(predictions_file(runs_dir / run, "test")) as z:
-        y, probs = z["y_true"], z["probs"]
-        per = {m: z[f"probs_{m}"] for m in ("audio", "image")}
+        order = np.argsort(z["index"])  # dataset order, as the reference's test rows (pairing per sample)
+        y, probs = z["y_true"][order], z["probs"][order]
+        per = {m: z[f"probs_{m}"][order] for m in ("audio", "image")}
     fixed = sum(w * np.log(np.clip(per[m], 1e-30, None)) for m, w in FIXED.items())  # log p = logits - const per row
     times = [1.0 / r["samples_per_sec"] for r in result.history]  # seconds per training sample, per epoch
     return {"implementation": "polymodal", "variant": name, "config": str(Path(config).relative_to(ROOT)) if
