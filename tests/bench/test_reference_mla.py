@@ -111,3 +111,10 @@ def test_speed_table(tmp_path):
     assert rows[("polymodal, contiguous / reference", "efficiency")]["values"] == [2.0, 2.0]
     assert rows[("polymodal, channels_last / reference", "efficiency")]["values"] == [4.0, 2.0]
     assert "polymodal, channels_last: 3.00x" in md.read_text()
+
+
+def test_speed_table_recomputes_from_its_json(tmp_path):
+    times = {"reference": [2.0, 4.0], "polymodal, contiguous": [1.0, 2.0], "polymodal, channels_last": [0.5, 2.0]}
+    js, md = ref.write_speed(times, "p", "c", tmp_path)
+    _, again = ref.recompute(js, tmp_path / "again")
+    assert again.read_text() == md.read_text()
