@@ -34,3 +34,33 @@ def test_the_model_keeps_its_conv_weights_channels_last():
     convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert model.channels_last
+
+
+def test_resnet18_towers_give_the_same_outputs_and_gradients_in_channels_last():
+    from polymodal.data.batch import Batch
+    from polymodal.data.schema import Modality
+    from polymodal.models import build_model
+
+    schema = (Modality("audio", "audio", (129, 63), 8000, "stft", extra={"stft": {"n_fft": 256, "hop_length": 128,
+                                                                                "eps": 1e-7, "pad_mode": "reflect"}}),
+              Modality("image", "image", (1, 28, 28), representation="pixels"))
+    enc = {"audio": {"name": "audio_resnet18", "stem": "standard", "front": "stft", "standardize": False},
+           "image": {"name": "image_resnet18", "stem": "standard", "normalize": [0.449, 0.226], "replicate": 3}}
+    torch.manual_seed(0)
+    plain = build_model(schema, 10, fusion="shared_head", encoders=enc, width=32)
+    fast = build_model(schema, 10, fusion="shared_head", encoders=enc, width=32)
+    fast.load_state_dict(plain.state_dict())
+    fast.use_channels_last()
+    g = torch.Generator().manual_seed(1)
+    batch = Batch(inputs={"audio": torch.randn(6, 129, 63, generator=g) - 5, "image": torch.rand(6, 1, 28, 28, generator=g)},
+                  present={"audio": torch.ones(6, dtype=torch.bool), "image": torch.ones(6, dtype=torch.bool)},
+                  label=torch.arange(6), index=torch.arange(6))
+    outs = []
+    for model in (plain, fast):
+        model.train()
+        out = model(batch)
+        torch.nn.functional.cross_entropy(out.logits, batch.label).backward()
+        outs.append((out.logits.detach(), [p.grad.detach().contiguous() for p in model.parameters()]))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-4, rtol=1e-4)
+    for a, b in zip(outs[0][1], outs[1][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)

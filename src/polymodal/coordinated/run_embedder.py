@@ -99,7 +99,7 @@ class RunEmbedder:
         return x[None] if c == 1 else x.permute(2, 0, 1)
 
     def _audio(self, m: Modality, item: Any) -> torch.Tensor:
-        from polymodal.data.transforms import LogMel, LogMelConfig
+        from polymodal.data.transforms import LogMel, LogMelConfig, LogSTFT, STFTConfig
 
         if not (isinstance(item, tuple) and len(item) == 2):
             raise TypeError(f"embedder {self.model_id!r}: audio items must be (waveform, sample_rate); got {type(item).__name__}")
@@ -122,6 +122,13 @@ class RunEmbedder:
                 x = self._front(x[None])[0]
             if tuple(x.shape) != tuple(m.shape):
                 raise ValueError(f"embedder {self.model_id!r}: the log-mel of one clip is {tuple(x.shape)}, the run trained on {m.shape}")
+        elif m.representation == "stft":  # the dataset's cached log-STFT (AV-digits with stft options)
+            if self._front is None:
+                self._front = LogSTFT(STFTConfig(**(m.extra.get("stft") or {})))
+            with torch.no_grad():
+                x = self._front(x[None])[0]
+            if tuple(x.shape) != tuple(m.shape):
+                raise ValueError(f"embedder {self.model_id!r}: the log-STFT of one clip is {tuple(x.shape)}, the run trained on {m.shape}")
         return x
 
     def _text(self, m: Modality, item: Any) -> torch.Tensor:

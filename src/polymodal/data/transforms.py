@@ -36,11 +36,13 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     return torch.clamp(torch.minimum(up, down), min=0.0).float()
 
 
-def centred_stft(wav: Tensor, n_fft: int, hop_length: int, window: Tensor, who: str) -> Tensor:
-    """Complex STFT (B, n_fft // 2 + 1, 1 + samples // hop) of waveforms (B, samples), centred frames."""
+def centred_stft(wav: Tensor, n_fft: int, hop_length: int, window: Tensor, who: str, pad_mode: str = "reflect") -> Tensor:
+    """Complex STFT (B, n_fft // 2 + 1, 1 + samples // hop) of waveforms (B, samples), centred frames
+    (the signal padded by n_fft // 2 on each side, ``pad_mode`` "reflect" or "constant" (zeros))."""
     if wav.dim() != 2:
         raise ValueError(f"{who} expects waveforms of shape (B, samples); got {tuple(wav.shape)}")
-    return torch.stft(wav.float(), n_fft, hop_length, window=window, center=True, return_complex=True)
+    return torch.stft(wav.float(), n_fft, hop_length, window=window, center=True, pad_mode=pad_mode,
+                      return_complex=True)
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,16 @@ class STFTConfig:
     """Log-magnitude STFT spectrogram: log(|STFT| + eps), Hann window, centred frames.
 
     The defaults (256-point FFT, hop 128: 32 ms / 16 ms at 8 kHz) are what MLA's reference code uses
-    on spoken digits; its CREMA-D recipe uses n_fft 512, hop 353 at 22.05 kHz.
+    on spoken digits; its CREMA-D recipe uses n_fft 512, hop 353 at 22.05 kHz. ``pad_mode``: how the
+    signal is extended by n_fft // 2 at each end for the centred first and last frames: "reflect"
+    (torch's default) or "constant" (zeros, what ``librosa.stft`` does since librosa 0.10 and so the
+    reference code's spectrograms).
     """
 
     n_fft: int = 256
     hop_length: int = 128
     eps: float = 1e-7
+    pad_mode: str = "reflect"
 
     def frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.hop_length
@@ -97,6 +103,9 @@ class STFTConfig:
     @property
     def n_freqs(self) -> int:
         return self.n_fft // 2 + 1
+
+
+STFT_PAD_MODES = ("reflect", "constant")
 
 
 class LogSTFT(nn.Module):
@@ -107,10 +116,12 @@ class LogSTFT(nn.Module):
         self.cfg = cfg or STFTConfig()
         if self.cfg.n_fft < 2 or self.cfg.hop_length < 1:
             raise ValueError(f"stft options n_fft={self.cfg.n_fft}, hop_length={self.cfg.hop_length}: need n_fft >= 2, hop >= 1")
+        if self.cfg.pad_mode not in STFT_PAD_MODES:
+            raise ValueError(f"stft option pad_mode={self.cfg.pad_mode!r}; expected one of {', '.join(STFT_PAD_MODES)}")
         self.register_buffer("window", torch.hann_window(self.cfg.n_fft), persistent=False)
 
     def forward(self, wav: Tensor) -> Tensor:
-        spec = centred_stft(wav, self.cfg.n_fft, self.cfg.hop_length, self.window, "LogSTFT")  # (B, F, T)
+        spec = centred_stft(wav, self.cfg.n_fft, self.cfg.hop_length, self.window, "LogSTFT", self.cfg.pad_mode)  # (B, F, T)
         return torch.log(spec.abs() + self.cfg.eps)
 
 

@@ -7,8 +7,10 @@ Input depends on ``modality.representation``:
   the ``logmel`` kwarg, sample rate from the modality).
 - ``"logmel"``: (B, n_mels, frames), already computed (datasets cache it).
 
-Each log-mel is normalised per sample (zero mean, unit variance over mel x time), so raw log
-magnitudes (around -14 for silence) do not hurt training. Both encoders are sequence-capable:
+Each log-mel is normalised per sample (zero mean, unit variance over mel x time) by default, so raw log
+magnitudes (around -14 for silence) do not hurt training; ``standardize=False`` feeds the log spectrogram as
+it is, as MLA's reference code does (docs/benchmarks.md, "MLA against its reference code": on avdigits-hard
+the per-sample standardisation costs the ResNet-18's audio branch accuracy). Both encoders are sequence-capable:
 ``sequence(x)`` pools over frequency and keeps the (downsampled) time axis.
 """
 
@@ -50,26 +52,39 @@ def _logmel_config(modality: Modality, logmel: LogMelConfig | Mapping[str, Any] 
 
 
 class AudioFrontEnd(nn.Module):
-    """Waveform (B, samples) or log-mel (B, n_mels, frames) -> normalised spectrogram (B, 1, bins, frames).
+    """Waveform (B, samples) or spectrogram (B, bins, frames) -> spectrogram (B, 1, bins, frames).
 
     front="logmel" (default): the log-mel (computed here from a waveform, or the dataset's cached one);
-    front="stft": the log-magnitude STFT spectrogram of a waveform (``stft`` options: n_fft, hop_length,
-    eps; see :class:`polymodal.data.transforms.STFTConfig`), which needs waveform input.
+    front="stft": the log-magnitude STFT spectrogram (``stft`` options: n_fft, hop_length, eps, pad_mode;
+    see :class:`polymodal.data.transforms.STFTConfig`) of a waveform, or the dataset's cached one
+    (representation "stft": AV-digits with ``cache_features`` and ``stft`` options).
     ``input_hw``: (bins, frames) of the spectrogram, what the ResNet's ``stem="auto"`` looks at.
+    ``standardize``: subtract each spectrogram's mean and divide by its standard deviation (over bins x
+    frames; default); False returns the log spectrogram unchanged (only a channel axis is added).
     """
 
     def __init__(
         self, modality: Modality, logmel: LogMelConfig | Mapping[str, Any] | None = None, encoder: str = "audio",
         front: Literal["logmel", "stft"] = "logmel", stft: STFTConfig | Mapping[str, Any] | None = None,
+        standardize: bool = True,
     ) -> None:
         super().__init__()
         check_kind(modality, "audio", encoder)
+        if not isinstance(standardize, bool):
+            raise ValueError(f"encoder {encoder!r}: standardize={standardize!r}; expected true or false")
         rep, shape = modality.representation, tuple(modality.shape)
         self.encoder = encoder
+        self.standardize = standardize
         self.logmel: LogMel | None = None
         self.stft: LogSTFT | None = None
         if front not in FRONTS:
             raise ValueError(f"encoder {encoder!r}: front={front!r}; expected one of {', '.join(FRONTS)}")
+        if front == "stft" and rep == "stft":  # the dataset's cached log-STFT (cache_features with stft options)
+            self._cached_stft(modality, stft, shape)
+            return
+        if rep == "stft":
+            raise ValueError(f"encoder {encoder!r}: modality {modality.name!r} holds a cached log-STFT spectrogram; "
+                             f"set front=stft (or serve log-mels: drop the dataset's stft option)")
         if front == "stft":
             if rep not in WAVEFORM_REPRESENTATIONS or len(shape) != 1:
                 raise ValueError(
@@ -118,13 +133,37 @@ class AudioFrontEnd(nn.Module):
                 f"expected 'waveform' (B, samples) or 'logmel' (B, n_mels, frames)"
             )
 
+    def _cached_stft(self, modality: Modality, stft: STFTConfig | Mapping[str, Any] | None, shape: tuple[int, ...]) -> None:
+        """Input is the dataset's log-STFT (B, bins, frames); the encoder's ``stft`` options, when given, must be
+        the settings the dataset computed it with (``modality.extra["stft"]``)."""
+        if len(shape) != 2:
+            raise ValueError(f"encoder {self.encoder!r}: log-STFT modality {modality.name!r} must have shape (bins, frames); "
+                             f"got {shape}")
+        cached = modality.extra.get("stft")
+        if stft is not None and cached is not None:
+            want = asdict(stft) if isinstance(stft, STFTConfig) else dict(stft)
+            try:
+                want_cfg = STFTConfig(**want)
+            except TypeError:
+                raise ValueError(f"encoder {self.encoder!r}: bad stft options {want}; allowed keys: "
+                                 f"{', '.join(STFTConfig.__dataclass_fields__)}") from None
+            if want_cfg != STFTConfig(**cached):
+                raise ValueError(
+                    f"encoder {self.encoder!r}: stft options {asdict(want_cfg)} differ from the settings the dataset "
+                    f"cached modality {modality.name!r} with ({cached}); give the dataset the same stft options "
+                    f"(data.options.stft) or drop the encoder's")
+        self.n_mels = shape[0]
+        self.input_hw = (shape[0], shape[1])
+
     def forward(self, x: Tensor) -> Tensor:
         if self.logmel is not None or self.stft is not None:
             check_input(self.encoder, x, "(B, samples) waveform", 2)
             mel = self.logmel(x) if self.logmel is not None else self.stft(x)  # (B, bins, frames)
         else:
-            check_input(self.encoder, x, f"(B, {self.n_mels}, frames) log-mel", 3, (1, self.n_mels))
+            check_input(self.encoder, x, f"(B, {self.n_mels}, frames) spectrogram", 3, (1, self.n_mels))
             mel = x.float()
+        if not self.standardize:
+            return mel.unsqueeze(1)  # (B, 1, bins, frames)
         mean = mel.mean(dim=(1, 2), keepdim=True)
         std = mel.std(dim=(1, 2), keepdim=True)
         return ((mel - mean) / (std + 1e-5)).unsqueeze(1)  # (B, 1, bins, frames)
@@ -207,12 +246,15 @@ def audio_cnn(
     low_level_grid: int = 4,
     front: Literal["logmel", "stft"] = "logmel",
     stft: STFTConfig | Mapping[str, Any] | None = None,
+    standardize: bool = True,
 ) -> AudioCNN:
     """Small 2-D CNN over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).
 
-    front: "logmel" (default) or "stft" (log-magnitude STFT of a waveform, ``stft`` options n_fft, hop_length).
+    front: "logmel" (default) or "stft" (log-magnitude STFT of a waveform, ``stft`` options n_fft, hop_length,
+    eps, pad_mode). standardize: per-sample zero mean / unit variance of the spectrogram (default true).
     """
-    return AudioCNN(AudioFrontEnd(modality, logmel, "audio_cnn", front, stft), width, tuple(channels), low_level_grid)
+    fe = AudioFrontEnd(modality, logmel, "audio_cnn", front, stft, standardize)
+    return AudioCNN(fe, width, tuple(channels), low_level_grid)
 
 
 @ENCODERS.register("audio_resnet18", tiny={"width": 8})
@@ -224,11 +266,14 @@ def audio_resnet18(
     stem: Literal["standard", "small", "auto"] = "auto",
     front: Literal["logmel", "stft"] = "logmel",
     stft: STFTConfig | Mapping[str, Any] | None = None,
+    standardize: bool = True,
 ) -> AudioResNet18:
     """ResNet-18 over the log-mel of a waveform (B, samples) or of a cached log-mel (B, n_mels, frames).
 
     stem: "standard" (7x7/2 + max-pool), "small" (3x3/1) or "auto" (small when the spectrogram has fewer
     than 64 bins or frames; the 40 x 101 log-mel of AV-digits gets it). front: "logmel" or "stft".
+    standardize: per-sample zero mean / unit variance of the spectrogram (default true; false = the
+    reference code's input, log(|STFT| + eps) as it is).
     """
-    fe = AudioFrontEnd(modality, logmel, "audio_resnet18", front, stft)
+    fe = AudioFrontEnd(modality, logmel, "audio_resnet18", front, stft, standardize)
     return AudioResNet18(fe, width, low_level_grid, small_input=small_stem(stem, fe.input_hw, "audio_resnet18"))

@@ -125,6 +125,9 @@ class ImageCNN(Encoder):
 class ImageResNet18(Encoder):
     """(B, C, H, W) -> (B, width): ResNet-18 whose last stage has ``width`` channels, global average pool.
 
+    ``normalize`` (mean, std): pixels become (x - mean) / std before the network; ``replicate``: a grey
+    (B, 1, H, W) image is repeated to this many channels (3: an RGB network's input, as MLA's reference code
+    feeds MNIST-style digits). Both default to off (the pixels as the dataset serves them).
     low_level(x) -> (B, stem_channels * grid**2): the stem's map average-pooled to grid x grid.
     """
 
@@ -132,24 +135,33 @@ class ImageResNet18(Encoder):
 
     def __init__(
         self, in_channels: int, width: int = 512, small_input: bool = False, low_level_grid: int = 4,
-        name: str = "image_resnet18",
+        name: str = "image_resnet18", normalize: tuple[float, float] | None = None, replicate: int = 1,
     ) -> None:
         super().__init__()
         self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
-        self.backbone = resnet18(in_channels, width, dims=2, small_input=small_input)
+        self.normalize, self.replicate = normalize, replicate
+        self.backbone = resnet18(in_channels * replicate, width, dims=2, small_input=small_input)
         self.out_dim = width
         self.low_level_dim = self.backbone.stem_channels * low_level_grid**2
 
     def _check(self, x: Tensor) -> None:
         check_input(self.name, x, f"(B, {self.in_channels}, H, W)", 4, (1, self.in_channels))
 
+    def _prepare(self, x: Tensor) -> Tensor:
+        x = x.to(self.param_dtype())
+        if self.normalize is not None:
+            x = (x - self.normalize[0]) / self.normalize[1]
+        if self.replicate > 1:
+            x = x.repeat(1, self.replicate, 1, 1)  # (B, C * replicate, H, W)
+        return x
+
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        return self.backbone(x.to(self.param_dtype()))  # (B, width)
+        return self.backbone(self._prepare(x))  # (B, width)
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
-        return F.adaptive_avg_pool2d(self.backbone.stem(x.to(self.param_dtype())), self.grid).flatten(1)
+        return F.adaptive_avg_pool2d(self.backbone.stem(self._prepare(x)), self.grid).flatten(1)
 
 
 @ENCODERS.register("image_cnn", tiny={"width": 8, "channels": (4, 8)})
@@ -171,13 +183,30 @@ def image_cnn(
 
 
 @ENCODERS.register("image_resnet18", tiny={"width": 8})
-def image_resnet18(modality: Modality, width: int = 512, stem: Literal["standard", "small", "auto"] = "auto", low_level_grid: int = 4) -> ImageResNet18:
+def image_resnet18(
+    modality: Modality, width: int = 512, stem: Literal["standard", "small", "auto"] = "auto", low_level_grid: int = 4,
+    normalize: Sequence[float] | None = None, replicate: int = 1,
+) -> ImageResNet18:
     """ResNet-18 for images (B, C, H, W); width 512 is the standard network.
 
     stem: "standard" (7x7/2 + max-pool, ImageNet), "small" (3x3/1, no max-pool) or "auto" (small for
-    images under 64 px).
+    images under 64 px). normalize: [mean, std] applied to the pixels first (e.g. [0.449, 0.226], the
+    grey value of the ImageNet statistics, as MLA's reference code uses); replicate: repeat the channels
+    this many times (3 turns a grey image into the 3-channel input of an RGB network).
     """
     from polymodal.encoders.resnet import small_stem
 
     c, h, w = image_modality_shape(modality, "image_resnet18")
-    return ImageResNet18(c, width, small_stem(stem, (h, w), "image_resnet18"), low_level_grid)
+    norm: tuple[float, float] | None = None
+    if normalize is not None:
+        vals = list(normalize) if not isinstance(normalize, str) else []
+        ok = len(vals) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+        if not ok or not vals[1] > 0:
+            raise ValueError(f"encoder 'image_resnet18': normalize={normalize!r}; expected [mean, std] with std > 0, "
+                             f"e.g. [0.449, 0.226]")
+        norm = (float(vals[0]), float(vals[1]))
+    if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 1:
+        raise ValueError(f"encoder 'image_resnet18': replicate={replicate!r}; expected a positive integer (3 turns "
+                         f"a grey image into 3 channels)")
+    return ImageResNet18(c, width, small_stem(stem, (h, w), "image_resnet18"), low_level_grid, normalize=norm,
+                         replicate=replicate)

@@ -22,14 +22,19 @@ class SharedHeadFusion(Fusion):
     Missing modality: its features are replaced by zeros with ``torch.where`` (its per-modality
     logits on those rows are the head's bias) and its logits are left out of the sum / mean.
     A row with nothing present gets logits 0.
+    ``init``: "default" (PyTorch's nn.Linear initialisation) or "xavier" (Xavier-normal weight, zero bias:
+    MLA's reference code, docs/benchmarks.md "MLA against its reference code").
     """
 
     yields_per_modality = True
 
-    def __init__(self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean"] = "sum") -> None:
+    def __init__(self, in_dims: dict[str, int], num_outputs: int, mode: Literal["sum", "mean"] = "sum",
+                 init: Literal["default", "xavier"] = "default") -> None:
         super().__init__()
         if mode not in ("sum", "mean"):
             raise ValueError(f"shared_head fusion mode {mode!r}; expected 'sum' or 'mean'")
+        if init not in ("default", "xavier"):
+            raise ValueError(f"shared_head fusion init {init!r}; expected 'default' or 'xavier' (model.fusion_args.init)")
         check_fusion_args("shared_head", in_dims)
         widths = set(in_dims.values())
         if len(widths) != 1:
@@ -40,6 +45,9 @@ class SharedHeadFusion(Fusion):
         self.names = list(in_dims)
         self.mode = mode
         self.head = nn.Linear(widths.pop(), num_outputs)
+        if init == "xavier":
+            nn.init.xavier_normal_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> FusionOutput:
         per = {m: self.head(zero_absent(features[m], present[m])) for m in self.names}

@@ -19,7 +19,8 @@ Every split carries ``concept_labels`` (modality -> {"digit": (N,) int64}): the 
 shows, for concept-level training and evaluation (``polymodal.reasoning``).
 
 Tensors per sample: audio (8000,) float32 waveform at 8 kHz, or (n_mels, frames) log-mel when
-``cache_features`` (the default); image (1, 28, 28) float32 in [0, 1].
+``cache_features`` (the default), or (n_fft // 2 + 1, frames) log-magnitude STFT when ``cache_features``
+and ``stft={...}`` (representation "stft", for ``front: stft`` encoders); image (1, 28, 28) float32 in [0, 1].
 
 The package:
 
@@ -27,7 +28,7 @@ The package:
     artifact.py     the shipped artifact: verified, decoded, cached per process
     build.py        building the artifact from the raw data (``python -m polymodal.data.datasets.avdigits``)
     corruptions.py  the noise and occlusion of the hard variants
-    features.py     log-mel features computed once per split and kept on disk
+    features.py     log-mel / log-STFT features computed once per split and kept on disk
     variants.py     the registered variants and the dataset class
 """
 

@@ -24,11 +24,11 @@ from polymodal.data.datasets.avdigits.artifact import (
     load_artifact,
 )
 from polymodal.data.datasets.avdigits.corruptions import HARD_DEFAULTS, audio_waveforms, image_pixels
-from polymodal.data.datasets.avdigits.features import cached_logmel
+from polymodal.data.datasets.avdigits.features import cached_logmel, cached_stft
 from polymodal.data.datasets.avdigits.recipe import RECIPE_CHECKSUMS, SEEDS
 from polymodal.data.missing import missing_mask
 from polymodal.data.schema import Modality
-from polymodal.data.transforms import LogMelConfig
+from polymodal.data.transforms import STFT_PAD_MODES, LogMelConfig, STFTConfig
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,19 @@ def _number(name: str, value: Any, low: float, high: float, integer: bool = Fals
     return int(value) if integer else float(value)
 
 
+def _stft_config(stft: STFTConfig | dict[str, Any]) -> STFTConfig:
+    if isinstance(stft, STFTConfig):
+        cfg = stft
+    else:
+        try:
+            cfg = STFTConfig(**dict(stft))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"AV-digits option stft={stft!r}: {exc}; valid keys: {list(asdict(STFTConfig()))}") from None
+    if cfg.n_fft < 2 or cfg.hop_length < 1 or cfg.pad_mode not in STFT_PAD_MODES:
+        raise ValueError(f"AV-digits option stft={asdict(cfg)}: need n_fft >= 2, hop_length >= 1 and pad_mode in {STFT_PAD_MODES}")
+    return cfg
+
+
 class AVDigits(MultimodalDataset):
     """One split of an AV-digits variant, fully precomputed in memory (``__getitem__`` only indexes).
 
@@ -86,7 +99,8 @@ class AVDigits(MultimodalDataset):
         occlusion: int | None = None,  # side k of the zeroed square, pixels (hard, 3-view)
         cache_features: bool = True,  # serve audio as log-mel computed once for the split
         logmel: LogMelConfig | dict[str, Any] | None = None,  # log-mel settings (default AVDIGITS_LOGMEL)
-        persist_features: bool = True,  # keep computed log-mels in polymodal.paths.cache_dir()
+        persist_features: bool = True,  # keep computed features in polymodal.paths.cache_dir()
+        stft: STFTConfig | dict[str, Any] | None = None,  # with cache_features: serve the log-STFT instead of the log-mel
         missing_rate: float = 0.0,  # fraction of (sample, modality) slots marked absent
         missing_seed: int = 0,
         pairs: int | None = None,  # keep a seeded random subset of this many rows of the split (data efficiency)
@@ -118,6 +132,10 @@ class AVDigits(MultimodalDataset):
             except TypeError as exc:
                 raise ValueError(f"AV-digits option logmel={logmel!r}: {exc}; valid keys: {list(asdict(LogMelConfig()))}") from None
         cfg = logmel or AVDIGITS_LOGMEL
+        stft_cfg = _stft_config(stft) if stft is not None else None
+        if stft_cfg is not None and not cache_features:
+            raise ValueError("AV-digits option stft= caches the log-STFT spectrogram and needs cache_features=true; "
+                             "with cache_features=false the encoder computes its own STFT from the waveforms (drop stft=)")
         if cfg.sample_rate != SAMPLE_RATE:
             raise ValueError(f"AV-digits audio is {SAMPLE_RATE} Hz; logmel.sample_rate is {cfg.sample_rate}: set it to {SAMPLE_RATE}")
 
@@ -150,8 +168,12 @@ class AVDigits(MultimodalDataset):
         snr = None if self.corruption is None else float(self.corruption["snr_db"])
         if cache_features:
             tag = f"{split}|" + ("clean" if snr is None else f"snr{snr!r}") + ("" if pairs is None else f"|pairs{pairs}")
-            audio = torch.from_numpy(cached_logmel(art, keep, tag, snr, cfg, persist_features))
-            audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "logmel", extra={"logmel": asdict(cfg)})
+            if stft_cfg is not None:
+                audio = torch.from_numpy(cached_stft(art, keep, tag, snr, stft_cfg, persist_features))
+                audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "stft", extra={"stft": asdict(stft_cfg)})
+            else:
+                audio = torch.from_numpy(cached_logmel(art, keep, tag, snr, cfg, persist_features))
+                audio_mod = Modality("audio", "audio", tuple(audio.shape[1:]), SAMPLE_RATE, "logmel", extra={"logmel": asdict(cfg)})
         else:
             audio = torch.from_numpy(audio_waveforms(art, keep, snr))
             audio_mod = Modality("audio", "audio", (CLIP_SAMPLES,), SAMPLE_RATE, "waveform", extra={"logmel": asdict(cfg)})
@@ -183,7 +205,8 @@ class AVDigits(MultimodalDataset):
             "seeds": dict(SEEDS),
             "corruption": None if self.corruption is None else dict(self.corruption),
             "audio_representation": audio_mod.representation,
-            "logmel": asdict(cfg) if cache_features else None,
+            "logmel": asdict(cfg) if cache_features and stft_cfg is None else None,
+            "stft": asdict(stft_cfg) if stft_cfg is not None else None,
             "missing_rate": rate,
             "realised_missing_rate": self.realised_missing_rate,
             "missing_seed": int(missing_seed),
