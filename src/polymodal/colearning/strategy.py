@@ -43,7 +43,7 @@ from polymodal.colearning.budget import check_fraction, labelled_mask
 from polymodal.colearning.losses import balanced_cross_entropy, distillation_loss, pseudo_labels
 from polymodal.coordinated.losses import CLIPLoss
 from polymodal.data.batch import Batch
-from polymodal.models import ModelOutput, MultimodalModel
+from polymodal.models import ModelOutput
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, backward_and_step, unwrap
 from polymodal.strategies.toolkit import check_number, check_setup, per_modality_logits
 from polymodal.tasks import LOGITS, SINGLE_LABEL
