@@ -7,13 +7,13 @@ target modality alone); test accuracy of the target alone. Label budgets: ``stra
 the 2,400 training rows (per class, seeded by ``label_seed`` = the run's seed; the other rows without labels).
 Writes benchmarks/results/colearning.md and colearning.json (``--name`` another name).
 
-    python benchmarks/colearning.py [--seeds 0,1,2] [--budgets 0.01,0.05,0.2] [--epochs 8] [--width 64] [--processes 2]
+    python benchmarks/colearning.py [--seeds 0,1,2] [--budgets 0.01,0.05,0.2] [--epochs 8] [--width 64] [--pairs N] [--processes 2]
                                     [--target audio]   # --target image: the roles swapped
     python benchmarks/colearning.py --recompute [--name colearning]   # the Markdown again from the JSON alone
 
 Methods (docs/colearning.md): ``labelled-only`` (supervised on the budget; the baseline), ``co-training``
-(threshold 0.9, class-balanced, from epoch 2), ``cross-distill`` (teacher = the other modality's head trained on
-the budget, T = 4, the unlabelled pairs as transfer set, from epoch 2), ``contrastive-aux`` (CLIP loss over all
+(threshold 0.9, class-balanced, from epoch ``--warmup-epochs``), ``cross-distill`` (teacher = the other modality's head trained on
+the budget, T = 4, the unlabelled pairs as transfer set, from epoch ``--warmup-epochs``), ``contrastive-aux`` (CLIP loss over all
 pairs as an auxiliary, weight 1, 64-d). Each difference is A - labelled-only at the same budget, crossed paired
 bootstrap (``polymodal.bench.compare``: seed s of A with seed s of the baseline, which also share the labelled
 rows; one draw of test samples per replicate for every seed).
@@ -38,19 +38,22 @@ DATASET = "avdigits-hard"
 BASELINE = "labelled-only"
 METHODS = ("labelled-only", "co-training", "cross-distill", "contrastive-aux")
 OTHER = {"audio": "image", "image": "audio"}
+WARMUP = ("co-training", "cross-distill")  # the methods whose transfer starts after warmup_epochs
 
 
 def jobs_for(methods: list[str], budgets: list[float], seeds: list[int], epochs: int, target: str,
-             width: int = 64) -> list[Job]:
+             width: int = 64, pairs: int | None = None, warmup_epochs: int = 2) -> list[Job]:
     """Seed-major order, so that a grid cut short has whole seeds."""
-    common = (f"data.dataset={DATASET}", f"trainer.max_epochs={epochs}", "trainer.patience=null", f"model.width={width}",
+    subset = () if pairs is None else (f"data.split_options.train.pairs={pairs}",)
+    common = (*subset, f"data.dataset={DATASET}", f"trainer.max_epochs={epochs}", "trainer.patience=null", f"model.width={width}",
               f"strategy.args.target={target}", f"strategy.args.source={OTHER[target]}")
     jobs = []
     for seed in seeds:
         for budget in budgets:
             for method in methods:
                 name = f"{target}-{method}-{round(100 * budget)}pct-seed{seed}"
-                overrides = (*common, f"strategy.name={method}", f"strategy.args.label_fraction={budget}",
+                warmup = (f"strategy.args.warmup_epochs={warmup_epochs}",) if method in WARMUP else ()
+                overrides = (*common, *warmup, f"strategy.name={method}", f"strategy.args.label_fraction={budget}",
                              f"strategy.args.label_seed={seed}", f"seed={seed}")
                 jobs.append(Job(name, overrides, {"method": method, "budget": budget, "seed": seed, "target": target}))
     return jobs
@@ -179,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="0.01,0.05,0.2")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--pairs", type=int, default=None,
+                   help="train on a seeded subset of this many training pairs (data.split_options.train.pairs)")
+    p.add_argument("--warmup-epochs", type=int, default=2, help="strategy.args.warmup_epochs of co-training and cross-distill")
     p.add_argument("--width", type=int, default=64, help="model.width of the encoders")
     p.add_argument("--target", default="audio", choices=sorted(OTHER))
     p.add_argument("--processes", type=int, default=2)
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--methods must include the baseline {BASELINE}")
     budgets = [float(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = jobs_for(methods, budgets, seeds, args.epochs, args.target, args.width)
+    jobs = jobs_for(methods, budgets, seeds, args.epochs, args.target, args.width, args.pairs, args.warmup_epochs)
     runs_dir = Path(args.runs_dir)
     if args.train:
         run_jobs(jobs, runs_dir, config=str(CONFIG), processes=args.processes)
@@ -208,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--no-train", "--train")]
     given = [a for i, a in enumerate(given) if a != "--history" and (i == 0 or given[i - 1] != "--history")]
     command = ("python benchmarks/colearning.py " + " ".join(given)).strip()
-    protocol = (f"{DATASET}; bench profile (configs/avdigits_joint.yaml) with model.width {args.width}, {args.epochs} epochs, no early stopping; "
-                f"label budgets {args.budgets} of the training split (per class, seeded by the run's seed); "
+    train_rows = "2,400 training pairs" if args.pairs is None else f"{args.pairs} of the 2,400 training pairs (seeded subset)"
+    protocol = (f"{DATASET}, {train_rows}; bench profile (configs/avdigits_joint.yaml) with model.width {args.width}, {args.epochs} epochs, no early stopping, transfer from epoch "
+                f"{args.warmup_epochs} (counted from 0); "
+                f"label budgets {args.budgets} of those rows (per class, seeded by the run's seed); "
                 f"the {args.target} model alone at test; selection on val; seeds {args.seeds}")
     js, md = write_table(args.name, records, protocol=protocol, command=command, out_dir=Path(args.out),
                          history=args.history)
