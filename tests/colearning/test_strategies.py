@@ -177,3 +177,16 @@ def test_co_training_at_full_budget_is_supervised_training(tmp_path):
     assert [h["train/loss"] for h in ours.history] == [h["train/loss"] for h in ref.history]
     low = _train(tmp_path, "co-training", 0.2)  # and the budget does change the result
     assert [h["train/loss"] for h in low.history] != [h["train/loss"] for h in ref.history]
+
+
+def test_a_bench_of_the_colearning_strategies_is_planned(tmp_path):
+    """``polymodal bench`` lays out every co-learning strategy with a shared label budget (config checked)."""
+    from polymodal.bench.plan import plan_bench
+
+    plan = plan_bench(list(NAMES), ["avdigits-hard"], [0, 1], tmp_path / "colearn",
+                      overrides=["strategy.args.label_fraction=0.05", "strategy.args.target=audio"])
+    jobs = plan.to_run()
+    assert sorted({j.tags["strategy"] for j in jobs}) == sorted(NAMES) and len(jobs) == 8
+    assert all("strategy.args.label_fraction=0.05" in j.overrides for j in jobs)
+    with pytest.raises(ValueError, match="label_fraction"):
+        plan_bench(["co-training"], ["avdigits-hard"], [0], tmp_path / "bad", overrides=["strategy.args.label_fraction=0"])

@@ -9,8 +9,13 @@ are never read. Validation and test are untouched (the strategies only ever see 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+
+# the annotation of ``label_fraction``: a config with a value outside (0, 1] stops at load, naming the key
+Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
 def check_fraction(value: object, key: str = "strategy.args.label_fraction") -> float:
@@ -46,4 +51,4 @@ def labelled_mask(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndar
     return keep
 
 
-__all__ = ["check_fraction", "labelled_mask"]
+__all__ = ["Fraction", "check_fraction", "labelled_mask"]

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polymodal.colearning.budget import check_fraction, labelled_mask
+from polymodal.colearning.budget import Fraction, check_fraction, labelled_mask
 from polymodal.colearning.losses import balanced_cross_entropy, distillation_loss, pseudo_labels
 from polymodal.coordinated.losses import CLIPLoss
 from polymodal.data.batch import Batch
@@ -63,7 +63,7 @@ class CoLearning(Strategy):
     default_fusion = "late"
     requires = frozenset({LOGITS, SINGLE_LABEL})
 
-    def __init__(self, label_fraction: float = 1.0, label_seed: int = 0, target: str | None = None,
+    def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None) -> None:
         self.label_fraction = check_fraction(label_fraction)
         if not isinstance(label_seed, int) or isinstance(label_seed, bool) or label_seed < 0:
@@ -170,7 +170,7 @@ class CoTraining(CoLearning):
     warmup_epochs: epochs trained on the labelled rows alone before pseudo-labels are taken
     """
 
-    def __init__(self, label_fraction: float = 1.0, label_seed: int = 0, target: str | None = None,
+    def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None, threshold: float = 0.9, pseudo_weight: float = 1.0,
                  warmup_epochs: int = 2) -> None:
         super().__init__(label_fraction, label_seed, target, source)
@@ -215,7 +215,7 @@ class CrossDistill(CoLearning):
     warmup_epochs:  epochs before the teacher starts teaching (it learns from the labels alone until then)
     """
 
-    def __init__(self, label_fraction: float = 1.0, label_seed: int = 0, target: str | None = None,
+    def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None, temperature: float = 4.0, distill_weight: float = 1.0,
                  distill_on: Literal["unlabelled", "all"] = "unlabelled", feature_weight: float = 0.0,
                  warmup_epochs: int = 2) -> None:
@@ -267,7 +267,7 @@ class ContrastiveAux(CoLearning):
     dim:        dimension of the shared embedding (one linear projection per modality)
     """
 
-    def __init__(self, label_fraction: float = 1.0, label_seed: int = 0, target: str | None = None,
+    def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None, aux_weight: float = 1.0, dim: int = 64) -> None:
         super().__init__(label_fraction, label_seed, target, source)
         self.aux_weight = check_number("aux_weight", aux_weight)
