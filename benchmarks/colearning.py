@@ -73,7 +73,7 @@ def run_records(jobs: list[Job], runs_dir: Path) -> list[dict[str, Any]]:
         correct = test_correct(runs_dir / j.name)
         if correct is None:
             continue
-        metrics = res["metrics"]
+        metrics = res["test"]  # the selected checkpoint's test metrics
         out.append({**j.tags, "fused_acc": metrics["fused_acc"], "source_acc": metrics.get(f"{OTHER[j.tags['target']]}_acc"),
                     "sec_per_epoch": res.get("sec_per_epoch"), "test_correct": encode_correct(correct)})
     return out
