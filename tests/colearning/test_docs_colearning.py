@@ -1,0 +1,27 @@
+"""docs/colearning.md's worked example runs verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "colearning.md"
+
+
+@pytest.mark.slow
+def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    code = re.search(r"## Worked example.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/colearning.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    result, kept = namespace["result"], namespace["kept"]
+    assert (tmp_path / "runs" / "cotrain-demo" / "results.json").is_file()
+    assert 0.0 <= namespace["audio_alone"] <= 1.0
+    assert result.metrics["fused_acc"] == result.metrics["audio_acc"]  # the prediction is the audio head alone
+    assert len(kept) == 600 and 20 <= kept.sum() <= 40  # 5 % of each class's ~60 rows
+    assert namespace["train_split"].labels[kept].tolist().count(0) >= 1  # every class keeps a label
+    assert all(t is not None and 0.0 <= t <= 1.0 for t in namespace["taken"])  # pseudo-labels were considered
