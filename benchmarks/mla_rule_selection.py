@@ -13,7 +13,8 @@ rules' temperatures are fitted on the run's validation split) and writes
 
 The choice: among the rules defined on every dataset (``fixed-ref`` names audio and image weights only),
 the one with the highest validation accuracy averaged over the datasets (each dataset's mean over seeds,
-so every dataset counts once). Test accuracy is reported beside it and never enters the choice.
+so every dataset counts once); a tie keeps the earlier rule of ``PREFERENCE`` (the previous default,
+``entropy``, first). Test accuracy is reported beside it and never enters the choice.
 
 What this can and cannot show: the models are trained and their epochs selected with the rule they are
 trained with (``strategy.args.fusion_rule``, MLA's default when the overrides do not set it); another rule
@@ -40,6 +41,8 @@ import fusion_rules  # noqa: E402  (benchmarks/ is not a package)
 from polymodal.bench.results import write_results  # noqa: E402
 
 NAME = "mla_rule_selection"
+# ties keep the earlier rule: the previous default first (a change needs evidence), then the simpler rules
+PREFERENCE = ("entropy", "fixed", "fixed-ref", "calibrated", "calibrated-entropy")
 
 
 def train(datasets: list[str], seeds: str, runs_dir: Path, processes: int, overrides: list[str]) -> Path:
@@ -65,7 +68,8 @@ def select(records: list[dict[str, Any]]) -> dict[str, Any]:
     candidates = sorted(set.intersection(*(set(by_rule) for by_rule in val.values())))
     per_dataset = {d: {rule: float(np.mean(v)) for rule, v in val[d].items()} for d in datasets}
     score = {rule: float(np.mean([per_dataset[d][rule] for d in datasets])) for rule in candidates}
-    chosen = max(candidates, key=lambda k: score[k])
+    rank = {rule: i for i, rule in enumerate(PREFERENCE)}
+    chosen = max(candidates, key=lambda k: (score[k], -rank.get(k, len(PREFERENCE))))
     return {"datasets": datasets, "candidates": candidates, "mean_val_acc": score, "per_dataset_val_acc": per_dataset,
             "chosen": chosen}
 

@@ -31,6 +31,8 @@ def test_the_choice_averages_datasets_equally_and_needs_a_rule_defined_everywher
     assert s["candidates"] == ["calibrated", "entropy"]  # fixed-ref is not defined on b; trained repeats a rule
     assert s["mean_val_acc"] == pytest.approx({"calibrated": 0.75, "entropy": 0.7})
     assert s["chosen"] == "calibrated" and s["per_dataset_val_acc"]["a"]["entropy"] == pytest.approx(0.85)
+    tied = _records({"a": {"calibrated": [0.9], "entropy": [0.9], "fixed": [0.9]}})
+    assert sel.select(tied)["chosen"] == "entropy"  # a tie keeps the previous default
     with pytest.raises(ValueError, match="nothing to select"):
         sel.select([{"rule": None, "dataset": "a"}])
 
