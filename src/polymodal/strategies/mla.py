@@ -70,6 +70,9 @@ class HGMProjector:
         return grad @ self.P.to(grad).T
 
 
+# MLA's test-time rule when strategy.args.fusion_rule is not given (docs/strategies.md says how it was chosen)
+DEFAULT_FUSION_RULE = "entropy"
+
 
 @STRATEGIES.register("mla", tiny={})
 class MLA(Strategy):
@@ -104,7 +107,8 @@ class MLA(Strategy):
     def requirements(cls, args: dict[str, Any]) -> frozenset[str]:
         """Any task with a prediction per row under the ``fixed`` rule; one class per sample under the entropy
         rules (they weigh modalities by the entropy of their class probabilities)."""
-        return frozenset({LOGITS}) if args.get("fusion_rule", "entropy") == "fixed" else frozenset({LOGITS, SINGLE_LABEL})
+        rule = args.get("fusion_rule", DEFAULT_FUSION_RULE)
+        return frozenset({LOGITS}) if rule == "fixed" else frozenset({LOGITS, SINGLE_LABEL})
 
     def __init__(
         self,
@@ -114,7 +118,7 @@ class MLA(Strategy):
         hgm_normalize: bool = True,
         hgm_rescale: bool = False,
         hgm_mean: Literal["batch", "running"] = "batch",
-        fusion_rule: FusionRuleName = "entropy",
+        fusion_rule: FusionRuleName = DEFAULT_FUSION_RULE,
         fusion_weights: dict[str, float] | None = None,
     ) -> None:
         if grad_mode not in ("clear", "zero", "reference"):
