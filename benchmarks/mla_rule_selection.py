@@ -11,8 +11,8 @@ each run's stored per-modality probabilities again under every candidate rule
 rules' temperatures are fitted on the run's validation split) and writes
 ``benchmarks/results/mla_rule_selection.{md,json}``.
 
-The choice: among the rules defined on every dataset (``fixed-ref`` names audio and image weights only),
-the one with the highest validation accuracy averaged over the datasets (each dataset's mean over seeds,
+The choice: among the rules that any modality set can use (``fixed-ref``, weights preset for audio and
+image, is scored but cannot be a default) and that were scored on every dataset, the one with the highest validation accuracy averaged over the datasets (each dataset's mean over seeds,
 so every dataset counts once); a tie keeps the earlier rule of ``PREFERENCE`` (the previous default,
 ``entropy``, first). Test accuracy is reported beside it and never enters the choice.
 
@@ -65,7 +65,8 @@ def select(records: list[dict[str, Any]]) -> dict[str, Any]:
     if not val:
         raise ValueError("no re-scored runs: nothing to select from")
     datasets = sorted(val)
-    candidates = sorted(set.intersection(*(set(by_rule) for by_rule in val.values())))
+    general = {name for name, (_, weights) in fusion_rules.RULES.items() if weights is None}  # no per-modality preset
+    candidates = sorted(set.intersection(*(set(by_rule) for by_rule in val.values())) & general)
     per_dataset = {d: {rule: float(np.mean(v)) for rule, v in val[d].items()} for d in datasets}
     score = {rule: float(np.mean([per_dataset[d][rule] for d in datasets])) for rule in candidates}
     rank = {rule: i for i, rule in enumerate(PREFERENCE)}
@@ -80,7 +81,7 @@ def write(records: list[dict[str, Any]], protocol: str, command: str, out_dir: P
     ranking = sorted(sel["candidates"], key=lambda k: -sel["mean_val_acc"][k])
     lines = [f"`{rule}` {100 * sel['mean_val_acc'][rule]:.2f} %" for rule in ranking]
     notes += (f"\nSelection (validation only): mean over the datasets ({', '.join(sel['datasets'])}) of each rule's "
-              f"mean validation accuracy over seeds, among the rules defined on every dataset: " + "; ".join(lines)
+              f"mean validation accuracy over seeds, among the rules any modality set can use: " + "; ".join(lines)
               + f". Chosen: `{sel['chosen']}`.\n")
     js, md = write_results(name, rows, protocol=protocol, command=command, out_dir=out_dir,
                            columns=["val_fused_acc", "fused_acc"], title="MLA's test-time rule, chosen on validation",

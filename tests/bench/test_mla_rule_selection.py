@@ -28,7 +28,10 @@ def test_the_choice_averages_datasets_equally_and_needs_a_rule_defined_everywher
         "b": {"trained": [0.99, 0.99], "entropy": [0.5, 0.6], "calibrated": [0.7, 0.7]},
     })
     s = sel.select(records)
-    assert s["candidates"] == ["calibrated", "entropy"]  # fixed-ref is not defined on b; trained repeats a rule
+    # fixed-ref presets audio / image weights (and is not scored on b); trained repeats a rule
+    assert s["candidates"] == ["calibrated", "entropy"]
+    only_a = sel.select([r for r in records if r["dataset"] == "a"])
+    assert only_a["candidates"] == ["calibrated", "entropy"] and only_a["chosen"] == "entropy"
     assert s["mean_val_acc"] == pytest.approx({"calibrated": 0.75, "entropy": 0.7})
     assert s["chosen"] == "calibrated" and s["per_dataset_val_acc"]["a"]["entropy"] == pytest.approx(0.85)
     tied = _records({"a": {"calibrated": [0.9], "entropy": [0.9], "fixed": [0.9]}})
