@@ -164,6 +164,8 @@ def collect(bench_json: Path, runs_dir: Path) -> list[dict[str, Any]]:
         raise ValueError(f"{bench_json} has no per-run records ('runs'); write it with polymodal bench")
     records = []
     for rec in doc["runs"]:
+        if rec["method"] != "mla":  # the rules are MLA's (a bench file may hold unimodal and poe records too)
+            continue
         run_dir = run_dir_of(runs_dir, rec)
         rule, weights = trained_rule(run_dir)
         if rule in BATCH_LEVEL_RULES:  # listed in the notes by tables()
@@ -206,14 +208,20 @@ def tables(records: list[dict[str, Any]]) -> tuple[list[ResultRow], list[dict[st
                 differences.append({"method": method, "dataset": dataset, "variant": variant, "rule": rule,
                                     "baseline": "trained", "metric": "fused_acc", **d})
         best = max(val_means, key=lambda k: (val_means[k], k == "trained"))
-        chosen.append(f"{variant or 'default'}: {best} ({100 * val_means[best]:.1f} % on val)")
-    parts = [f"{d['variant'] or 'default'}: {d['rule']} - trained = {100 * d['mean']:+.1f} points "
+        chosen.append((dataset, variant, f"{best} ({100 * val_means[best]:.1f} % on val)"))
+    several = len({r["dataset"] for r in records}) > 1  # name the dataset when the file spans several
+
+    def where(dataset: str, variant: str | None) -> str:
+        return f"{dataset} {variant or 'default'}" if several else (variant or "default")
+
+    parts = [f"{where(d['dataset'], d['variant'])}: {d['rule']} - trained = {100 * d['mean']:+.1f} points "
              f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] ({d['n_seeds']} seeds)" for d in differences]
     notes = NOTES
     if parts:
         notes += ("\nDifferences in fused test accuracy against the trained rule on the same models, crossed paired "
                   "bootstrap 95 % interval (seeds and test samples resampled): " + "; ".join(parts) + ".\n")
-    notes += "\nRule with the highest mean validation accuracy, per variant: " + "; ".join(chosen) + ".\n"
+    notes += ("\nRule with the highest mean validation accuracy, per variant: "
+              + "; ".join(f"{where(d, v)}: {text}" for d, v, text in chosen) + ".\n")
     if skipped:
         notes += ("\nNot re-scored (trained with a batch-level rule, whose output depends on batch composition): "
                   + ", ".join(skipped) + ".\n")
@@ -232,7 +240,10 @@ def write(records: list[dict[str, Any]], name: str, protocol: str, command: str,
 
 NOTES = """\
 variant = `<bench variant> | <rule>`: `trained` is the rule the model was trained and selected with
-(per-sample entropy for MLA's default), `fixed` equal weights, `fixed-ref` 0.55 audio / 0.45 image (the
+(its config's `strategy.args.fusion_rule`; per-sample entropy where the config names none: MLA's default
+when these runs were made), `entropy` per-sample entropy weights, `calibrated` the sum of log-probabilities
+with temperatures fitted on the run's validation split, `calibrated-entropy` entropy weights on those
+calibrated probabilities, `fixed` equal weights, `fixed-ref` 0.55 audio / 0.45 image (the
 reference code's default). fused_acc: test; val_fused_acc: validation, on the same model. Every rule is
 re-applied to the stored per-modality probabilities of the model selected with the trained rule; the
 trained rule re-applied reproduces each run's stored predictions exactly (checked).
