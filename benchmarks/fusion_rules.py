@@ -10,8 +10,16 @@ model, so they can be compared without training again. Every run of a ``polymoda
 again under each rule:
 
     trained      the rule the run was trained and selected with (its config's strategy.args.fusion_rule)
+    entropy      per-sample entropy weights (MLA's rule before the calibrated rules)
     fixed        equal weights
     fixed-ref    0.55 audio / 0.45 image, the reference code's default for two modalities
+    calibrated   the sum of log softmax(o_m / T_m), T_m fitted on the run's validation split
+                 (polymodal.inference.calibration.fit_temperature, the fit MLA and ``poe`` use)
+    calibrated-entropy  per-sample entropy weights on those calibrated probabilities
+
+A run trained with a calibrated rule stores calibrated per-modality probabilities softmax(o_m / T_m); its
+checkpoint's temperatures turn them back into softmax(o_m) (log softmax(T_m log p) = log softmax(o_m)),
+so every rule starts from the same uncalibrated probabilities.
 
 Each rule is applied to log p_m, which differs from the logits o_m by a per-sample, per-modality
 constant (log-sum-exp): ``fixed`` and the per-sample ``entropy`` rule give the same argmax on either, so
@@ -42,14 +50,20 @@ from polymodal.bench.compare import paired_by_seed
 from polymodal.bench.plan import run_name, variant_settings
 from polymodal.bench.results import ResultRow, write_results
 from polymodal.bench.tables import decode_correct, encode_correct
+from polymodal.engine.checkpoint import load_checkpoint
 from polymodal.engine.runfolder import predictions_file
-from polymodal.inference.rules import BATCH_LEVEL_RULES, fuse
+from polymodal.inference.calibration import fit_temperature
+from polymodal.inference.rules import BATCH_LEVEL_RULES, CALIBRATED_RULES, fuse
 from polymodal.report.metrics import load_predictions
+from polymodal.runpaths import RunPaths
 
 HERE = Path(__file__).resolve().parent
 RULES: dict[str, tuple[str, dict[str, float] | None]] = {  # name -> (registered rule, fixed weights)
+    "entropy": ("entropy", None),
     "fixed": ("fixed", None),
     "fixed-ref": ("fixed", {"audio": 0.55, "image": 0.45}),
+    "calibrated": ("calibrated", None),
+    "calibrated-entropy": ("calibrated-entropy", None),
 }
 SPLITS = ("val", "test")
 
@@ -69,29 +83,68 @@ def trained_rule(run_dir: Path) -> tuple[str, dict[str, float] | None]:
     return args.get("fusion_rule", "entropy"), args.get("fusion_weights")
 
 
-def fused_labels(pred: Any, rule: str, weights: dict[str, float] | None, where: str) -> np.ndarray:
-    """The class ``rule`` predicts from the stored per-modality probabilities, per row of the file."""
+def stored_temperatures(run_dir: Path) -> dict[str, float]:
+    """The per-modality temperatures the run's best checkpoint holds (a run trained with a calibrated rule)."""
+    state = load_checkpoint(RunPaths(run_dir).checkpoint("best")).strategy or {}
+    temps = {k.split("/", 1)[1]: float(v) for k, v in state.items() if k.startswith("temperature/")}
+    if not temps:
+        raise ValueError(f"{run_dir} was trained with a calibrated rule but its best checkpoint holds no temperatures")
+    return temps
+
+
+def log_probs(pred: Any, where: str, undo: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Each modality's stored log-probabilities; with ``undo`` (the run's temperatures), the uncalibrated ones."""
     if not pred.per_modality:
         raise ValueError(f"{where} holds no per-modality probabilities (probs_<modality>); it was not written by "
                          "a shared-head model, so its fusion rule cannot be re-applied")
-    names = list(pred.per_modality)
+    logp = {m: torch.log(torch.from_numpy(np.asarray(p, dtype=np.float64)).clamp_min(1e-300))
+            for m, p in pred.per_modality.items()}
+    if undo is not None:
+        logp = {m: torch.log_softmax(x * undo[m], dim=1) for m, x in logp.items()}
+    return logp
+
+
+def present_rows(pred: Any) -> dict[str, np.ndarray]:
+    return {m: np.asarray(pred.present.get(m, np.ones(len(pred.y_true), bool)) if pred.present else
+                          np.ones(len(pred.y_true), bool), dtype=bool) for m in pred.per_modality}
+
+
+def fit_on_val(pred: Any, logp: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-modality temperatures fitted on a validation predictions file (the rows where the modality is present)."""
+    y = np.asarray(pred.y_true)
+    rows = present_rows(pred)
+    return {m: fit_temperature(x.numpy()[rows[m]], y[rows[m]]) for m, x in logp.items()}
+
+
+def fused_labels(pred: Any, rule: str, weights: dict[str, float] | None, where: str,
+                 logp: dict[str, torch.Tensor] | None = None, temperatures: dict[str, float] | None = None) -> np.ndarray:
+    """The class ``rule`` predicts from the per-modality log-probabilities ``logp`` (default: the stored ones),
+    per row of the file."""
+    logp = log_probs(pred, where) if logp is None else logp
+    names = list(logp)
     if weights is not None and set(weights) != set(names):
         raise ValueError(f"{where}: the rule's weights name {sorted(weights)} but the run has modalities {names}")
-    logp = {m: torch.log(torch.from_numpy(np.asarray(p, dtype=np.float64)).clamp_min(1e-300)) for m, p in pred.per_modality.items()}
-    present = {m: torch.from_numpy(np.asarray(pred.present.get(m, np.ones(len(pred.y_true), bool)), dtype=bool)) for m in names}
-    return fuse(rule, logp, present, weights).argmax(dim=1).numpy()
+    present = {m: torch.from_numpy(r) for m, r in present_rows(pred).items()}
+    return fuse(rule, logp, present, weights, temperatures).argmax(dim=1).numpy()
 
 
 def rescore(run_dir: Path, rule: str, weights: dict[str, float] | None) -> dict[str, dict[str, np.ndarray]]:
     """rule name -> split -> per-sample correctness in dataset order; checks that the run's own rule
     (``rule``, ``weights``) reproduces every stored fused prediction."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    for split in SPLITS:
+    calibrated = rule in CALIBRATED_RULES
+    undo = stored_temperatures(run_dir) if calibrated else None
+    temps: dict[str, float] = {}
+    for split in SPLITS:  # val first: the calibrated rules' temperatures are fitted there
         path = predictions_file(run_dir, split)
         pred = load_predictions(path)
         order = np.argsort(pred.index) if pred.index is not None else np.arange(len(pred.y_true))
         stored = np.asarray(pred.probs).argmax(axis=1)
-        again = fused_labels(pred, rule, weights, str(path))
+        raw = log_probs(pred, str(path), undo)
+        if split == "val":
+            temps = fit_on_val(pred, raw)
+        # the stored probabilities are already calibrated under a calibrated rule: temperature 1 reproduces it
+        again = fused_labels(pred, rule, weights, str(path), temperatures={m: 1.0 for m in raw} if calibrated else None)
         if not np.array_equal(stored, again):
             raise ValueError(f"{path}: re-applying the run's own rule {rule!r} changes {int((stored != again).sum())} "
                              "of its stored fused predictions; the file does not match the run's config")
@@ -99,7 +152,8 @@ def rescore(run_dir: Path, rule: str, weights: dict[str, float] | None) -> dict[
         out.setdefault("trained", {})[split] = (stored == y)[order]
         for name, (registered, w) in RULES.items():
             if w is None or set(w) == set(pred.per_modality):  # fixed-ref is defined for audio + image only
-                out.setdefault(name, {})[split] = (fused_labels(pred, registered, w, str(path)) == y)[order]
+                labels = fused_labels(pred, registered, w, str(path), raw, temps)
+                out.setdefault(name, {})[split] = (labels == y)[order]
     return out
 
 
@@ -110,6 +164,8 @@ def collect(bench_json: Path, runs_dir: Path) -> list[dict[str, Any]]:
         raise ValueError(f"{bench_json} has no per-run records ('runs'); write it with polymodal bench")
     records = []
     for rec in doc["runs"]:
+        if rec["method"] != "mla":  # the rules are MLA's (a bench file may hold unimodal and poe records too)
+            continue
         run_dir = run_dir_of(runs_dir, rec)
         rule, weights = trained_rule(run_dir)
         if rule in BATCH_LEVEL_RULES:  # listed in the notes by tables()
@@ -152,14 +208,20 @@ def tables(records: list[dict[str, Any]]) -> tuple[list[ResultRow], list[dict[st
                 differences.append({"method": method, "dataset": dataset, "variant": variant, "rule": rule,
                                     "baseline": "trained", "metric": "fused_acc", **d})
         best = max(val_means, key=lambda k: (val_means[k], k == "trained"))
-        chosen.append(f"{variant or 'default'}: {best} ({100 * val_means[best]:.1f} % on val)")
-    parts = [f"{d['variant'] or 'default'}: {d['rule']} - trained = {100 * d['mean']:+.1f} points "
+        chosen.append((dataset, variant, f"{best} ({100 * val_means[best]:.1f} % on val)"))
+    several = len({r["dataset"] for r in records}) > 1  # name the dataset when the file spans several
+
+    def where(dataset: str, variant: str | None) -> str:
+        return f"{dataset} {variant or 'default'}" if several else (variant or "default")
+
+    parts = [f"{where(d['dataset'], d['variant'])}: {d['rule']} - trained = {100 * d['mean']:+.1f} points "
              f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] ({d['n_seeds']} seeds)" for d in differences]
     notes = NOTES
     if parts:
         notes += ("\nDifferences in fused test accuracy against the trained rule on the same models, crossed paired "
                   "bootstrap 95 % interval (seeds and test samples resampled): " + "; ".join(parts) + ".\n")
-    notes += "\nRule with the highest mean validation accuracy, per variant: " + "; ".join(chosen) + ".\n"
+    notes += ("\nRule with the highest mean validation accuracy, per variant: "
+              + "; ".join(f"{where(d, v)}: {text}" for d, v, text in chosen) + ".\n")
     if skipped:
         notes += ("\nNot re-scored (trained with a batch-level rule, whose output depends on batch composition): "
                   + ", ".join(skipped) + ".\n")
@@ -178,7 +240,10 @@ def write(records: list[dict[str, Any]], name: str, protocol: str, command: str,
 
 NOTES = """\
 variant = `<bench variant> | <rule>`: `trained` is the rule the model was trained and selected with
-(per-sample entropy for MLA's default), `fixed` equal weights, `fixed-ref` 0.55 audio / 0.45 image (the
+(its config's `strategy.args.fusion_rule`; per-sample entropy where the config names none: MLA's default
+when these runs were made), `entropy` per-sample entropy weights, `calibrated` the sum of log-probabilities
+with temperatures fitted on the run's validation split, `calibrated-entropy` entropy weights on those
+calibrated probabilities, `fixed` equal weights, `fixed-ref` 0.55 audio / 0.45 image (the
 reference code's default). fused_acc: test; val_fused_acc: validation, on the same model. Every rule is
 re-applied to the stored per-modality probabilities of the model selected with the trained rule; the
 trained rule re-applied reproduces each run's stored predictions exactly (checked).

@@ -43,7 +43,7 @@ def test_valid_arguments_and_open_ended_factories_pass():
     (["model.fusion=late", "model.fusion_args.mode=bogus"],
      "model.fusion_args.mode: fusion 'late' takes one of 'sum', 'mean', 'learned'; got 'bogus'"),
     (["strategy.name=mla", "strategy.args.fusion_rule=bogus"],
-     "strategy.args.fusion_rule: strategy 'mla' takes one of 'entropy', 'entropy-batch', 'fixed'; got 'bogus'"),
+     "strategy.args.fusion_rule: strategy 'mla' takes one of 'calibrated', 'calibrated-entropy', 'entropy', 'entropy-batch', 'fixed'; got 'bogus'"),
     (["strategy.name=pmr", "strategy.args.distance=l1"], "strategy 'pmr' takes one of 'euclidean', 'squared'; got 'l1'"),
     (["strategy.name=mla", "strategy.args.hgm=maybe"], "strategy.args.hgm: strategy 'mla' takes no such value"),
     (["model.encoders.audio.front=mfcc"], "model.encoders.audio.front: encoder 'audio_cnn' takes one of 'logmel', 'stft'"),

@@ -73,6 +73,8 @@ def test_every_strategy_takes_a_training_step(name, tmp_path):
     logs = strategy.training_step(model, batch, ctx)
     assert torch.isfinite(torch.as_tensor(logs["loss"], dtype=torch.float32))
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # as the engine does before every evaluation (a rule fitted on held-out rows fits here: the batch stands in)
+    strategy.prepare_evaluation(model, lambda: [batch], 1, val_batches=lambda: [batch])
     with torch.no_grad():
         out = strategy.predict(model.eval(), batch)
     assert out.logits.shape == (16, ds.num_outputs) and torch.isfinite(out.logits).all()

@@ -90,3 +90,49 @@ def test_row_with_nothing_present_gets_zeros_and_errors():
         fuse("vote", logits, present)
     with pytest.raises(ValueError, match=r"lack modalities \['text'\]"):
         fixed_fusion(logits, present, {"audio": 1.0, "image": 1.0})
+
+
+def test_calibrated_rule_is_the_sum_of_tempered_log_softmax_over_present_modalities():
+    logits, present = _case()
+    temps = {"audio": 0.7, "image": 1.9, "text": 3.2}
+    fused = fuse("calibrated", logits, present, temperatures=temps)
+    for i in range(fused.shape[0]):
+        ref = torch.zeros(fused.shape[1])
+        for m in logits:
+            if present[m][i]:
+                z = logits[m][i].double() / temps[m]
+                ref += (z - torch.logsumexp(z, dim=0)).float()
+        assert torch.allclose(fused[i], ref, atol=1e-5), i
+    # an absent modality drops out: row 1 has no image, so its image logits can be anything
+    moved = dict(logits, image=logits["image"].clone())
+    moved["image"][1] = 1e6
+    assert torch.equal(fuse("calibrated", moved, present, temperatures=temps)[1], fused[1])
+    # the temperatures matter: they reweigh the modalities (unlike for one modality's own argmax)
+    flat = fuse("calibrated", logits, present, temperatures={m: 1.0 for m in logits})
+    assert not torch.allclose(flat, fused)
+
+
+def test_calibrated_entropy_weighs_calibrated_probabilities():
+    logits, present = _case(seed=3)
+    temps = {"audio": 0.5, "image": 4.0, "text": 1.0}
+    fused = fuse("calibrated-entropy", logits, present, temperatures=temps)
+    logp = {m: torch.log_softmax(x / temps[m], dim=-1) for m, x in logits.items()}
+    for i in range(fused.shape[0]):
+        names = [m for m in logits if present[m][i]]
+        ents = [-float((logp[m][i].exp() * logp[m][i]).sum()) for m in names]
+        ws = [math.exp(-e) for e in ents]
+        ref = sum(w / sum(ws) * logp[m][i] for w, m in zip(ws, names, strict=True))
+        assert torch.allclose(fused[i], ref, atol=1e-5), i
+    # a hot temperature flattens a modality, so it weighs less than under the uncalibrated entropy rule
+    assert not torch.allclose(fused, fuse("calibrated-entropy", logits, present, temperatures={m: 1.0 for m in logits}))
+
+
+@pytest.mark.parametrize("rule", ["calibrated", "calibrated-entropy"])
+def test_calibrated_rules_refuse_missing_or_bad_temperatures(rule):
+    logits, present = _case()
+    with pytest.raises(ValueError, match="need a temperature per modality, fitted on the validation split"):
+        fuse(rule, logits, present)
+    with pytest.raises(ValueError, match=r"no temperature for modalities \['text'\]"):
+        fuse(rule, logits, present, temperatures={"audio": 1.0, "image": 1.0})
+    with pytest.raises(ValueError, match="positive finite"):
+        fuse(rule, logits, present, temperatures={"audio": 1.0, "image": 0.0, "text": 1.0})

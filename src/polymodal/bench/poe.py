@@ -9,29 +9,19 @@ posterior is the product of the unimodal posteriors divided by the prior once pe
 Uncalibrated log-probabilities would weigh an over-confident modality too much, and a plain sum of
 logits ranks classes exactly as the ``unimodal`` strategy's own fusion does; so each modality's logits
 are first divided by a temperature fitted on the validation split (minimum negative log-likelihood,
-Guo et al., ICML 2017). Only the modalities present in a row enter its sum.
+Guo et al., ICML 2017; :func:`polymodal.inference.calibration.fit_temperature`,
+the fit MLA's ``calibrated`` rules use too). Only the modalities present in a row enter its sum.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
+from polymodal.inference.calibration import fit_temperature
 from polymodal.report.metrics import Predictions
 
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 minimising the mean NLL of softmax(logits / T) (searched over log T in [-4, 4])."""
-    if len(labels) == 0:
-        return 1.0
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-
-    def nll(log_t: float) -> float:
-        return float(-log_softmax(z / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
+__all__ = ["fit_temperature", "product_of_experts"]
 
 
 def _logits(pred: Predictions, m: str) -> np.ndarray:

@@ -153,7 +153,7 @@ class ContrastiveStrategy(Strategy):
 
     @torch.no_grad()
     def prepare_evaluation(self, model: MultimodalModel, train_batches: Callable[[], Iterable[Batch]],
-                           world_size: int = 1) -> None:
+                           world_size: int = 1, val_batches: Callable[[], Iterable[Batch]] | None = None) -> None:
         """Deep CCA: refit the canonical directions on the full training embeddings of the current towers
         (rows where both modalities are present; every process's rows when distributed)."""
         core = unwrap(model)

@@ -322,8 +322,10 @@ class _Run:
         return self.loaders["train_eval"]
 
     def collect(self, split: str) -> EvalOutputs:
-        """The model's outputs on ``split`` (the training split in dataset order)."""
-        self.strategy.prepare_evaluation(self.model, self._train_batches, self.fabric.world_size)
+        """The model's outputs on ``split`` (the training split in dataset order); the strategy prepares first,
+        offered the training and validation splits (never the test split)."""
+        self.strategy.prepare_evaluation(self.model, self._train_batches, self.fabric.world_size,
+                                         val_batches=lambda: self.loaders["val"])
         loader = self._train_batches() if split == "train" else self.loaders[split]
         return collect_outputs(self.fabric, self.model, self.strategy, loader, self.schema, task=self.task.name)
 

@@ -181,13 +181,17 @@ class Strategy(ABC):
         """Called at the start of every training epoch."""
 
     def prepare_evaluation(  # noqa: B027 - optional hook
-        self, model: MultimodalModel, train_batches: Callable[[], Iterable[Batch]], world_size: int = 1
+        self, model: MultimodalModel, train_batches: Callable[[], Iterable[Batch]], world_size: int = 1,
+        val_batches: Callable[[], Iterable[Batch]] | None = None,
     ) -> None:
         """Called before a split is evaluated (every validation, and the final val / test of the selected
         checkpoint). ``train_batches()`` iterates over the training split in a fixed order, for a
         test-time rule that depends on statistics of the trained model over the
-        training data (deep CCA refits its canonical directions here); each process sees its shard, so
-        gather across ``world_size`` processes. Nothing is read unless the strategy calls it."""
+        training data (deep CCA refits its canonical directions here); ``val_batches()`` over the
+        validation split, for a rule fitted on held-out data (MLA's calibrated rules fit their
+        temperatures here, once per trained state, and keep them in the checkpoint). The test split is
+        never offered. Each process sees its shard, so gather across ``world_size`` processes. Nothing is
+        read unless the strategy calls it."""
 
     @abstractmethod
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:

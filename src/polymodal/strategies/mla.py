@@ -5,7 +5,9 @@ step touches only that modality's encoder and the ONE shared linear head (fusion
 Head gradient modification (HGM) projects the head's weight gradient with a recursive-least-squares
 projector P shared by all modalities, so that learning from the current modality disturbs what the
 head learned from the others as little as possible. At test time the per-modality logits are fused
-by an uncertainty rule (per-sample entropy by default; see ``polymodal.inference``).
+by a test-time rule (``polymodal.inference``; ``calibrated-entropy`` by default); the ``calibrated`` rules divide each modality's logits by a
+temperature fitted on the validation split (:meth:`MLA.prepare_evaluation`, once per trained state, kept
+in the checkpoint so that ``polymodal eval`` and the Predictor reuse it; never fitted on test).
 
 Done right where the official code is broken (docs/methods.md): HGM really runs (the official code never
 matches its parameter name), the projector is detached (no autograd history), any feature width works,
@@ -24,14 +26,16 @@ Hyper-parameters (official, CREMA-D, ResNet-18 from scratch): SGD lr 1e-3, momen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.inference.rules import RULES, FusionRuleName, fuse
+from polymodal.inference.calibration import fit_temperature
+from polymodal.inference.rules import CALIBRATED_RULES, RULES, FusionRuleName, fuse
 from polymodal.strategies.base import STRATEGIES, StepContext, Strategy, grad_norm, unwrap
 from polymodal.tasks import LOGITS, SINGLE_LABEL
 
@@ -66,6 +70,9 @@ class HGMProjector:
         return grad @ self.P.to(grad).T
 
 
+# MLA's test-time rule when strategy.args.fusion_rule is not given (docs/strategies.md says how it was chosen)
+DEFAULT_FUSION_RULE = "calibrated-entropy"
+
 
 @STRATEGIES.register("mla", tiny={})
 class MLA(Strategy):
@@ -85,8 +92,12 @@ class MLA(Strategy):
                  paper's definition; docs/strategies.md has the measurement)
     hgm_mean:    "batch" (official code) or "running" (the paper's dataset mean, as a running mean of
                  the modality's features over the current epoch)
-    fusion_rule: test-time rule: "entropy" (per sample, default), "entropy-batch", "fixed"
-                 (the only one defined for regression)
+    fusion_rule: test-time rule: "calibrated-entropy" (default: per-sample entropy weights on
+                 probabilities calibrated by per-modality temperatures fitted on validation; chosen on
+                 validation, docs/strategies.md), "calibrated" (the sum of those calibrated
+                 log-probabilities: the Bayes rule under conditional independence), "entropy" (per
+                 sample, uncalibrated: the paper's rule), "entropy-batch", "fixed" (the only one
+                 defined for regression)
     fusion_weights: weights of the "fixed" rule, modality -> weight (equal if omitted)
     """
 
@@ -98,7 +109,8 @@ class MLA(Strategy):
     def requirements(cls, args: dict[str, Any]) -> frozenset[str]:
         """Any task with a prediction per row under the ``fixed`` rule; one class per sample under the entropy
         rules (they weigh modalities by the entropy of their class probabilities)."""
-        return frozenset({LOGITS}) if args.get("fusion_rule", "entropy") == "fixed" else frozenset({LOGITS, SINGLE_LABEL})
+        rule = args.get("fusion_rule", DEFAULT_FUSION_RULE)
+        return frozenset({LOGITS}) if rule == "fixed" else frozenset({LOGITS, SINGLE_LABEL})
 
     def __init__(
         self,
@@ -108,7 +120,7 @@ class MLA(Strategy):
         hgm_normalize: bool = True,
         hgm_rescale: bool = False,
         hgm_mean: Literal["batch", "running"] = "batch",
-        fusion_rule: FusionRuleName = "entropy",
+        fusion_rule: FusionRuleName = DEFAULT_FUSION_RULE,
         fusion_weights: dict[str, float] | None = None,
     ) -> None:
         if grad_mode not in ("clear", "zero", "reference"):
@@ -132,6 +144,8 @@ class MLA(Strategy):
         self._ever_had_grad: set[int] = set()  # ids of parameters that ever received a gradient
         self._batch_had_grad: set[int] = set()  # ids of parameters that received one in the current batch
         self._micro: list[Batch] = []  # micro-batches gathered for the next round (optim.accumulate > 1)
+        self.temperatures: dict[str, float] | None = None  # per modality, fitted on validation (calibrated rules)
+        self._calibrated = False  # whether the temperatures belong to the current weights (no step since the fit)
 
     def setup(self, model: nn.Module, train_dataset: Any) -> None:
         self.bind_task(train_dataset)
@@ -224,6 +238,7 @@ class MLA(Strategy):
         active = [m for m in self.order if sum(counts[m]) > 0]
         params = [p for p in core.parameters() if p.requires_grad]
         self._batch_had_grad = set()
+        self._calibrated = False  # the weights move: the next evaluation fits the temperatures again
         for i, m in enumerate(active):
             total_rows = sum(counts[m])
             feat_sum: Tensor | None = None
@@ -263,15 +278,80 @@ class MLA(Strategy):
             logs["loss"] = sum(logs[f"loss/{m}"] for m in active) / len(active)
         return logs
 
+    @torch.no_grad()
+    def prepare_evaluation(self, model: nn.Module, train_batches: Callable[[], Iterable[Batch]],
+                           world_size: int = 1, val_batches: Callable[[], Iterable[Batch]] | None = None) -> None:
+        """The calibrated rules: fit each modality's temperature on the validation split (the rows where it is
+        present; every process's rows when distributed), once per trained state. The temperatures of a
+        loaded checkpoint are kept as they are; the test split is never offered to this hook."""
+        if self.fusion_rule not in CALIBRATED_RULES or self._calibrated:
+            return
+        if val_batches is None:
+            raise ValueError(
+                f"strategy.args.fusion_rule={self.fusion_rule!r} fits its temperatures on the validation split, "
+                "and none was given to fit them on; train with a validation split (data.splits), or choose "
+                "another rule (strategy.args.fusion_rule=entropy)"
+            )
+        self.temperatures = self.fit_temperatures(model, val_batches(), world_size)
+        self._calibrated = True
+
+    def fit_temperatures(self, model: nn.Module, batches: Iterable[Batch], world_size: int = 1) -> dict[str, float]:
+        """Per modality, the temperature minimising the NLL of its own logits on ``batches`` (the validation
+        split), with :func:`polymodal.inference.calibration.fit_temperature` (the fit of ``poe`` too)."""
+        core = unwrap(model)
+        was_training = model.training
+        model.eval()
+        logits: dict[str, list[Tensor]] = {m: [] for m in core.modalities}
+        present: dict[str, list[Tensor]] = {m: [] for m in core.modalities}
+        labels: list[Tensor] = []
+        index: list[Tensor] = []
+        try:
+            for batch in batches:
+                out = model(batch)
+                for m in core.modalities:
+                    logits[m].append(out.per_modality[m].detach().float())
+                    present[m].append(batch.present[m])
+                labels.append(batch.label)
+                index.append(batch.index)
+        finally:
+            model.train(was_training)
+        if not labels:
+            raise ValueError("MLA's calibrated rule: the validation split has no rows to fit the temperatures on")
+        z = {m: torch.cat(v).cpu().numpy() for m, v in logits.items()}
+        here = {m: torch.cat(v).cpu().numpy().astype(bool) for m, v in present.items()}
+        y, idx = torch.cat(labels).cpu().numpy(), torch.cat(index).cpu().numpy()
+        if world_size > 1:  # every rank's shard; a padded sampler repeats rows: keep each index once
+            shards: list[Any] = [None] * world_size
+            torch.distributed.all_gather_object(shards, (z, here, y, idx))
+            z = {m: np.concatenate([s[0][m] for s in shards]) for m in z}
+            here = {m: np.concatenate([s[1][m] for s in shards]) for m in here}
+            y, idx = np.concatenate([s[2] for s in shards]), np.concatenate([s[3] for s in shards])
+            _, keep = np.unique(idx, return_index=True)
+            z, here, y = {m: v[keep] for m, v in z.items()}, {m: v[keep] for m, v in here.items()}, y[keep]
+        temps = {}
+        for m in core.modalities:
+            rows = here[m]
+            temps[m] = fit_temperature(z[m][rows], y[rows])
+        return temps
+
     def predict(self, model: nn.Module, batch: Batch):
         out = model(batch)
         if out.per_modality is None:
             raise ValueError("MLA's test-time fusion needs per-modality logits (model.fusion=shared_head)")
-        out.logits = fuse(self.fusion_rule, out.per_modality, batch.present, self.fusion_weights)
+        if self.fusion_rule in CALIBRATED_RULES and self.temperatures is None:
+            raise ValueError(
+                f"strategy.args.fusion_rule={self.fusion_rule!r} needs the per-modality temperatures fitted on the "
+                "validation split, and this model has none (a checkpoint written before the calibrated rules "
+                "existed, or a model evaluated before its first validation); evaluate it with "
+                "strategy.args.fusion_rule=entropy, or train it again"
+            )
+        out.logits = fuse(self.fusion_rule, out.per_modality, batch.present, self.fusion_weights, self.temperatures)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"steps": self.steps}
+        for m, t in (self.temperatures or {}).items():
+            state[f"temperature/{m}"] = float(t)
         if self.projector is not None:
             state["P"] = self.projector.P.clone()
         for m, (total, n) in self._running.items():
@@ -281,6 +361,9 @@ class MLA(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(state.get("steps", 0))
+        temps = {k.split("/", 1)[1]: float(v) for k, v in state.items() if k.startswith("temperature/")}
+        self.temperatures = temps or None
+        self._calibrated = bool(temps)  # fitted on validation for exactly these weights: never refitted
         if "P" in state and self.projector is not None:
             self.projector.P = torch.as_tensor(state["P"]).clone().float()
         self._running = {
