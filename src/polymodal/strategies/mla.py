@@ -5,7 +5,7 @@ step touches only that modality's encoder and the ONE shared linear head (fusion
 Head gradient modification (HGM) projects the head's weight gradient with a recursive-least-squares
 projector P shared by all modalities, so that learning from the current modality disturbs what the
 head learned from the others as little as possible. At test time the per-modality logits are fused
-by a test-time rule (``polymodal.inference``; ``calibrated-entropy`` by default); the ``calibrated`` rules divide each modality's logits by a
+by a test-time rule (``polymodal.inference``; ``calibrated`` by default); the ``calibrated`` rules divide each modality's logits by a
 temperature fitted on the validation split (:meth:`MLA.prepare_evaluation`, once per trained state, kept
 in the checkpoint so that ``polymodal eval`` and the Predictor reuse it; never fitted on test).
 
@@ -71,7 +71,7 @@ class HGMProjector:
 
 
 # MLA's test-time rule when strategy.args.fusion_rule is not given (docs/strategies.md says how it was chosen)
-DEFAULT_FUSION_RULE = "calibrated-entropy"
+DEFAULT_FUSION_RULE = "calibrated"
 
 
 @STRATEGIES.register("mla", tiny={})
@@ -92,10 +92,11 @@ class MLA(Strategy):
                  paper's definition; docs/strategies.md has the measurement)
     hgm_mean:    "batch" (official code) or "running" (the paper's dataset mean, as a running mean of
                  the modality's features over the current epoch)
-    fusion_rule: test-time rule: "calibrated-entropy" (default: per-sample entropy weights on
-                 probabilities calibrated by per-modality temperatures fitted on validation; chosen on
-                 validation, docs/strategies.md), "calibrated" (the sum of those calibrated
-                 log-probabilities: the Bayes rule under conditional independence), "entropy" (per
+    fusion_rule: test-time rule: "calibrated" (default: the sum of the log-probabilities calibrated by
+                 per-modality temperatures fitted on validation, the Bayes rule under conditional
+                 independence; chosen on validation across avdigits, avdigits-hard and utd-mhad,
+                 docs/strategies.md), "calibrated-entropy" (per-sample entropy weights on those
+                 calibrated probabilities), "entropy" (per
                  sample, uncalibrated: the paper's rule), "entropy-batch", "fixed" (the only one
                  defined for regression)
     fusion_weights: weights of the "fixed" rule, modality -> weight (equal if omitted)
