@@ -38,7 +38,7 @@ STRATEGY_FILE = "strategy.safetensors"
 QUANTIFY_FILE = "quantify.md"  # `polymodal quantify`: what each modality contributes (docs/quantify.md)
 QUANTIFY_HTML_FILE = "quantify.html"  # the same report as one HTML page with its figures inlined
 QUANTIFY_JSON_FILE = "quantify.json"  # the report's numbers
-QUANTIFY_DIR = "quantify"  # the report's PNG figures
+QUANTIFY_DIR = "quantify_figures"  # the report's PNG figures
 QUANTIFY_SAMPLES_FILE = "quantify_{split}.npz"  # per-sample attributions, as a predictions file with extras
 
 

@@ -1,5 +1,5 @@
 """The quantification report: ``quantify.md``, ``quantify.html`` (the same content, figures inlined), the PNG
-figures in ``quantify/``, the numbers in ``quantify.json`` and the per-sample Shapley values in
+figures in ``quantify_figures/``, the numbers in ``quantify.json`` and the per-sample Shapley values in
 ``quantify_<split>.npz`` (a predictions file whose extras are ``shapley.<modality>``), all in the run folder.
 
 The report is a list of blocks (headings, paragraphs, tables, figures) rendered twice, so the Markdown and
