@@ -136,7 +136,7 @@ def write(doc: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 
 def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, out: Path, processes: int,
-          command: str) -> tuple[Path, Path]:
+          command: str, train: bool = True) -> tuple[Path, Path]:
     from polymodal.bench.runner import Job, run_jobs
     from polymodal.quantify import quantify
     from polymodal.quantify.report import write_quantify_report
@@ -150,7 +150,8 @@ def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, ou
         config, overrides = METHODS[method]
         jobs = [Job(f"{dataset}-{method}-seed{s}", (f"data.dataset={dataset}", *overrides, f"seed={s}"),
                     {"method": method, "seed": s}) for s in seeds]
-        run_jobs(jobs, runs_dir, config=str(CONFIGS / config), processes=processes)
+        if train:
+            run_jobs(jobs, runs_dir, config=str(CONFIGS / config), processes=processes)
         for j in jobs:
             run_dir = runs_dir / j.name
             paths = RunPaths(run_dir)
@@ -175,6 +176,9 @@ def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, ou
             vals = [r[metric] for r in runs if metric in r]
             rows.append(_row(method, dataset, metric, vals))
     configs = ", ".join(sorted({f"configs/{METHODS[m][0]}" for m in methods}))
+    if not per:
+        raise SystemExit(f"no finished run of {methods} on {dataset} in {runs_dir}")
+    seeds = sorted({s for s in seeds if any(RunPaths(runs_dir / f"{dataset}-{m}-seed{s}").results.is_file() for m in methods)})
     doc = {"dataset": dataset, "protocol": PROTOCOL.format(dataset=dataset, configs=configs, seeds=",".join(map(str, seeds))),
            "command": command, "seeds": seeds, "n": len(seeds), "rows": rows, "notes": ""}
     old = out / f"{dataset}.json"
@@ -227,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--runs-dir", default=str(HERE / "runs" / "quantify"))
     p.add_argument("--out", default=str(HERE / "results" / "quantify"))
+    p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
+                   help="train missing runs (--no-train: tabulate the finished ones)")
     p.add_argument("--cost", action="store_true", help="time one quantification of a 1,000-sample 3-modality split")
     p.add_argument("--recompute", default=None, metavar="NAME.json", help="rewrite NAME.md from its JSON twin alone")
     args = p.parse_args(argv)
-    command = "python benchmarks/quantify.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--no-train", "--train")]
+    command = "python benchmarks/quantify.py " + " ".join(given)
     if args.recompute:
         path = Path(args.recompute)
         doc = json.loads(path.read_text())
@@ -243,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         methods = (args.methods or DEFAULT_METHODS.get(args.dataset, "joint,mla")).split(",")
         js, md = bench(args.dataset, methods, [int(s) for s in args.seeds.split(",")], Path(args.runs_dir),
-                       Path(args.out), args.processes, command.strip())
+                       Path(args.out), args.processes, command.strip(), args.train)
     print(f"wrote {md} and {js}")
     return 0
 

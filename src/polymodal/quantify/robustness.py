@@ -136,11 +136,14 @@ def levels_of(n: int) -> list[float]:
     return [i / (n - 1) for i in range(n)]
 
 
-def _scale(probe: Probe, m: str) -> float:
-    """The standard deviation of modality ``m``'s inputs over the split's present rows (a sample of them)."""
+def _scale(probe: Probe, m: str, seed: int = 0) -> float:
+    """The standard deviation of modality ``m``'s inputs over the split's present rows (256 rows drawn with
+    ``seed`` when the split is larger)."""
     ds = probe.dataset
-    rows = [i for i in range(min(len(ds), 256))]
-    batch = ds.collate_fn()([ds[i] for i in rows])
+    rows = np.arange(len(ds))
+    if len(ds) > 256:
+        rows = np.sort(np.random.default_rng(seed).choice(len(ds), size=256, replace=False))
+    batch = ds.collate_fn()([ds[int(i)] for i in rows])
     x = batch.inputs[m][batch.present[m]]
     return float(x.float().std()) if x.numel() > 1 else 1.0
 
@@ -163,7 +166,7 @@ def noise_curves(probe: Probe, levels: int = 5, seed: int = 0) -> dict[str, Curv
     for m in probe.modalities:
         mod = schema[m]
         corrupt = CORRUPTIONS.get(mod.kind).factory
-        scale = _scale(probe, m)
+        scale = _scale(probe, m, seed)
         values, base = [], []
         for t in grid:
             if t == 0:
