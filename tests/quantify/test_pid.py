@@ -143,3 +143,20 @@ def test_kmeans_recovers_separated_clusters_and_discretize_keeps_few_values():
     assert sorted(np.bincount(binned)) == [25, 25, 25, 25]
     multi = discretize((rng.random((50, 6)) > 0.5).astype(float), 3)
     assert multi.max() < 3 and len(multi) == 50
+
+
+def test_the_synergy_floor_measures_the_bias_of_a_conditionally_independent_pair():
+    from polymodal.quantify.pid import synergy_floor
+
+    rng = np.random.default_rng(2)
+    n = 300
+    y = rng.integers(0, 10, n)
+    x1 = np.where(rng.random(n) < 0.7, y, rng.integers(0, 10, n))  # noisy copies, independent given y
+    x2 = np.where(rng.random(n) < 0.7, y, rng.integers(0, 10, n))
+    r = pid(x1, x2, y)
+    floor = synergy_floor(x1, x2, y, r.mi_q)
+    assert floor > 0.05  # 300 samples over 1000 cells: the plug-in estimate is biased upwards
+    assert abs(r.synergy - floor) < 0.15  # and the pair's synergy is within the bias
+    big = _samples("xor", n=300, k=4, seed=3)
+    rx = pid(*big)
+    assert rx.synergy > synergy_floor(*big, rx.mi_q) + 1.0  # a real interaction stands far above it

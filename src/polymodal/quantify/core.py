@@ -18,7 +18,7 @@ import torch
 from polymodal.quantify.complexity import Complexity, complexity
 from polymodal.quantify.geometry import pca_2d, tsne_2d
 from polymodal.quantify.interactions import Emap, PerceptualScore, emap, perceptual_score
-from polymodal.quantify.pid import PID, Solver, discretize, kmeans, pid
+from polymodal.quantify.pid import PID, Solver, discretize, kmeans, pid, synergy_floor
 from polymodal.quantify.probe import Probe, QuantifyError
 from polymodal.quantify.robustness import Curve, missing_curves, noise_curves
 from polymodal.quantify.shapley import EXACT_LIMIT, ShapleyValues, all_subsets, deciding_shares, shapley
@@ -205,7 +205,9 @@ def quantify(run: Any, split: str = "test", *, sections: tuple[str, ...] | list[
                 q.notes.append(f"PID {a}, {b}: fewer than 2 samples hold both; left out.")
                 continue
             res: PID = pid(ca[both], cb[both], y[both], solver=solver)
-            q.pid[f"{a}+{b}"] = {**res.as_dict(), "clusters": [int(ca[both].max() + 1), int(cb[both].max() + 1)],
+            floor = synergy_floor(ca[both], cb[both], y[both], res.mi_q, seed=seed)
+            q.pid[f"{a}+{b}"] = {**res.as_dict(), "synergy_floor": floor,
+                                 "clusters": [int(ca[both].max() + 1), int(cb[both].max() + 1)],
                                  "label_levels": int(y.max() + 1), "n": int(both.sum())}
         q.seconds["pid"] = time.perf_counter() - t
     if "emap" in sections and len(names) > 1:

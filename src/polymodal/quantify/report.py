@@ -199,11 +199,15 @@ def blocks(q: Quantification, fig_dir: Path) -> list[Block]:
                               f"with k-means (k = {q.settings.get('pid_clusters')}), the labels as they are (binned "
                               "beyond the label levels); redundancy, uniqueness and synergy of the label information, "
                               "in bits. Plug-in estimates: with few samples per cell they are biased upwards, synergy "
-                              "most."))
-        rows = [[p, _f(d["redundancy"]), _f(d["unique1"]), _f(d["unique2"]), _f(d["synergy"]), _f(d["mi_joint"]),
+                              "most. *Synergy floor*: the synergy estimated after shuffling the second modality among "
+                              "the samples of each label (conditionally independent: no synergy in the population), "
+                              "i.e. the estimator's bias at this sample size; synergy above it is evidence of "
+                              "interaction."))
+        rows = [[p, _f(d["redundancy"]), _f(d["unique1"]), _f(d["unique2"]), _f(d["synergy"]),
+                 _f(d.get("synergy_floor")), _f(d["mi_joint"]),
                  f"{d['clusters'][0]} x {d['clusters'][1]} x {d['label_levels']}", str(d["n"])] for p, d in q.pid.items()]
         out.append(Block("table", header=["pair", "redundancy", "unique (first)", "unique (second)", "synergy",
-                                          "I(X1,X2;Y)", "cells", "samples"], rows=rows))
+                                          "synergy floor", "I(X1,X2;Y)", "cells", "samples"], rows=rows))
         out.append(Block("figure", "PID per pair of modalities", path=_fig_pid(q, fig_dir / "pid.png")))
     if q.emap is not None or q.perceptual is not None:
         out.append(Block("h2", "Interactions: EMAP and perceptual score"))
