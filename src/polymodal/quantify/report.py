@@ -43,7 +43,9 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _f(x: Any, fmt: str = ".4f") -> str:
-    return num(x, fmt)
+    """A number as ``num`` writes it, without a minus sign on a value that rounds to zero."""
+    text = num(x, fmt)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 # -- figures ---------------------------------------------------------------------------------------------
