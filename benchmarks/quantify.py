@@ -90,6 +90,8 @@ def numbers(q: dict[str, Any]) -> dict[str, float]:
         out[f"{prefix}unique_{a}"] = d["unique1"]
         out[f"{prefix}unique_{b}"] = d["unique2"]
         out[f"{prefix}synergy"] = d["synergy"]
+        if "synergy_floor" in d:
+            out[f"{prefix}synergy_floor"] = d["synergy_floor"]
         out[f"{prefix}mi_joint"] = d["mi_joint"]
     if q.get("emap"):
         out["emap_acc"] = q["emap"]["projection"]["fused_acc"]
@@ -112,7 +114,9 @@ def render(doc: dict[str, Any]) -> str:
         pct = r["metric"].endswith("_acc") or r["metric"].startswith("decides_")
         scale, unit = (100.0, "") if pct else (1.0, "")
         digits = 2 if pct else 3
-        return f"{scale * r['mean']:.{digits}f} +- {scale * r['std']:.{digits}f}{unit}" + ("" if r["n"] == doc["n"] else f" (n={r['n']})")
+        mean = f"{scale * r['mean']:.{digits}f}"
+        mean = mean[1:] if mean.startswith("-") and float(mean) == 0 else mean
+        return f"{mean} +- {scale * r['std']:.{digits}f}{unit}" + ("" if r["n"] == doc["n"] else f" (n={r['n']})")
 
     rows = [[m, *(fmt(cell.get((meth, m))) for meth in methods)] for m in metrics]
     lines = [f"# Quantification on {doc['dataset']}", "", f"Protocol: {doc['protocol']}", "",
