@@ -140,8 +140,9 @@ def write(doc: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 
 def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, out: Path, processes: int,
-          command: str, train: bool = True) -> tuple[Path, Path]:
+          command: str, train: bool = True, partial: bool = False) -> tuple[Path, Path]:
     from polymodal.bench.runner import Job, run_jobs
+    from polymodal.engine.runfolder import load_run
     from polymodal.quantify import quantify
     from polymodal.quantify.report import write_quantify_report
     from polymodal.runpaths import RunPaths
@@ -159,15 +160,22 @@ def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, ou
         for j in jobs:
             run_dir = runs_dir / j.name
             paths = RunPaths(run_dir)
+            label = method
             if not paths.results.is_file():
-                print(f"{j.name}: not finished; left out")
-                continue
+                if not (partial and paths.model("best").is_file()):
+                    print(f"{j.name}: not finished; left out")
+                    continue
+                label = f"{method} (stopped early)"  # a run cut short: its best checkpoint so far
             if not paths.quantify_json.is_file():
                 t = time.time()
                 write_quantify_report(quantify(run_dir, "test", threads=1))
                 print(f"{j.name}: quantified in {time.time() - t:.0f} s")
             q = json.loads(paths.quantify_json.read_text())
-            per.setdefault(method, []).append(numbers(q))
+            got = numbers(q)
+            if label != method:  # how far it trained: its best epoch and the epochs it ran
+                epochs = [r["epoch"] for r in load_run(run_dir).records]
+                got["epochs_run"] = float(max(epochs, default=0))
+            per.setdefault(label, []).append(got)
             if j.tags["seed"] == seeds[0]:
                 dest = out / f"{dataset}-{method}"
                 shutil.rmtree(dest, ignore_errors=True)
@@ -182,7 +190,9 @@ def bench(dataset: str, methods: list[str], seeds: list[int], runs_dir: Path, ou
     configs = ", ".join(sorted({f"configs/{METHODS[m][0]}" for m in methods}))
     if not per:
         raise SystemExit(f"no finished run of {methods} on {dataset} in {runs_dir}")
-    seeds = sorted({s for s in seeds if any(RunPaths(runs_dir / f"{dataset}-{m}-seed{s}").results.is_file() for m in methods)})
+    seeds = sorted({s for s in seeds if any((RunPaths(runs_dir / f"{dataset}-{m}-seed{s}").results.is_file()
+                                             or partial) and (runs_dir / f"{dataset}-{m}-seed{s}").is_dir()
+                                            for m in methods)})
     doc = {"dataset": dataset, "protocol": PROTOCOL.format(dataset=dataset, configs=configs, seeds=",".join(map(str, seeds))),
            "command": command, "seeds": seeds, "n": len(seeds), "rows": rows, "notes": ""}
     old = out / f"{dataset}.json"
@@ -241,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "quantify"))
     p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
                    help="train missing runs (--no-train: tabulate the finished ones)")
+    p.add_argument("--partial", action="store_true",
+                   help="also quantify runs cut short (their best checkpoint so far), as '<method> (stopped early)'")
     p.add_argument("--cost", action="store_true", help="time one quantification of a 1,000-sample 3-modality split")
     p.add_argument("--recompute", default=None, metavar="NAME.json", help="rewrite NAME.md from its JSON twin alone")
     args = p.parse_args(argv)
@@ -258,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         methods = (args.methods or DEFAULT_METHODS.get(args.dataset, "joint,mla")).split(",")
         js, md = bench(args.dataset, methods, [int(s) for s in args.seeds.split(",")], Path(args.runs_dir),
-                       Path(args.out), args.processes, command.strip(), args.train)
+                       Path(args.out), args.processes, command.strip(), args.train, args.partial)
     print(f"wrote {md} and {js}")
     return 0
 
