@@ -127,7 +127,8 @@ def render(doc: dict[str, Any]) -> str:
              "", *markdown_table(["metric", *methods], rows), ""]
     if doc.get("notes"):
         lines += [doc["notes"].strip(), ""]
-    lines += [f"Reports of seed {doc['seeds'][0]}: " + ", ".join(f"[{m}]({doc['dataset']}-{m}/quantify.md)" for m in methods), ""]
+    folders = dict.fromkeys(m.split(" ")[0] for m in methods)  # "mla (stopped early)" -> its method's folder
+    lines += [f"Reports of seed {doc['seeds'][0]}: " + ", ".join(f"[{m}]({doc['dataset']}-{m}/quantify.md)" for m in folders), ""]
     return "\n".join(lines)
 
 
