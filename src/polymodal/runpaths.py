@@ -35,6 +35,11 @@ STATE_FILE = "state.json"  # in a checkpoint folder: epoch, step, best metric, R
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STRATEGY_FILE = "strategy.safetensors"
+QUANTIFY_FILE = "quantify.md"  # `polymodal quantify`: what each modality contributes (docs/quantify.md)
+QUANTIFY_HTML_FILE = "quantify.html"  # the same report as one HTML page with its figures inlined
+QUANTIFY_JSON_FILE = "quantify.json"  # the report's numbers
+QUANTIFY_DIR = "quantify_figures"  # the report's PNG figures
+QUANTIFY_SAMPLES_FILE = "quantify_{split}.npz"  # per-sample attributions, as a predictions file with extras
 
 
 @dataclass(frozen=True)
@@ -121,10 +126,31 @@ class RunPaths:
         """The training state of the ``best`` (or ``last``) checkpoint."""
         return self.checkpoint(which) / STATE_FILE
 
+    @property
+    def quantify_report(self) -> Path:
+        return self.root / QUANTIFY_FILE
+
+    @property
+    def quantify_html(self) -> Path:
+        return self.root / QUANTIFY_HTML_FILE
+
+    @property
+    def quantify_json(self) -> Path:
+        return self.root / QUANTIFY_JSON_FILE
+
+    @property
+    def quantify_figures(self) -> Path:
+        return self.root / QUANTIFY_DIR
+
+    def quantify_samples(self, split: str) -> Path:
+        """``quantify_<split>.npz``: the split's per-sample attributions (a predictions file with extras)."""
+        return self.root / QUANTIFY_SAMPLES_FILE.format(split=split)
+
     def derived_files(self) -> tuple[str, ...]:
-        """Names of the files rebuilt from the others (report, figures, logs): left out of a copy that is
-        evaluated again."""
-        return (REPORT_FILE, FIGURES_DIR, LOGS_DIR)
+        """Names of the files rebuilt from the others (report, figures, logs, the quantification): left out
+        of a copy that is evaluated again."""
+        return (REPORT_FILE, FIGURES_DIR, LOGS_DIR, QUANTIFY_FILE, QUANTIFY_HTML_FILE, QUANTIFY_JSON_FILE, QUANTIFY_DIR,
+                QUANTIFY_SAMPLES_FILE.format(split="*"))
 
 
 def names() -> tuple[str, ...]:
@@ -132,10 +158,12 @@ def names() -> tuple[str, ...]:
     return (CONFIG_FILE, PROVENANCE_FILE, METRICS_FILE, RESULTS_FILE, REPORT_FILE, FIGURES_DIR, LOGS_DIR, LOCK_FILE,
             DATA_STATE_FILE, SPLITS_FILE, DATA_CHECK_FILE, TRAIN_TABLE_FILE, PREDICTIONS_FILE, TASK_STATE_FILE,
             CHECKPOINTS_DIR,
-            STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, STRATEGY_FILE)
+            STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, STRATEGY_FILE, QUANTIFY_FILE, QUANTIFY_HTML_FILE, QUANTIFY_JSON_FILE,
+            QUANTIFY_DIR, QUANTIFY_SAMPLES_FILE)
 
 
 __all__ = ["CHECKPOINTS", "CHECKPOINTS_DIR", "CONFIG_FILE", "DATA_CHECK_FILE", "DATA_STATE_FILE", "FIGURES_DIR",
            "LOCK_FILE", "LOGS_DIR", "METRICS_FILE", "MODEL_FILE", "OPTIMIZER_FILE", "PREDICTIONS_FILE",
-           "PROVENANCE_FILE", "REPORT_FILE", "RESULTS_FILE", "RunPaths", "SPLITS_FILE", "STATE_FILE",
+           "PROVENANCE_FILE", "QUANTIFY_DIR", "QUANTIFY_FILE", "QUANTIFY_HTML_FILE", "QUANTIFY_JSON_FILE",
+           "QUANTIFY_SAMPLES_FILE", "REPORT_FILE", "RESULTS_FILE", "RunPaths", "SPLITS_FILE", "STATE_FILE",
            "STRATEGY_FILE", "TASK_STATE_FILE", "TRAIN_TABLE_FILE", "names"]
