@@ -254,6 +254,27 @@ def workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+class _Inline:
+    """The ``map`` of a process pool, run in this process (one worker: no pool to start or to hang)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, items, chunksize: int = 1):  # noqa: ANN001, ANN201 - the Executor.map signature
+        return map(fn, items)
+
+
+def worker_pool(n: int) -> ProcessPoolExecutor | _Inline:
+    """``n`` worker processes started with "spawn" (a forked child of a process that holds torch's or
+    PyAV's threads can deadlock on a lock copied while held), or the calling process alone when ``n`` is 1."""
+    import multiprocessing
+
+    return _Inline() if n <= 1 else ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+
+
 def prepare_clips(dataset: str, plan: Plan, out: Path, protocol: dict[str, Any], class_names: Sequence[str],
                   log: Log, settings: ClipSettings | None = None) -> dict[str, Any]:
     """Prepare every clip of ``plan`` into ``out`` (module docstring) and write the manifest; returns the report.
@@ -281,11 +302,7 @@ def prepare_clips(dataset: str, plan: Plan, out: Path, protocol: dict[str, Any],
     skipped: dict[str, str] = {}
     start, step = time.perf_counter(), max(1, len(todo) // 20)
     if todo:
-        import av  # noqa: F401  (imported once here, inherited by forked workers: scipy.signal takes seconds)
-        import scipy.signal  # noqa: F401
-        import soundfile  # noqa: F401
-
-        with ProcessPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
+        with worker_pool(min(workers(), len(todo))) as pool:
             for i, (clip_id, reason) in enumerate(pool.map(_work, todo, chunksize=4), 1):
                 if reason is not None:
                     skipped[clip_id] = reason

@@ -24,7 +24,6 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from polymodal.data.datasets.av_clips import (
     class_table,
     crop_flip_resize,
     sha256_file,
+    worker_pool,
     workers,
 )
 from polymodal.data.schema import Modality
@@ -128,9 +128,7 @@ def prepare_items(dataset: str, plan: ItemPlan, out: Path, protocol: dict[str, A
         f"(resumed), {len(todo)} to do with {workers()} process(es)")
     start = time.perf_counter()
     if todo:
-        import PIL.Image  # noqa: F401  (imported once, inherited by forked workers)
-
-        with ProcessPoolExecutor(max_workers=min(workers(), len(todo))) as pool:
+        with worker_pool(min(workers(), len(todo))) as pool:
             for i, _ in enumerate(pool.map(_shard, todo), 1):
                 done = min(len(plan.items), (len(shards) - len(todo) + i) * SHARD)
                 log(f"  [{'#' * (20 * i // len(todo)):<20s}] {done}/{len(plan.items)} items, "
