@@ -33,6 +33,8 @@ def test_config_builds_and_runs_a_batch(path):
     model = build_run_model(cfg, ds, strategy)
     strategy.setup(model, ds)
     batch = ds.collate_fn()([ds[i] for i in range(8)])
+    # as the engine does before every evaluation (MLA's calibrated rule fits its temperatures here)
+    strategy.prepare_evaluation(model, lambda: [batch], 1, val_batches=lambda: [batch])
     with torch.no_grad():
         out = strategy.predict(model.eval(), batch)
     columns = task_of(ds).batch_columns(out)  # class logits, or per-modality embeddings (contrastive)

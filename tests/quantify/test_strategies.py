@@ -43,9 +43,11 @@ def test_the_probe_equals_the_strategys_prediction(name, tmp_path):
         kwargs["teachers"] = {m: str(make_teacher_run(tmp_path / f"teacher-{m}", teacher)) for m in ds.modalities}
     strategy = STRATEGIES.create(name, **kwargs)
     strategy.setup(model, ds)
+    batches = list(make_eval_loader(ds, batch_size=8))
+    # as the engine does before every evaluation (MLA's calibrated rule fits its temperatures here)
+    strategy.prepare_evaluation(model, lambda: batches, 1, val_batches=lambda: batches)
     model.eval()
     probe = Probe.from_loader(model, strategy, task, ds, make_eval_loader(ds, batch_size=8))
-    batches = list(make_eval_loader(ds, batch_size=8))
     with torch.no_grad():
         for keep in (["a", "b"], ["a"], ["b"]):
             absent = [m for m in ("a", "b") if m not in keep]
