@@ -98,7 +98,8 @@ def _fig_pid(q: Quantification, path: Path) -> Path:
 
 def _fig_imbalance(q: Quantification, path: Path) -> Path:
     imb = q.imbalance
-    assert imb is not None  # noqa: S101 - only called with curves
+    if imb is None:
+        raise ValueError("the imbalance figure needs the run's logged per-modality curves; this quantification has none")
     fig = Figure(figsize=(8.5, 3.2))
     ax = fig.add_subplot(1, 2, 1)
     for m, vals in imb.unimodal.items():

@@ -220,6 +220,18 @@ def split_counts(clips: Sequence[Clip]) -> Counter:
     return Counter((proto, split, c.label) for c in clips for proto, split in c.splits.items())
 
 
+def log_missing(dataset: str, clips: Sequence[Clip], missing: Sequence[Clip], class_names: Sequence[str], source: str,
+                log: Log, advice: str = "") -> None:
+    """Report the listed clips a raw copy lacks, with the per-class counts that differ from ``source`` (the
+    protocol's lists), before anything is written; nothing to report when none is missing."""
+    if not missing:
+        return
+    table = class_table(split_counts([*clips, *missing]), split_counts(clips), class_names)
+    log(f"{dataset}: the raw copy lacks {len(missing)} listed clip(s) (e.g. {missing[0].clip_id}); counts per class "
+        f"that differ from {source}:\n{table}\nThey are skipped; the prepared copy is marked incomplete."
+        + (f" {advice}" if advice else ""))
+
+
 def class_table(expected: Counter, found: Counter, class_names: Sequence[str]) -> str:
     """A per-class 'protocol / found' table, one line per (protocol, split, class) whose counts differ."""
     keys = sorted(set(expected) | set(found))

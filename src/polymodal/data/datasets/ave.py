@@ -21,11 +21,10 @@ from polymodal.data.datasets.av_clips import (
     Clip,
     Plan,
     check_cache_option,
-    class_table,
     load_prepared,
+    log_missing,
     prepare_clips,
     prepared_folder,
-    split_counts,
 )
 from polymodal.data.prepare import Log, register_preparer
 
@@ -74,10 +73,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any], tuple[str, ...]]:
     log(f"{raw}: {len(clips)} of the {len(clips) + len(missing)} listed clips found; {len(missing)} missing")
     if not clips:
         raise FileNotFoundError(f"polymodal prepare ave: none of the listed clips is under {raw}. {OBTAIN}")
-    if missing:
-        log(f"ave: the raw copy lacks {len(missing)} listed clip(s) (e.g. {missing[0].clip_id}); counts per class that "
-            f"differ from the lists:\n{class_table(split_counts([*clips, *missing]), split_counts(clips), classes)}\n"
-            "They are skipped; the prepared copy is marked incomplete.")
+    log_missing("ave", clips, missing, classes, "the lists", log)
     return Plan(clips, missing), {"dataset": "AVE", "split_source": record, "raw": str(raw)}, classes
 
 

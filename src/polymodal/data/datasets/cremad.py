@@ -23,10 +23,9 @@ from polymodal.data.datasets.av_clips import (
     Clip,
     Plan,
     check_cache_option,
-    class_table,
+    log_missing,
     prepare_clips,
     prepared_folder,
-    split_counts,
 )
 from polymodal.data.datasets.published_splits import read_list
 from polymodal.data.prepare import Log, register_preparer
@@ -94,11 +93,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any]]:
     if not clips:
         raise FileNotFoundError(f"polymodal prepare cremad: none of the {len(listed)} clips of the published lists has "
                                 f"both {root}/VideoFlash/ID.flv and {root}/AudioWAV/ID.wav. {OBTAIN}")
-    if missing:
-        table = class_table(split_counts([*clips, *missing]), split_counts(clips), CLASSES)
-        log(f"cremad: the raw copy lacks {len(missing)} listed clip(s) (e.g. {missing[0].clip_id}); counts per class "
-            f"that differ from the protocol:\n{table}\nThey are skipped; the prepared copy is marked incomplete. "
-            f"{OBTAIN}")
+    log_missing("cremad", clips, missing, CLASSES, "the protocol", log, OBTAIN)
     return Plan(clips, missing), {"dataset": "CREMA-D", "split_source": record, "raw": str(root)}
 
 

@@ -21,10 +21,9 @@ from polymodal.data.datasets.av_clips import (
     Clip,
     Plan,
     check_cache_option,
-    class_table,
+    log_missing,
     prepare_clips,
     prepared_folder,
-    split_counts,
 )
 from polymodal.data.datasets.published_splits import read_list
 from polymodal.data.prepare import Log, register_preparer
@@ -75,11 +74,7 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any]]:
     if not clips:
         raise FileNotFoundError(f"polymodal prepare kinetics-sounds: no file under {raw} is named like a clip of the "
                                 f"OGM-GE lists (e.g. {next(iter(listed))}.mp4). {OBTAIN}")
-    if missing:
-        table = class_table(split_counts([*clips, *missing]), split_counts(clips), CLASSES)
-        log(f"kinetics-sounds: the raw copy lacks {len(missing)} listed clip(s) (e.g. {missing[0].clip_id}); counts "
-            f"per class that differ from the protocol:\n{table}\nThey are skipped; the prepared copy is marked "
-            f"incomplete. {OBTAIN}")
+    log_missing("kinetics-sounds", clips, missing, CLASSES, "the protocol", log, OBTAIN)
     return Plan(clips, missing), {"dataset": "Kinetics-Sounds", "split_source": record, "raw": str(raw)}
 
 

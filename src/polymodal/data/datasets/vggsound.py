@@ -22,11 +22,10 @@ from polymodal.data.datasets.av_clips import (
     Clip,
     Plan,
     check_cache_option,
-    class_table,
     load_prepared,
+    log_missing,
     prepare_clips,
     prepared_folder,
-    split_counts,
 )
 from polymodal.data.prepare import Log, register_preparer
 
@@ -77,11 +76,8 @@ def plan(raw: Path, log: Log) -> tuple[Plan, dict[str, Any], tuple[str, ...]]:
     if not clips:
         raise FileNotFoundError(f"polymodal prepare vggsound: no clip of {found[0]} is under {raw} (e.g. "
                                 f"{rows[0][0]}.mp4). {OBTAIN}")
-    if missing:
-        log(f"vggsound: the raw copy lacks {len(missing)} listed clip(s) (e.g. {missing[0].clip_id}); counts per class "
-            f"that differ from the csv:\n{class_table(split_counts([*clips, *missing]), split_counts(clips), classes)}\n"
-            "They are skipped; the prepared copy is marked incomplete (most copies of VGGSound lack some clips "
-            "that were removed from YouTube; say how many beside any comparison).")
+    log_missing("vggsound", clips, missing, classes, "the csv", log,
+                "Most copies of VGGSound lack some clips that were removed from YouTube; say how many beside any comparison.")
     record = {"classes": list(classes), "lists": {found[0].name: {"rows": len(rows), "sha256": digest}}}
     return Plan(clips, missing), {"dataset": "VGGSound", "split_source": record, "raw": str(raw)}, classes
 
