@@ -332,13 +332,19 @@ def train_polymodal(name: str, config: str, overrides: list[str], seed: int, epo
         per = {m: z[f"probs_{m}"][order] for m in ("audio", "image")}
     fixed = sum(w * np.log(np.clip(per[m], 1e-30, None)) for m, w in FIXED.items())  # log p = logits - const per row
     times = [1.0 / r["samples_per_sec"] for r in result.history]  # seconds per training sample, per epoch
+    # every test-time rule re-applied to the selected model's stored per-modality probabilities (calibrated:
+    # temperatures fitted on this run's validation split), checked against the run's own stored predictions
+    from fusion_rules import rescore, trained_rule
+    rules = rescore(runs_dir / run, *trained_rule(runs_dir / run))
     return {"implementation": "polymodal", "variant": name, "config": str(Path(config).relative_to(ROOT)) if
             Path(config).is_relative_to(ROOT) else config, "overrides": overrides, "seed": seed, "epochs": epochs,
             "best_epoch": result.best_epoch, "val_fused_acc": float(result.val_metrics["fused_acc"]),
             "samples_per_sec": len(times) / sum(times),
             "test_correct": encode_correct(probs.argmax(1) == y), "test_correct_fixed": encode_correct(fixed.argmax(1) == y),
             "test_correct_audio": encode_correct(per["audio"].argmax(1) == y),
-            "test_correct_image": encode_correct(per["image"].argmax(1) == y)}
+            "test_correct_image": encode_correct(per["image"].argmax(1) == y),
+            "test_correct_calibrated": encode_correct(rules["calibrated"]["test"]),
+            "val_acc_calibrated": float(rules["calibrated"]["val"].mean())}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -366,6 +372,8 @@ def tables(records: list[dict[str, Any]]) -> tuple[list[ResultRow], list[dict[st
             "epoch": [r["best_epoch"] for r in recs],
             "samples_per_sec": [r["samples_per_sec"] for r in recs],
         }
+        if all("test_correct_calibrated" in r for r in recs):
+            cells["fused_acc@calibrated"] = [_acc(r["test_correct_calibrated"], variant) for r in recs]
         rows += [ResultRow(method, DATASET, metric, values, variant=variant) for metric, values in cells.items()]
     differences: list[dict[str, Any]] = []
     ref = {r["seed"]: r for r in groups.get("reference", [])}
@@ -373,7 +381,10 @@ def tables(records: list[dict[str, Any]]) -> tuple[list[ResultRow], list[dict[st
     for variant, recs in groups.items():
         if variant == "reference" or not ref:
             continue
-        for key, label in (("test_correct", "own rule"), ("test_correct_fixed", "fixed 0.55/0.45")):
+        for key, label in (("test_correct", "own rule"), ("test_correct_fixed", "fixed 0.55/0.45"),
+                           ("test_correct_calibrated", "calibrated")):
+            if not all(key in r for r in recs):
+                continue
             a = {r["seed"]: decode_correct(r[key], variant) for r in recs}
             b = {s: decode_correct(r["test_correct_fixed"], "reference") for s, r in ref.items()}
             d = paired_by_seed(a, b)
@@ -395,7 +406,9 @@ docstring); `mla`: polymodal's engine with the named configuration. fused_acc: t
 implementation's own test-time rule (the reference: the fixed 0.55 audio / 0.45 image rule on logits;
 polymodal: its configuration's rule); fused_acc@fixed: the 0.55/0.45 rule on both (for polymodal computed
 from its stored per-modality probabilities: log-probabilities differ from logits by a constant per row, so
-the argmax is the same); audio_acc / image_acc: each branch alone through the shared head;
+the argmax is the same); fused_acc@calibrated (polymodal only): MLA's default `calibrated` rule re-applied
+to the same selected model (per-modality temperatures fitted on the run's validation split, log-probabilities
+summed; benchmarks/fusion_rules.py); audio_acc / image_acc: each branch alone through the shared head;
 val_fused_acc: the validation accuracy that selected the epoch; epoch: the selected epoch; samples_per_sec:
 training samples per second (training steps only, evaluation excluded). Differences: crossed paired
 bootstrap (seed s of polymodal with seed s of the reference, the same 300 test samples), 95 % interval,

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", default=None, type=Path, help="output path without extension (NAME.md/.json/.csv/.png)")
     bn.add_argument("--recompute", default=None, type=Path, metavar="NAME.json",
                     help="rebuild a benchmark's tables from its results JSON alone (no runs, no run folders)")
+    bn.add_argument("--replace-runs", default=None, type=Path, metavar="NEW.json",
+                    help="with --recompute: first put the run records of NEW.json (a bench of some of the same "
+                         "methods, datasets and seeds) in place of the records with the same keys")
     bn.add_argument("--no-poe", action="store_true",
                     help="leave out the poe rows (product of the unimodal runs' calibrated experts) when unimodal is benchmarked")
     bn.add_argument("--config", default=None, help="base YAML config (default: the built-in bench profile)")
@@ -109,9 +112,11 @@ def _cmd_bench(ns: argparse.Namespace, argv: Sequence[str]) -> int:
         given = [f"--{k}" for k in ("strategies", "dataset", "out") if getattr(ns, k) is not None]
         if given or ns.overrides:
             raise ValueError(f"--recompute rebuilds tables from a results file alone; drop {given + list(ns.overrides)}")
-        for kind, path in recompute(ns.recompute).items():
+        for kind, path in recompute(ns.recompute, replace=ns.replace_runs).items():
             print(f"{kind}: {path}")
         return 0
+    if ns.replace_runs is not None:
+        raise ValueError("--replace-runs only goes with --recompute NAME.json (the benchmark whose runs it replaces)")
     missing = [f"--{k}" for k in ("strategies", "dataset", "out") if getattr(ns, k) is None]
     if missing:
         raise ValueError(f"polymodal bench needs {', '.join(missing)} (or --recompute NAME.json to rebuild tables)")

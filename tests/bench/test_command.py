@@ -156,3 +156,37 @@ def test_recompute_refuses_a_file_without_run_records(tmp_path, capsys):
     assert "drop ['--strategies']" in capsys.readouterr().err
     assert main(["bench", "--strategies", "joint"]) == 1
     assert "--dataset, --out" in capsys.readouterr().err
+
+
+def test_replace_runs_puts_a_rerun_methods_records_in_place_and_recomputes(tmp_path, capsys):
+    common = ["--dataset", "synthetic", "--processes", "2", "trainer.max_epochs=2", "model.width=8"]
+    base = tmp_path / "base"
+    assert main(["bench", "--strategies", "joint,mla", "--seeds", "0,1", "--out", str(base),
+                 "--runs-dir", str(tmp_path / "r1"), *common]) == 0, capsys.readouterr().err
+    new = tmp_path / "new"
+    assert main(["bench", "--strategies", "mla", "--seeds", "0,1", "--out", str(new), "--runs-dir", str(tmp_path / "r2"),
+                 *common, "strategy.args.fusion_rule=fixed"]) == 0, capsys.readouterr().err
+    before = json.loads(base.with_suffix(".json").read_text())
+    fresh = {r["seed"]: r for r in json.loads(new.with_suffix(".json").read_text())["runs"]}
+    capsys.readouterr()
+    assert main(["bench", "--recompute", str(base.with_suffix(".json")), "--replace-runs", str(new.with_suffix(".json"))]) == 0
+    assert "replaced the runs of mla, synthetic" in capsys.readouterr().out
+    after = json.loads(base.with_suffix(".json").read_text())
+    assert [r for r in after["runs"] if r["method"] == "joint"] == [r for r in before["runs"] if r["method"] == "joint"]
+    assert {r["seed"]: r for r in after["runs"] if r["method"] == "mla"} == fresh
+    acc = next(r for r in after["rows"] if r["method"] == "mla" and r["metric"] == "fused_acc")
+    assert acc["values"] == pytest.approx([fresh[s]["test"]["fused_acc"] for s in (0, 1)])
+    assert "fusion_rule=fixed" in after["command"] and "replaced by those of" in after["command"]
+    # a record with no counterpart (another seed) is refused and nothing is written
+    other = tmp_path / "other"
+    assert main(["bench", "--strategies", "mla", "--seeds", "2", "--out", str(other), "--runs-dir", str(tmp_path / "r2"),
+                 *common]) == 0, capsys.readouterr().err
+    written = base.with_suffix(".json").read_text()
+    capsys.readouterr()
+    assert main(["bench", "--recompute", str(base.with_suffix(".json")), "--replace-runs", str(other.with_suffix(".json"))]) == 1
+    err = capsys.readouterr().err
+    assert "no counterpart" in err and "'mla', 'synthetic'" in err and "2)" in err
+    assert base.with_suffix(".json").read_text() == written
+    assert main(["bench", "--strategies", "mla", "--dataset", "synthetic", "--out", str(other),
+                 "--replace-runs", str(new.with_suffix(".json"))]) == 1
+    assert "only goes with --recompute" in capsys.readouterr().err

@@ -223,15 +223,62 @@ def write_tables(
     return {"md": md_path, "json": json_path, "csv": csv_path, "png": png_path}
 
 
-def recompute(json_path: str | Path, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Rebuild a benchmark's tables (md, json, csv, png beside it) from its results JSON alone."""
-    path = Path(json_path)
+def _read_results(path: Path, option: str) -> dict[str, Any]:
     if path.suffix != ".json" or not path.is_file():
-        raise FileNotFoundError(f"--recompute {path}: expected an existing NAME.json written by `polymodal bench`")
+        raise FileNotFoundError(f"{option} {path}: expected an existing NAME.json written by `polymodal bench`")
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object written by `polymodal bench`, found {type(doc).__name__}")
+    return doc
+
+
+def _run_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r.get("method"), r.get("dataset"), *(r.get(k) for k in KEYS), r.get("seed"))
+
+
+def replace_runs(doc: dict[str, Any], new: dict[str, Any], base_name: str, new_name: str) -> list[str]:
+    """Put the run records of ``new`` in place of the records of ``doc`` with the same keys (method, dataset,
+    variant, missing condition, seed); the other records stay. Every record of ``new`` must replace one of
+    ``doc`` (a benchmark's set of runs is not extended this way), and both files must share the protocol's
+    baseline. The command and protocol say which rows come from which command. Returns the replaced
+    (method, dataset, ...) groups, for the log."""
+    runs, fresh = doc.get("runs"), new.get("runs")
+    if not isinstance(fresh, list) or not fresh:
+        raise ValueError(f"--replace-runs {new_name}: it holds no per-run records ('runs') to put in place")
+    have = {_run_key(r): i for i, r in enumerate(runs)}
+    unknown = [_run_key(r) for r in fresh if _run_key(r) not in have]
+    if unknown:
+        raise ValueError(
+            f"--replace-runs {new_name}: {len(unknown)} of its run records have no counterpart in {base_name} "
+            f"(first: method, dataset, variant, missing_rate, missing_at, seed = {unknown[0]}); it may only replace "
+            "runs the benchmark already has. Run the same --strategies/--dataset/--seeds/--missing-rate as the "
+            "benchmark's command for the methods to replace"
+        )
+    for r in fresh:
+        runs[have[_run_key(r)]] = r
+    if new.get("realised_missing_rates"):
+        keep = {(r.get("method"), r.get("dataset"), r.get("variant"), r.get("missing_rate"), r.get("missing_at"))
+                for r in new["realised_missing_rates"]}
+        old = [r for r in doc.get("realised_missing_rates") or []
+               if (r.get("method"), r.get("dataset"), r.get("variant"), r.get("missing_rate"), r.get("missing_at"))
+               not in keep]
+        doc["realised_missing_rates"] = old + list(new["realised_missing_rates"])
+    groups = sorted({", ".join(str(k) for k in _run_key(r)[:-1] if k is not None) for r in fresh})
+    doc["command"] = (f"{doc.get('command', '')}; then the runs of {'; '.join(groups)} replaced by those of "
+                      f"`{new.get('command', new_name)}`")
+    doc["protocol"] = (f"{doc.get('protocol', '')}. Rows of {'; '.join(groups)}: {new.get('protocol', '')}")
+    return groups
+
+
+def recompute(json_path: str | Path, log: Callable[[str], None] = print,
+              replace: str | Path | None = None) -> dict[str, Path]:
+    """Rebuild a benchmark's tables (md, json, csv, png beside it) from its results JSON alone; with
+    ``replace`` (another results JSON), first put its run records in place of those with the same keys."""
+    path = Path(json_path)
+    doc = _read_results(path, "--recompute")
     runs = doc.get("runs") if isinstance(doc, dict) else None
     if not runs or not isinstance(runs, list):
         raise ValueError(
@@ -243,6 +290,10 @@ def recompute(json_path: str | Path, log: Callable[[str], None] = print) -> dict
         missing = [k for k in ("method", "dataset", "seed", "test") if not isinstance(r, dict) or k not in r]
         if missing:
             raise ValueError(f"{path}: runs[{i}] lacks keys {missing}")
+    if replace is not None:
+        new_path = Path(replace)
+        groups = replace_runs(doc, _read_results(new_path, "--replace-runs"), str(path), str(new_path))
+        log(f"replaced the runs of {'; '.join(groups)} with those of {new_path}")
     before = _values_by_key(doc.get("rows", []))
     paths = write_tables(path.parent / path.stem, runs, protocol=doc.get("protocol", ""), command=doc.get("command", ""),
                          baseline=doc.get("baseline", "joint"), realised=doc.get("realised_missing_rates"),
