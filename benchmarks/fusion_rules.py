@@ -80,7 +80,16 @@ def trained_rule(run_dir: Path) -> tuple[str, dict[str, float] | None]:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} does not exist: {run_dir} is not a finished run folder")
     args = (yaml.safe_load(cfg_path.read_text()).get("strategy") or {}).get("args") or {}
-    return args.get("fusion_rule", "entropy"), args.get("fusion_weights")
+    if "fusion_rule" not in args:  # the default of the code that trained it: provenance records it ...
+        prov = RunPaths(run_dir).provenance
+        resolved = (json.loads(prov.read_text()).get("strategy_args") or {}) if prov.is_file() else {}
+        if "fusion_rule" in resolved:
+            args = {**args, "fusion_rule": resolved["fusion_rule"]}
+        else:  # ... or, for a run written before it did, the temperatures only the calibrated default stores
+            state = load_checkpoint(RunPaths(run_dir).checkpoint("best")).strategy or {}
+            args = {**args, "fusion_rule": "calibrated" if any(k.startswith("temperature/") for k in state)
+                    else "entropy"}
+    return args["fusion_rule"], args.get("fusion_weights")
 
 
 def stored_temperatures(run_dir: Path) -> dict[str, float]:
@@ -240,8 +249,9 @@ def write(records: list[dict[str, Any]], name: str, protocol: str, command: str,
 
 NOTES = """\
 variant = `<bench variant> | <rule>`: `trained` is the rule the model was trained and selected with
-(its config's `strategy.args.fusion_rule`; per-sample entropy where the config names none: MLA's default
-when these runs were made), `entropy` per-sample entropy weights, `calibrated` the sum of log-probabilities
+(its config's `strategy.args.fusion_rule`; where the config names none, the default of the code that
+trained it: provenance.json's `strategy_args`, or for a run older than that record `calibrated` when its
+checkpoint holds fitted temperatures, else `entropy`, MLA's default before), `entropy` per-sample entropy weights, `calibrated` the sum of log-probabilities
 with temperatures fitted on the run's validation split, `calibrated-entropy` entropy weights on those
 calibrated probabilities, `fixed` equal weights, `fixed-ref` 0.55 audio / 0.45 image (the
 reference code's default). fused_acc: test; val_fused_acc: validation, on the same model. Every rule is

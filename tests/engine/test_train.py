@@ -128,3 +128,17 @@ def test_early_stopping_on_a_flat_validation_accuracy(tmp_path):
     assert result.epochs_run == 3 and result.best_epoch == 1  # ties keep the earlier epoch
     again = train(cfg, resume=True)  # an early-stopped run does not train further
     assert again.epochs_run == 3 and again.metrics == result.metrics
+
+
+def test_provenance_records_the_strategy_settings_with_their_defaults(tmp_path):
+    """A run names the settings it was trained with even where its config leaves them to a default that may
+    change later (MLA's test-time rule did)."""
+    from polymodal.strategies.mla import DEFAULT_FUSION_RULE
+
+    cfg = tiny_config(tmp_path, "trainer.max_epochs=1", "strategy.name=mla", "model.fusion=shared_head",
+                      "strategy.args.hgm=false")
+    train(cfg)
+    args = json.loads((cfg.run_dir / "provenance.json").read_text())["strategy_args"]
+    assert args["hgm"] is False  # what the config gave
+    assert args["fusion_rule"] == DEFAULT_FUSION_RULE and args["grad_mode"] == "clear"  # the defaults filled in
+    assert "fusion_rule" not in (yaml.safe_load((cfg.run_dir / "config.yaml").read_text())["strategy"]["args"] or {})

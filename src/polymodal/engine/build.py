@@ -94,6 +94,22 @@ def check_task(cfg: RunConfig, train_dataset: MultimodalDataset, strategy: Strat
         task.sample_weights(train_dataset.labels, train_dataset.num_outputs)
 
 
+def resolved_strategy_args(cfg: RunConfig) -> dict[str, Any]:
+    """``strategy.args`` with every default the strategy's constructor fills in (the settings a run was trained
+    with, even after a default changes); arguments without a plain YAML value (objects) are left out."""
+    import inspect
+
+    factory = registries.STRATEGIES.get(cfg.strategy.name).factory
+    out: dict[str, Any] = {}
+    for name, param in inspect.signature(factory).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.default is param.empty:
+            continue
+        if param.default is None or isinstance(param.default, (bool, int, float, str)):
+            out[name] = param.default
+    out.update(cfg.strategy.args)
+    return out
+
+
 def build_strategy(cfg: RunConfig) -> Strategy:
     """The configured strategy, ``STRATEGIES.create(strategy.name, **strategy.args)``."""
     try:

@@ -32,7 +32,13 @@ from lightning_fabric.strategies import DDPStrategy
 
 from polymodal.config import RunConfig, dump_config
 from polymodal.data.batch import Batch
-from polymodal.engine.build import build_datasets, build_run_model, build_strategy, check_task
+from polymodal.engine.build import (
+    build_datasets,
+    build_run_model,
+    build_strategy,
+    check_task,
+    resolved_strategy_args,
+)
 from polymodal.engine.checkpoint import (
     CHECKPOINTS_DIR,
     Checkpoint,
@@ -193,6 +199,7 @@ class _Run:
             write_provenance(self.run_dir, provenance(self.datasets, {
                 "seed": self.cfg.seed, "world_size": self.fabric.world_size, "resumed": resume,
                 "precision": self.cfg.trainer.precision, "accelerator": self.cfg.trainer.accelerator,
+                "strategy_args": resolved_strategy_args(self.cfg),
             }))
             (self.run_dir / CONFIG_FILE).write_text(dump_config(self.cfg))  # last: it marks a started run
         if self.rank0:
