@@ -10,6 +10,7 @@ from polymodal.data.datasets import (  # noqa: F401
     cremad,
     folder,
     food101,
+    iemocap,
     kinetics_sounds,
     manifest,
     mvsa,
