@@ -7,6 +7,7 @@ from polymodal.data.datasets import (  # noqa: F401
     ave,
     avmnist,
     breast_cancer,
+    cmu_sentiment,
     cremad,
     folder,
     food101,
