@@ -33,9 +33,14 @@ class MultimodalModel(nn.Module):
 
     def use_channels_last(self) -> MultimodalModel:
         """Keep 4-D weights and inputs in channels_last memory format (faster CNNs on CPU); the values
-        are unchanged, only their layout in memory."""
+        are unchanged, only their layout in memory. Other tensors (a Conv3d's 5-D weights, linear layers)
+        keep theirs: ``Module.to(memory_format=...)`` would refuse a 5-D weight."""
         self.channels_last = True
-        return self.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            for t in (*self.parameters(), *self.buffers()):
+                if t.dim() == 4:
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
+        return self
 
     def feature_dim(self, name: str) -> int:
         enc = self.encoders[name]
