@@ -38,8 +38,9 @@ class MultimodalModel(nn.Module):
         self.channels_last = True
         with torch.no_grad():
             for t in (*self.parameters(), *self.buffers()):
-                if t.dim() == 4:
-                    t.data = t.data.contiguous(memory_format=torch.channels_last)
+                if t.dim() == 4:  # explicit channels_last strides: a 1-channel kernel is "contiguous" in both
+                    # formats, and only these strides make its convolution's output channels_last
+                    t.data = torch.empty_like(t.data, memory_format=torch.channels_last).copy_(t.data)
         return self
 
     def feature_dim(self, name: str) -> int:

@@ -64,3 +64,22 @@ def test_resnet18_towers_give_the_same_outputs_and_gradients_in_channels_last():
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-4, rtol=1e-4)
     for a, b in zip(outs[0][1], outs[1][1], strict=True):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_a_one_channel_stem_still_gives_channels_last_activations():
+    """A (16, 1, 3, 3) kernel counts as contiguous in both formats; only explicit channels_last strides make
+    the convolution's output, and so every later layer, channels_last (else the pooling runs ~3x slower)."""
+    from polymodal.engine.build import build_datasets, build_run_model, build_strategy
+
+    cfg = load_config(None, [*SHORT, "trainer.channels_last=true"])
+    train_ds = build_datasets(cfg)["train"]
+    model = build_run_model(cfg, train_ds, build_strategy(cfg)).use_channels_last()
+    seen = []
+    pools = [m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    hooks = [m.register_forward_pre_hook(lambda _m, args: seen.append(args[0])) for m in pools]
+    batch = train_ds.collate_fn()([train_ds[i] for i in range(4)])
+    model(batch)
+    for h in hooks:
+        h.remove()
+    assert pools and seen
+    assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in seen)
