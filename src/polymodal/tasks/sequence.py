@@ -172,6 +172,13 @@ class SequenceTask(Task):
             e, target = e[rows], target[rows]
         return ctc(e, target)
 
+    def loss_input(self, output: ModelOutput) -> dict[str, Tensor]:
+        """The emissions of the output's extras, as :meth:`loss` takes them (``{"emissions": (B, T, K + 2)}``)."""
+        if EXTRA not in output.extras:
+            raise ValueError(f"the sequence task trains on per-frame emissions in the model output's extras "
+                             f"({EXTRA!r}); this model gives {sorted(output.extras) or 'none'}: use model.fusion=ctc")
+        return {EMISSIONS: output.extras[EXTRA]}
+
     def batch_columns(self, output: ModelOutput) -> dict[str, Tensor]:
         """``emissions`` (B, T, K + 2) from the output's extras (``sequence.emissions``)."""
         if EXTRA not in output.extras:
