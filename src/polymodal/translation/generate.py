@@ -267,13 +267,19 @@ class GeneratorRun:
     info: dict[str, Any] = field(default_factory=dict)
     root: Path | None = None
 
-    def condition_inputs(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray) -> tuple[Tensor, np.ndarray]:
+    def condition_inputs(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray | Sequence[int]
+                         ) -> tuple[Tensor, np.ndarray]:
         """The CVAE input (B, width) of a condition and the digit each row stands for (-1: unknown, audio):
-        ``text`` a string of digits (one row per character); ``audio`` an audio file (one row) or log-mels
-        (B, 40, frames)."""
+        ``text`` a string of digits (one row per character; at most ``MAX_TEXT``) or digits as integers (any
+        number); ``audio`` an audio file (one row) or log-mels (B, 40, frames)."""
         if modality == "text":
-            digits = text_digits(str(value))
-            return one_hot(digits), digits
+            if isinstance(value, str):
+                digits = text_digits(value)
+            else:
+                digits = np.asarray(value).reshape(-1)
+                if len(digits) == 0 or not np.issubdtype(digits.dtype, np.integer) or not ((digits >= 0) & (digits < DIGITS)).all():
+                    raise ValueError(f"text condition given as numbers {digits[:8].tolist()}...: expected integers 0-9")
+            return one_hot(digits), digits.astype(np.int64)
         if modality == "audio":
             mel = value if isinstance(value, Tensor) else torch.as_tensor(value) if isinstance(value, np.ndarray) \
                 else read_audio_condition(value)
@@ -282,7 +288,7 @@ class GeneratorRun:
             return emb, np.full(len(emb), -1, dtype=np.int64)
         raise ValueError(f"unknown condition modality {modality!r}; a generator is conditioned on {' or '.join(CONDITIONS)}")
 
-    def generate(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray, n: int = 8, seed: int = 0,
+    def generate(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray | Sequence[int], n: int = 8, seed: int = 0,
                  temperature: float = 1.0) -> np.ndarray:
         """(B, n, 1, 28, 28) float32 images in [0, 1]: ``n`` samples for each condition row (text: one row per
         character), seeded: the same seed gives the same images."""
