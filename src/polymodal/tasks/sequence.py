@@ -1,5 +1,5 @@
 """Sequence: a string of class tokens per sample (the digits of a spoken or written digit string), predicted
-from per-frame emissions, trained with CTC and scored by edit distance (docs/alignment.md).
+from per-frame emissions, trained with CTC and scored by edit distance (docs/align_translate.md).
 
 Labels are (N, L) int64 token ids in ``0 .. K - 1``, padded after the string with ``PAD`` (-1). The model
 gives per-frame emissions in the column ``emissions`` (B, T, K + 2): ``K + 1`` logits (the K tokens, then

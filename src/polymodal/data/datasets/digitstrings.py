@@ -1,7 +1,7 @@
 """Digit strings: spoken and handwritten strings of 3 to 7 digits, built from the real FSDD recordings and
 MNIST t10k images of the AV-digits artifact, for sequence tasks (alignment, transcription, translation).
 
-The recipe (fixed seeds; docs/alignment.md "The digitstrings dataset"):
+The recipe (fixed seeds; docs/align_translate.md "The digitstrings dataset"):
 
 - **Splits.** A string of split ``s`` uses only the recordings and images of AV-digits split ``s``: FSDD
   recordings whose index (the number in the file name) is in ``RECORDINGS[s]`` (train 10-49, val 5-9,
