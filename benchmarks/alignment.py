@@ -1,4 +1,4 @@
-"""Alignment of spoken digit strings to their handwritten rows (docs/alignment.md): which audio frame belongs to
+"""Alignment of spoken digit strings to their handwritten rows (docs/align_translate.md): which audio frame belongs to
 which digit position of the image row, on ``digitstrings`` (FSDD + MNIST under the AV-digits splits).
 
 Methods (each seed trains its own models; nothing is selected on test):

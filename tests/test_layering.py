@@ -47,7 +47,7 @@ def test_run_files_are_named_only_in_the_run_paths_module():
     assert not found, "run-file names spelled outside polymodal/runpaths.py (use RunPaths):\n" + "\n".join(found)
 
 
-CHALLENGES = ("colearning", "coordinated", "quantify", "reasoning")  # the challenge packages of the package (found by the registry)
+CHALLENGES = ("colearning", "coordinated", "quantify", "reasoning", "translation")  # the challenge packages of the package (found by the registry)
 
 
 def _imports(tree: ast.AST) -> list[tuple[int, str]]:

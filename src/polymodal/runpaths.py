@@ -40,6 +40,8 @@ QUANTIFY_HTML_FILE = "quantify.html"  # the same report as one HTML page with it
 QUANTIFY_JSON_FILE = "quantify.json"  # the report's numbers
 QUANTIFY_DIR = "quantify_figures"  # the report's PNG figures
 QUANTIFY_SAMPLES_FILE = "quantify_{split}.npz"  # per-sample attributions, as a predictions file with extras
+GENERATOR_FILE = "generator.json"  # a generator run (`polymodal generate RUN --train`): what it is, how it was trained
+GENERATOR_WEIGHTS_FILE = "generator.safetensors"  # its weights (the CVAE and the audio encoder)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,15 @@ class RunPaths:
         """``quantify_<split>.npz``: the split's per-sample attributions (a predictions file with extras)."""
         return self.root / QUANTIFY_SAMPLES_FILE.format(split=split)
 
+    @property
+    def generator(self) -> Path:
+        """A generator run's marker and settings (docs/align_translate.md, "Generation")."""
+        return self.root / GENERATOR_FILE
+
+    @property
+    def generator_weights(self) -> Path:
+        return self.root / GENERATOR_WEIGHTS_FILE
+
     def derived_files(self) -> tuple[str, ...]:
         """Names of the files rebuilt from the others (report, figures, logs, the quantification): left out
         of a copy that is evaluated again."""
@@ -159,11 +170,12 @@ def names() -> tuple[str, ...]:
             DATA_STATE_FILE, SPLITS_FILE, DATA_CHECK_FILE, TRAIN_TABLE_FILE, PREDICTIONS_FILE, TASK_STATE_FILE,
             CHECKPOINTS_DIR,
             STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, STRATEGY_FILE, QUANTIFY_FILE, QUANTIFY_HTML_FILE, QUANTIFY_JSON_FILE,
-            QUANTIFY_DIR, QUANTIFY_SAMPLES_FILE)
+            QUANTIFY_DIR, QUANTIFY_SAMPLES_FILE, GENERATOR_FILE, GENERATOR_WEIGHTS_FILE)
 
 
 __all__ = ["CHECKPOINTS", "CHECKPOINTS_DIR", "CONFIG_FILE", "DATA_CHECK_FILE", "DATA_STATE_FILE", "FIGURES_DIR",
-           "LOCK_FILE", "LOGS_DIR", "METRICS_FILE", "MODEL_FILE", "OPTIMIZER_FILE", "PREDICTIONS_FILE",
+           "GENERATOR_FILE", "GENERATOR_WEIGHTS_FILE", "LOCK_FILE", "LOGS_DIR", "METRICS_FILE", "MODEL_FILE",
+           "OPTIMIZER_FILE", "PREDICTIONS_FILE",
            "PROVENANCE_FILE", "QUANTIFY_DIR", "QUANTIFY_FILE", "QUANTIFY_HTML_FILE", "QUANTIFY_JSON_FILE",
            "QUANTIFY_SAMPLES_FILE", "REPORT_FILE", "RESULTS_FILE", "RunPaths", "SPLITS_FILE", "STATE_FILE",
            "STRATEGY_FILE", "TASK_STATE_FILE", "TRAIN_TABLE_FILE", "names"]

@@ -1,4 +1,4 @@
-"""Alignment between the elements of two modalities (docs/alignment.md): exact DTW with an optional
+"""Alignment between the elements of two modalities (docs/align_translate.md): exact DTW with an optional
 Sakoe-Chiba band and its monotonic path, differentiable soft-DTW, and the metrics of the digit-string
 alignment task (frame accuracy, boundary error in ms)."""
 

@@ -1,6 +1,6 @@
 """Dynamic time warping between two sequences: exact DTW (optionally inside a Sakoe-Chiba band) with its
 monotonic alignment path, and soft-DTW (Cuturi & Blondel, "Soft-DTW: a differentiable loss function for
-time-series", ICML 2017) with the paper's backward recursion as its gradient (docs/alignment.md).
+time-series", ICML 2017) with the paper's backward recursion as its gradient (docs/align_translate.md).
 
 Written here rather than taken from tslearn or pysdtw: both compile their recursions with numba, which the
 project does not depend on; the recursions below are short, run on anti-diagonals (one vectorised step per

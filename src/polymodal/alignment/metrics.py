@@ -1,4 +1,4 @@
-"""Scores of an alignment of audio frames to the digit positions of a string (docs/alignment.md): frame-level
+"""Scores of an alignment of audio frames to the digit positions of a string (docs/align_translate.md): frame-level
 accuracy and boundary error in milliseconds, against the true recording boundaries of ``digitstrings``."""
 
 from __future__ import annotations

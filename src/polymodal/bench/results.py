@@ -27,11 +27,12 @@ from polymodal.report.table import markdown_table
 OPTIONAL_KEYS = ("variant", "fusion", "missing_rate", "missing_at", "label_budget")
 _METRIC = re.compile(
     r"^(fused_acc(@(fixed|entropy|entropy-batch|calibrated|calibrated-entropy))?|[A-Za-z0-9][\w-]*_acc|macro_f1|sec_per_epoch|params|epoch"
-    r"|samples_per_sec|efficiency)$"
+    r"|samples_per_sec|efficiency|images_per_sec|pixel_diversity|diversity_ratio|nearest_train_dist)$"
 )
 METRICS_HELP = (
     "fused_acc, fused_acc@<rule> (fixed, entropy, entropy-batch, calibrated, calibrated-entropy), <modality>_acc, "
-    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency, and every task's benchmark metrics "
+    "macro_f1, sec_per_epoch, params, epoch, samples_per_sec, efficiency, the generation metrics images_per_sec, "
+    "pixel_diversity, diversity_ratio and nearest_train_dist, and every task's benchmark metrics "
     "(its monitor, <modality>_<its per-modality suffix> and extras: cindex, ibs, rmse, mae, r2, mAP, micro_f1, ...)"
 )
 

@@ -1,4 +1,5 @@
-"""Audio encoders: a log-mel front end, then a small 2-D CNN (default) or a ResNet-18 over (1, n_mels, frames).
+"""Audio encoders: a log-mel front end, then a small 2-D CNN (default) or a ResNet-18 over (1, n_mels, frames),
+or a 1-D CNN over the frames with the mel bands as channels (``audio_frames``, for speech to text).
 
 Input depends on ``modality.representation``:
 
@@ -255,6 +256,64 @@ def audio_cnn(
     """
     fe = AudioFrontEnd(modality, logmel, "audio_cnn", front, stft, standardize)
     return AudioCNN(fe, width, tuple(channels), low_level_grid)
+
+
+class AudioFrames(Encoder):
+    """Log-mel -> 1-D convolutions over time with the mel bands as channels (a per-frame model: the spectrum
+    of every frame is kept whole, nothing is averaged over frequency), for transcribing speech frame by frame.
+
+    sequence(x)  -> (B, T', width), T' = frames / stride rounded up: Conv1d(n_mels, channels, 5)-BN-ReLU,
+                    Conv1d(channels, channels, 5, stride)-BN-ReLU, Conv1d(channels, width, 3)-ReLU
+                    (receptive field 13 frames at stride 2)
+    forward(x)   -> (B, width), the time average of ``sequence``
+    low_level(x) -> (B, channels * grid), the first layer's map average-pooled to ``grid`` time steps
+    """
+
+    kind = "audio"
+    supports_sequence = True
+
+    def __init__(self, front: AudioFrontEnd, width: int = 64, channels: int = 64, stride: int = 2,
+                 low_level_grid: int = 4, name: str = "audio_frames") -> None:
+        super().__init__()
+        for key, value in (("channels", channels), ("stride", stride), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"encoder {name!r}: {key}={value!r}; expected an integer >= 1")
+        self.name, self.front, self.grid = name, front, low_level_grid
+        self.first = nn.Sequential(nn.Conv1d(front.n_mels, channels, 5, padding=2), nn.BatchNorm1d(channels), nn.ReLU())
+        self.rest = nn.Sequential(nn.Conv1d(channels, channels, 5, stride=stride, padding=2), nn.BatchNorm1d(channels),
+                                  nn.ReLU(), nn.Conv1d(channels, width, 3, padding=1), nn.ReLU())
+        self.out_dim = width
+        self.low_level_dim = channels * low_level_grid
+
+    def _mel(self, x: Tensor) -> Tensor:
+        return self.front(x).to(self.param_dtype())[:, 0]  # (B, n_mels, frames)
+
+    def sequence(self, x: Tensor) -> Tensor:
+        return self.rest(self.first(self._mel(x))).transpose(1, 2)  # (B, T', width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sequence(x).mean(dim=1)
+
+    def low_level(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(self.first(self._mel(x)), self.grid).flatten(1)
+
+
+@ENCODERS.register("audio_frames", tiny={"width": 8, "channels": 8})
+def audio_frames(
+    modality: Modality,
+    width: int = 64,
+    channels: int = 64,
+    stride: int = 2,
+    logmel: LogMelConfig | Mapping[str, Any] | None = None,
+    low_level_grid: int = 4,
+    standardize: bool = True,
+) -> AudioFrames:
+    """1-D CNN over the log-mel's frames (mel bands as channels), a per-frame model for speech to text.
+
+    stride: the time step of the output frames, in input frames (default 2: 40 ms on AV-digits' 20 ms hop).
+    """
+    fe = AudioFrontEnd(modality, logmel, "audio_frames", "logmel", None, standardize)
+    return AudioFrames(fe, width, channels, stride, low_level_grid)
 
 
 @ENCODERS.register("audio_resnet18", tiny={"width": 8})

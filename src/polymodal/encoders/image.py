@@ -70,7 +70,9 @@ class ImageCNN(Encoder):
     Each block halves H and W (the first one quarters them when ``stem_stride=2``, for large images).
     low_level(x) -> (B, channels[0] * grid**2): the first block's map average-pooled to grid x grid.
     sequence(x) -> (B, H'*W', width): the last map's positions as tokens (row-major), each through the
-    same linear + ReLU as the pooled feature, for fusions that attend over parts of an image.
+    same linear + ReLU as the pooled feature, for fusions that attend over parts of an image; with
+    ``tokens="columns"``, (B, W', width): one token per column of the map (its mean over the height), left to
+    right, for reading a line of handwriting (the ``ctc`` fusion).
     """
 
     kind = "image"
@@ -84,11 +86,14 @@ class ImageCNN(Encoder):
         stem_stride: int = 1,
         low_level_grid: int = 4,
         name: str = "image_cnn",
+        tokens: Literal["positions", "columns"] = "positions",
     ) -> None:
         super().__init__()
         if not channels:
             raise ValueError(f"encoder {name!r}: channels must list at least one conv block; got {channels!r}")
-        self.name, self.in_channels, self.grid = name, in_channels, low_level_grid
+        if tokens not in ("positions", "columns"):
+            raise ValueError(f"encoder {name!r}: tokens={tokens!r}; expected 'positions' or 'columns'")
+        self.name, self.in_channels, self.grid, self.tokens = name, in_channels, low_level_grid, tokens
         chans = [in_channels, *channels]
         self.blocks = nn.ModuleList(
             conv_block(a, b, stem_stride if i == 0 else 1) for i, (a, b) in enumerate(pairwise(chans))
@@ -113,8 +118,10 @@ class ImageCNN(Encoder):
 
     def sequence(self, x: Tensor) -> Tensor:
         self._check(x)
-        tokens = self.feature_map(x).flatten(2).transpose(1, 2)  # (B, H'*W', channels[-1])
-        return self.head(tokens)  # (B, H'*W', width)
+        fmap = self.feature_map(x)
+        if self.tokens == "columns":
+            return self.head(fmap.mean(dim=2).transpose(1, 2))  # (B, W', width)
+        return self.head(fmap.flatten(2).transpose(1, 2))  # (B, H'*W', width)
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)
@@ -171,15 +178,18 @@ def image_cnn(
     channels: Sequence[int] = (16, 32, 64),
     stem_stride: int | None = None,
     low_level_grid: int = 4,
+    tokens: Literal["positions", "columns"] = "positions",
 ) -> ImageCNN:
     """Small CNN for images (B, C, H, W): conv-pool-BN-ReLU blocks, e.g. 28x28 grey or larger RGB.
 
     stem_stride: stride of the first conv; None picks 2 for images of 64 px or more, else 1.
+    tokens: the sequence features, "positions" (every position of the last map) or "columns" (one per
+    column, left to right: a line of handwriting read by the ctc fusion).
     """
     c, h, w = image_modality_shape(modality, "image_cnn")
     if stem_stride is None:
         stem_stride = 2 if min(h, w) >= 64 else 1
-    return ImageCNN(c, width, tuple(channels), stem_stride, low_level_grid)
+    return ImageCNN(c, width, tuple(channels), stem_stride, low_level_grid, tokens=tokens)
 
 
 @ENCODERS.register("image_resnet18", tiny={"width": 8})

@@ -1,8 +1,9 @@
 """Fusion zoo, one module per family; importing this package fills ``FUSIONS``.
 
 Registered names: ``late``, ``shared_head``, ``early``, ``concat``, ``concat_mlp``, ``tfn``, ``lmf``,
-``gated``, ``film``, ``bilinear``, ``mult``; challenge packages register their own (``program``, ``relation``
-and ``concept_bottleneck`` in ``polymodal.reasoning``, ``coordinated`` in ``polymodal.coordinated``), and
+``gated``, ``film``, ``bilinear``, ``mult``, ``ctc`` (per-frame CTC emissions for the sequence task);
+challenge packages register their own (``program``, ``relation`` and ``concept_bottleneck`` in
+``polymodal.reasoning``, ``coordinated`` in ``polymodal.coordinated``), and
 ``FUSIONS`` finds every one when it is first read (:mod:`polymodal.registries`): a new fusion module needs no
 line here.
 """

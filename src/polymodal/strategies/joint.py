@@ -1,7 +1,8 @@
 """Joint training: one loss on the fused logits (docs/benchmarks.md's ``joint`` and ``joint-concat``).
 
-The loss is the dataset's task's (:mod:`polymodal.tasks`): cross-entropy for classification, the mean
-squared error of the fused outputs under regression.
+The loss is the dataset's task's (:mod:`polymodal.tasks`) on what the task reads from the fused output
+(``Task.loss_input``): cross-entropy of the logits for classification, the mean squared error of the fused
+outputs under regression, CTC of the per-frame emissions for the sequence task (``model.fusion=ctc``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Joint(Strategy):
 
     def training_step(self, model: MultimodalModel, batch: Batch, ctx: StepContext) -> dict[str, Tensor | float]:
         out = model(batch)
-        loss = self.task.loss(out.logits, batch.label, rows=present_any(batch.present),
+        loss = self.task.loss(self.task.loss_input(out), batch.label, rows=present_any(batch.present),
                               class_weights=ctx.class_weights)
         ctx.backward(loss)
         norms = encoder_grad_norms(model)

@@ -239,6 +239,11 @@ class Task(ABC):
         class_weights: what :meth:`class_weights` gave (``data.class_weights``)
         """
 
+    def loss_input(self, output: ModelOutput) -> Tensor | dict[str, Tensor]:
+        """What :meth:`loss` takes from a model's fused output (the ``joint`` strategies): its logits by default;
+        a task trained on other outputs overrides it (the sequence task: the per-frame emissions)."""
+        return output.logits
+
     def sample_losses(self, output: Tensor, target: Tensor, *, class_weights: Tensor | None = None) -> Tensor:
         """(B,) the loss of every sample (per-sample scores such as QMF's history); a task that has none
         raises a ValueError."""

@@ -1,5 +1,5 @@
 """Sequence: a string of class tokens per sample (the digits of a spoken or written digit string), predicted
-from per-frame emissions, trained with CTC and scored by edit distance (docs/alignment.md).
+from per-frame emissions, trained with CTC and scored by edit distance (docs/align_translate.md).
 
 Labels are (N, L) int64 token ids in ``0 .. K - 1``, padded after the string with ``PAD`` (-1). The model
 gives per-frame emissions in the column ``emissions`` (B, T, K + 2): ``K + 1`` logits (the K tokens, then
@@ -171,6 +171,13 @@ class SequenceTask(Task):
         if rows is not None:
             e, target = e[rows], target[rows]
         return ctc(e, target)
+
+    def loss_input(self, output: ModelOutput) -> dict[str, Tensor]:
+        """The emissions of the output's extras, as :meth:`loss` takes them (``{"emissions": (B, T, K + 2)}``)."""
+        if EXTRA not in output.extras:
+            raise ValueError(f"the sequence task trains on per-frame emissions in the model output's extras "
+                             f"({EXTRA!r}); this model gives {sorted(output.extras) or 'none'}: use model.fusion=ctc")
+        return {EMISSIONS: output.extras[EXTRA]}
 
     def batch_columns(self, output: ModelOutput) -> dict[str, Tensor]:
         """``emissions`` (B, T, K + 2) from the output's extras (``sequence.emissions``)."""

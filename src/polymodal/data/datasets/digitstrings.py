@@ -1,7 +1,7 @@
 """Digit strings: spoken and handwritten strings of 3 to 7 digits, built from the real FSDD recordings and
 MNIST t10k images of the AV-digits artifact, for sequence tasks (alignment, transcription, translation).
 
-The recipe (fixed seeds; docs/alignment.md "The digitstrings dataset"):
+The recipe (fixed seeds; docs/align_translate.md "The digitstrings dataset"):
 
 - **Splits.** A string of split ``s`` uses only the recordings and images of AV-digits split ``s``: FSDD
   recordings whose index (the number in the file name) is in ``RECORDINGS[s]`` (train 10-49, val 5-9,
@@ -18,6 +18,8 @@ The recipe (fixed seeds; docs/alignment.md "The digitstrings dataset"):
   occupies columns ``28 k .. 28 k + 27``.
 - **Text.** The digit string (``texts``); the labels are the digits, (N, 7) int64 padded with ``PAD`` (-1),
   the targets of the ``sequence`` task.
+- **Modalities.** Both by default; option ``modalities`` serves a subset (``[audio]``: speech to text alone,
+  ``[image]``: handwriting to text alone; ``tensor`` still gives either side).
 
 Ground truth kept per string: ``boundaries`` (N, 7, 2) int64, the first and one-past-last audio sample of
 each digit's recording (``PAD`` after the string's length), ``lengths`` (N,) digits per string,
@@ -28,6 +30,7 @@ each digit's recording (``PAD`` after the string's length), ``lengths`` (N,) dig
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -55,6 +58,7 @@ MIN_DIGITS, MAX_DIGITS = 3, 7
 GAP_MS = (50.0, 150.0)  # silence between two digits, uniform (ms)
 PAD = -1  # label and boundary padding after a string's last digit
 STRINGS = {"train": 2000, "val": 300, "test": 300}  # default strings per split
+MODALITIES = ("audio", "image")  # what a string is served as (option ``modalities``: a subset, in this order)
 CLIP_MAX = 8000  # samples of the longest artifact clip (1 s)
 MAX_SAMPLES = MAX_DIGITS * CLIP_MAX + (MAX_DIGITS - 1) * int(GAP_MS[1] * SAMPLE_RATE / 1000)
 HOP = AVDIGITS_LOGMEL.hop_length  # 160 samples = 20 ms
@@ -86,9 +90,11 @@ class DigitStrings(MultimodalDataset):
     """
 
     def __init__(self, split: str = "train", *, strings: int | None = None, cache_features: bool = True,
-                 root: str | os.PathLike | None = None, artifact_dir: str | os.PathLike | None = None) -> None:
+                 root: str | os.PathLike | None = None, artifact_dir: str | os.PathLike | None = None,
+                 modalities: Sequence[str] = MODALITIES) -> None:
         if split not in SPLITS:
             raise ValueError(f"digitstrings: split {split!r} is not one of {SPLITS}")
+        served = _modalities_option(modalities)
         n = STRINGS[split] if strings is None else _strings_option(strings, split)
         art = load_artifact(artifact_dir)
         clips_of, rows_of = split_pools(art, split)
@@ -136,7 +142,8 @@ class DigitStrings(MultimodalDataset):
             audio = torch.from_numpy(wave)
             audio_mod = Modality("audio", "audio", (MAX_SAMPLES,), SAMPLE_RATE, "waveform", extra={"logmel": asdict(cfg)})
         self._inputs = {"audio": audio, "image": torch.from_numpy(images)}
-        self.schema = (audio_mod, Modality("image", "image", tuple(images.shape[1:]), representation="pixels"))
+        every = (audio_mod, Modality("image", "image", tuple(images.shape[1:]), representation="pixels"))
+        self.schema = tuple(m for m in every if m.name in served)
         self.task, self.num_outputs = "sequence", 10
         self.class_names = tuple(str(d) for d in range(10))
         self.provenance = {
@@ -152,6 +159,7 @@ class DigitStrings(MultimodalDataset):
             "audio_representation": audio_mod.representation,
             "logmel": asdict(cfg) if cache_features else None,
             "root": None if root is None else str(root),
+            "modalities": list(served),
         }
 
     def __len__(self) -> int:
@@ -163,7 +171,8 @@ class DigitStrings(MultimodalDataset):
                 "index": i}
 
     def tensor(self, name: str) -> torch.Tensor:
-        """Every sample of modality ``name`` stacked, (N, *shape)."""
+        """Every sample of modality ``name`` stacked, (N, *shape) (also a modality the dataset does not serve:
+        the ground truth of the other side of a string)."""
         return self._inputs[name]
 
     def frames(self, i: int) -> int:
@@ -182,9 +191,18 @@ class DigitStrings(MultimodalDataset):
         return out
 
 
+def _modalities_option(value: Any) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else value
+    ok = isinstance(names, list | tuple) and names and all(isinstance(m, str) for m in names)
+    if not ok or len(set(names)) != len(names) or set(names) - set(MODALITIES):
+        raise ValueError(f"digitstrings option modalities={value!r}: expected a non-empty list of distinct names among "
+                         f"{list(MODALITIES)} (e.g. [audio] to transcribe speech alone)")
+    return tuple(m for m in MODALITIES if m in names)
+
+
 def _digitstrings(split: str = "train", **options: Any) -> DigitStrings:
     """Spoken + handwritten digit strings (3-7 digits) from FSDD and MNIST under the AV-digits splits."""
-    known = ("strings", "cache_features", "root", "artifact_dir")
+    known = ("strings", "cache_features", "root", "artifact_dir", "modalities")
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"dataset 'digitstrings': unknown option(s) {unknown}; valid options: {', '.join(known)}")
@@ -193,5 +211,5 @@ def _digitstrings(split: str = "train", **options: Any) -> DigitStrings:
 
 DATASETS.register("digitstrings", tiny={"strings": 6})(_digitstrings)
 
-__all__ = ["FRAME_MS", "GAP_MS", "HOP", "MAX_DIGITS", "MAX_SAMPLES", "MIN_DIGITS", "PAD", "SEED", "STRINGS",
+__all__ = ["FRAME_MS", "GAP_MS", "HOP", "MAX_DIGITS", "MAX_SAMPLES", "MIN_DIGITS", "MODALITIES", "PAD", "SEED", "STRINGS",
            "DigitStrings", "split_pools"]
