@@ -6,6 +6,7 @@ a clear message."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -113,9 +114,20 @@ def test_emap_of_an_additive_model_is_the_model(joint_run):
     assert set(q.perceptual.drop) == {"audio", "image"}
 
 
-def test_a_three_modality_run_has_three_shapley_values(tmp_path):
+def test_a_three_modality_run_has_three_shapley_values(tmp_path, capsys):
     run_dir = _train(tmp_path, "three", "data.dataset=avdigits-3view", "strategy.name=joint", "model.fusion=late",
                      "data.split_options.train.pairs=300", "trainer.max_epochs=1")
+    capsys.readouterr()
+    # the command shows the three values and the PID of every pair
+    assert main(["quantify", str(run_dir), "--sections", "subsets,shapley,pid", "--clusters", "4"]) == 0
+    printed = capsys.readouterr().out
+    shown = re.search(r"Shapley values \(fused_acc, exact\): audio ([-+.\d]+), image ([-+.\d]+), image2 ([-+.\d]+)",
+                      printed)
+    assert shown is not None, printed
+    assert printed.count("PID ") == 3 and "report:" in printed
+    d = json.loads((run_dir / "quantify.json").read_text())
+    for m, value in zip(("audio", "image", "image2"), shown.groups(), strict=True):
+        assert float(value) == pytest.approx(d["shapley"]["phi"][m], abs=5e-5)
     q = polymodal.quantify(run_dir, sections=["subsets", "shapley", "pid"], pid_clusters=4)
     assert q.modalities == ["audio", "image", "image2"] and len(q.subsets) == 8
     assert set(q.shapley["phi"]) == {"audio", "image", "image2"} and q.shapley["method"] == "exact"
@@ -139,7 +151,7 @@ def test_every_task_is_quantified_with_its_own_metric(tmp_path, task):
     assert q.pid and q.emap is not None
 
 
-def test_a_manifest_run_with_a_tabular_modality(tmp_path):
+def test_a_manifest_run_with_a_tabular_modality(tmp_path, capsys):
     from polymodal.datasets import example_manifest
 
     manifest = example_manifest(tmp_path / "example")
@@ -151,6 +163,13 @@ def test_a_manifest_run_with_a_tabular_modality(tmp_path):
     assert set(q.shapley["phi"]) == set(kinds) and set(q.noise) == set(kinds)
     for curve in q.noise.values():
         assert curve.values[0] == pytest.approx(q.subset_scores["+".join(q.modalities)], abs=1e-9)
+    # and through the command, which shows one Shapley value per modality
+    capsys.readouterr()
+    assert main(["quantify", str(run_dir), "--sections", "subsets,shapley,robustness", "--levels", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "Shapley values (fused_acc, exact): " in printed
+    assert all(f"{m} {q.shapley['phi'][m]:+.4f}" in printed for m in q.modalities), printed
+    assert (run_dir / "quantify.md").is_file()
 
 
 def test_bad_input_gets_a_clear_message(joint_run, tmp_path, capsys):
