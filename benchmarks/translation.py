@@ -249,7 +249,8 @@ def notes_of(runs: list[dict[str, Any]]) -> str:
         "`audio_error_rate` is the word error rate (a spoken digit is a word) and `image_error_rate` the character "
         "error rate of the handwritten rows, both as fractions (edit distance / reference digits; they may exceed "
         "1 with insertions); `string_acc`: whole strings right, in %; `samples_per_sec`: training strings per "
-        "second in the CTC stage on strings (validation left out), 1 torch thread on a shared 2-core machine.",
+        "second in the CTC stage on strings (validation left out), 1 torch thread on a 2-core machine that other "
+        "jobs shared while the seeds ran (hence the spread: orders of magnitude, not a comparison).",
         "",
         f"Target: WER below {100 * TARGET_WER:.0f} % on the test strings: {100 * wer:.1f} % "
         f"({'reached' if wer < TARGET_WER else 'NOT reached'}); handwriting CER {100 * cer:.1f} %.",
