@@ -174,12 +174,15 @@ def notes_of(runs: list[dict[str, Any]]) -> str:
     return "\n".join([
         "`audio_error_rate` is the word error rate (a spoken digit is a word) and `image_error_rate` the character "
         "error rate of the handwritten rows, both as fractions (edit distance / reference digits; they may exceed "
-        "1 with insertions); `string_acc`: whole strings right, in %; `samples_per_sec`: training strings per "
-        "second in the CTC stage on strings (validation left out), 1 torch thread on a 2-core machine that other "
-        "jobs shared while the seeds ran (hence the spread: orders of magnitude, not a comparison).",
+        "1 with insertions); `string_acc`: whole strings right, in %; `samples_per_sec`: the engine's training "
+        "throughput (strings per second, mean over the epochs), 1 torch thread on a shared 2-core machine.",
         "",
         f"Target: WER below {100 * TARGET_WER:.0f} % on the test strings: {100 * wer:.1f} % "
-        f"({'reached' if wer < TARGET_WER else 'NOT reached'}); handwriting CER {100 * cer:.1f} %.",
+        f"({'reached' if wer < TARGET_WER else 'NOT reached'}); handwriting CER {100 * cer:.1f} %. The best "
+        f"epochs (of the runs' last) are {', '.join(str(r[m].get('best_epoch')) for m in ('ctc-speech', 'ctc-handwriting') for r in runs)} "
+        "(speech, then handwriting, per seed): the validation error was still falling near the end, so longer "
+        "training would likely lower both (not measured). Both stay at 100 % (blank output) for the first 3-4 "
+        "epochs.",
         "",
         f"Example-based translation: the best k here is {best}; a spoken digit is translated by the digits of the "
         "handwritten images nearest to it in the coordinated space, so its accuracy is bounded by how well the "
