@@ -201,7 +201,8 @@ def notes_of(runs: list[dict[str, Any]]) -> str:
         "is the check against copying. Recognition by one classifier is not human legibility, and pixel "
         "distance is a crude measure of style variety (two shifted copies of one stroke are far apart). The "
         "test recordings are new recordings of the six FSDD speakers heard in training; unseen speakers are "
-        "not measured. Speeds are on 1 thread of a shared 2-core machine.",
+        "not measured. Speeds are on 1 thread of a 2-core machine that other jobs shared while the seeds ran, "
+        "so they vary by up to a factor of 3 between seeds: orders of magnitude, not a comparison.",
         "",
         "Sample grids (first seed): `generation_audio.png` (a row per digit: the first test recording of "
         "digits 0-9, 8 draws each) and `generation_text.png` (the text 0123456789, one draw per row).",

@@ -7,6 +7,8 @@
     polymodal prepare utd-mhad --raw DOWNLOAD_DIR [--out DIR]
     polymodal bench --strategies mla,joint --dataset avdigits-hard --seeds 0,1,2 --out benchmarks/results/NAME
     polymodal index add PATHS --index DIR --model TOWER | search --index DIR "text" | serve --index DIR
+    polymodal generate RUN_DIR --train | --condition audio:FILE.wav|text:DIGITS [--n 8] [--out grid.png]
+    polymodal translate RUN_DIR --audio FILE.wav
 """
 
 from __future__ import annotations

@@ -70,12 +70,40 @@ def test_audio_frames_keeps_every_mel_band_per_frame_and_images_read_by_columns(
         build_encoder("image_cnn", img, tokens="rows")
 
 
+def test_the_padding_after_a_string_is_masked_out_of_the_frames():
+    ds = build_dataset("digitstrings", "val", strings=4)
+    enc = build_encoder("audio_frames", ds.schema[0], width=8, channels=8, stride=4)
+    mask = enc.sequence_mask(ds.tensor("audio"))
+    assert mask.shape == (4, 99)
+    for i in range(4):  # up to the output frame of the last log-mel frame whose window touches the recording
+        t = ds.frames(i)  # frames centred inside the recording; the next one's window may still touch it
+        assert (t - 1) // 4 + 1 <= int(mask[i].sum()) <= t // 4 + 1 and bool(mask[i, 0])
+    waves = build_dataset("digitstrings", "val", strings=4, cache_features=False)
+    raw = build_encoder("audio_frames", waves.schema[0], width=8, channels=8, stride=4)
+    assert torch.equal(raw.sequence_mask(waves.tensor("audio")), mask)  # the same from the waveform
+    silent = enc.sequence_mask(torch.full((1, 40, 396), -13.8155))
+    assert silent.sum() == 1  # nothing loud: the first frame is kept
+    img = build_dataset("digitstrings", "val", strings=4, modalities=["image"])
+    cols = build_encoder("image_cnn", img.schema[0], width=8, channels=(4, 8), tokens="columns")
+    cmask = cols.sequence_mask(img.tensor("image"))
+    assert cmask.shape == (4, cols.sequence(img.tensor("image")).shape[1])
+    for i in range(4):  # 7 tokens per 28-pixel digit: the last digit's ink ends within its last 7 tokens
+        assert 7 * int(img.lengths[i]) - 7 < int(cmask[i].sum()) <= 7 * int(img.lengths[i])
+    assert build_encoder("image_cnn", img.schema[0], width=8, channels=(4, 8)).sequence_mask(img.tensor("image")) is None
+
+
 def test_digitstrings_serves_the_modalities_asked_for():
     ds = build_dataset("digitstrings", "val", strings=3, modalities=["image"])
     assert [m.name for m in ds.schema] == ["image"] and set(ds[0]["inputs"]) == {"image"}
     assert ds.tensor("audio").shape[0] == 3  # the other side is still there as ground truth
     with pytest.raises(ValueError, match=r"modalities=\['video'\].*\['audio', 'image'\]"):
         build_dataset("digitstrings", "val", strings=3, modalities=["video"])
+    short = build_dataset("digitstrings", "val", strings=20, digits=[1, 2])
+    assert set(short.lengths.tolist()) <= {1, 2} and short.provenance["digits"] == [1, 2]
+    default = build_dataset("digitstrings", "val", strings=3)
+    assert default.texts == build_dataset("digitstrings", "val", strings=3, digits=[3, 7]).texts  # the recipe holds
+    with pytest.raises(ValueError, match=r"digits=\[0, 7\].*1 <= shortest <= longest <= 7"):
+        build_dataset("digitstrings", "val", strings=3, digits=[0, 7])
 
 
 def _wav(path, wave):

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from itertools import pairwise
 from typing import Any, Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -265,6 +266,8 @@ class AudioFrames(Encoder):
     sequence(x)  -> (B, T', width), T' = frames / stride rounded up: Conv1d(n_mels, channels, 5)-BN-ReLU,
                     Conv1d(channels, channels, 5, stride)-BN-ReLU, Conv1d(channels, width, 3)-ReLU
                     (receptive field 13 frames at stride 2)
+    sequence_mask(x) -> (B, T'): the output frames up to the recording's end (the trailing silence of zero
+                    padding is not data), so that a fusion or CTC leaves the padding out
     forward(x)   -> (B, width), the time average of ``sequence``
     low_level(x) -> (B, channels * grid), the first layer's map average-pooled to ``grid`` time steps
     """
@@ -278,7 +281,7 @@ class AudioFrames(Encoder):
         for key, value in (("channels", channels), ("stride", stride), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"encoder {name!r}: {key}={value!r}; expected an integer >= 1")
-        self.name, self.front, self.grid = name, front, low_level_grid
+        self.name, self.front, self.grid, self.stride = name, front, low_level_grid, stride
         self.first = nn.Sequential(nn.Conv1d(front.n_mels, channels, 5, padding=2), nn.BatchNorm1d(channels), nn.ReLU())
         self.rest = nn.Sequential(nn.Conv1d(channels, channels, 5, stride=stride, padding=2), nn.BatchNorm1d(channels),
                                   nn.ReLU(), nn.Conv1d(channels, width, 3, padding=1), nn.ReLU())
@@ -287,6 +290,22 @@ class AudioFrames(Encoder):
 
     def _mel(self, x: Tensor) -> Tensor:
         return self.front(x).to(self.param_dtype())[:, 0]  # (B, n_mels, frames)
+
+    def sequence_mask(self, x: Tensor) -> Tensor:
+        """(B, T') True up to the output frame of the last input frame that is not silent: the silence after a
+        recording's end (zero padding, at the spectrogram's floor in every band) is padding, not data; a
+        silence inside the recording stays data. A row that is silent throughout keeps its first frame."""
+        front = self.front
+        with torch.no_grad():
+            if front.logmel is not None or front.stft is not None:
+                mel = front.logmel(x) if front.logmel is not None else front.stft(x)
+            else:
+                mel = x.float()
+            loud = mel.amax(dim=1) > mel.amin(dim=(1, 2))[:, None] + 1e-4  # (B, frames)
+            frames = torch.arange(mel.shape[2], device=mel.device)
+            last = torch.where(loud, frames, torch.zeros_like(frames)).amax(dim=1)  # (B,) 0 when all silent
+            out = -(-mel.shape[2] // self.stride)
+            return torch.arange(out, device=mel.device)[None, :] <= (last // self.stride)[:, None]
 
     def sequence(self, x: Tensor) -> Tensor:
         return self.rest(self.first(self._mel(x))).transpose(1, 2)  # (B, T', width)

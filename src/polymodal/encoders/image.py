@@ -5,10 +5,12 @@ Input: (B, C, H, W) float pixels (datasets give [0, 1]); C comes from ``modality
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -122,6 +124,24 @@ class ImageCNN(Encoder):
         if self.tokens == "columns":
             return self.head(fmap.mean(dim=2).transpose(1, 2))  # (B, W', width)
         return self.head(fmap.flatten(2).transpose(1, 2))  # (B, H'*W', width)
+
+    def sequence_mask(self, x: Tensor) -> Tensor | None:
+        """With ``tokens="columns"``: (B, W') True up to the token of the last column that holds ink (a column
+        of the input that is not zero everywhere); the blank columns after it are padding (a row of
+        handwriting padded on the right). A row without ink keeps its first token. None otherwise."""
+        if self.tokens != "columns":
+            return None
+        self._check(x)
+        w = x.shape[-1]
+        out = w
+        for block in self.blocks:  # each block: stride of its conv, then a 2x2 max-pool (sizes rounded up)
+            out = math.ceil(math.ceil(out / block[0].stride[1]) / 2)
+        with torch.no_grad():
+            ink = x.abs().amax(dim=(1, 2)) > 0  # (B, W)
+            cols = torch.arange(w, device=x.device)
+            last = torch.where(ink, cols, torch.zeros_like(cols)).amax(dim=1)  # (B,)
+            per_token = -(-w // out)  # input columns per token
+            return torch.arange(out, device=x.device)[None, :] <= (last // per_token)[:, None]
 
     def low_level(self, x: Tensor) -> Tensor:
         self._check(x)

@@ -277,7 +277,8 @@ class GeneratorRun:
                 digits = text_digits(value)
             else:
                 digits = np.asarray(value).reshape(-1)
-                if len(digits) == 0 or not np.issubdtype(digits.dtype, np.integer) or not ((digits >= 0) & (digits < DIGITS)).all():
+                integers = np.issubdtype(digits.dtype, np.integer)
+                if len(digits) == 0 or not integers or not ((digits >= 0) & (digits < DIGITS)).all():
                     raise ValueError(f"text condition given as numbers {digits[:8].tolist()}...: expected integers 0-9")
             return one_hot(digits), digits.astype(np.int64)
         if modality == "audio":
@@ -286,10 +287,11 @@ class GeneratorRun:
             with torch.no_grad():
                 emb = self.audio.eval().embed(mel)
             return emb, np.full(len(emb), -1, dtype=np.int64)
-        raise ValueError(f"unknown condition modality {modality!r}; a generator is conditioned on {' or '.join(CONDITIONS)}")
+        raise ValueError(f"unknown condition modality {modality!r}; a generator is conditioned on "
+                         f"{' or '.join(CONDITIONS)}")
 
-    def generate(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray | Sequence[int], n: int = 8, seed: int = 0,
-                 temperature: float = 1.0) -> np.ndarray:
+    def generate(self, modality: str, value: str | os.PathLike | Tensor | np.ndarray | Sequence[int], n: int = 8,
+                 seed: int = 0, temperature: float = 1.0) -> np.ndarray:
         """(B, n, 1, 28, 28) float32 images in [0, 1]: ``n`` samples for each condition row (text: one row per
         character), seeded: the same seed gives the same images."""
         x, _ = self.condition_inputs(modality, value)
@@ -335,7 +337,8 @@ def load_generator(run_dir: str | os.PathLike) -> GeneratorRun:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{paths.generator} is not valid JSON ({e}); train the generator again") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise ValueError(f"{paths.generator} does not describe a generator run (kind {doc.get('kind') if isinstance(doc, dict) else None!r}, "
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        raise ValueError(f"{paths.generator} does not describe a generator run (kind {kind!r}, "
                          f"expected {KIND!r})")
     if doc.get("version") != VERSION:
         raise ValueError(f"{paths.generator}: generator run version {doc.get('version')!r}; this polymodal reads "
@@ -344,7 +347,8 @@ def load_generator(run_dir: str | os.PathLike) -> GeneratorRun:
     try:
         tensors = load_file(str(paths.generator_weights))
     except (FileNotFoundError, SafetensorError, OSError) as e:
-        raise ValueError(f"cannot read the generator weights {paths.generator_weights}: {e}; train the generator again") from None
+        raise ValueError(f"cannot read the generator weights {paths.generator_weights}: {e}; "
+                         "train the generator again") from None
     cv = GENERATORS.create(model.get("name", "cvae"), conditions=model["conditions"], latent=model["latent"],
                            hidden=model["hidden"], cond=model["cond"])
     audio = AudioDigitNet(n_mels=model["n_mels"], dim=model["conditions"]["audio"], channels=model.get("audio_channels", 64))

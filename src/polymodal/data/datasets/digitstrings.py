@@ -18,6 +18,9 @@ The recipe (fixed seeds; docs/align_translate.md "The digitstrings dataset"):
   occupies columns ``28 k .. 28 k + 27``.
 - **Text.** The digit string (``texts``); the labels are the digits, (N, 7) int64 padded with ``PAD`` (-1),
   the targets of the ``sequence`` task.
+- **Lengths.** Option ``digits`` ([shortest, longest], default [3, 7]) draws other lengths (the seed then
+  also holds them, so the default strings never change); ``[1, 7]`` mixes single digits into a training
+  split.
 - **Modalities.** Both by default; option ``modalities`` serves a subset (``[audio]``: speech to text alone,
   ``[image]``: handwriting to text alone; ``tensor`` still gives either side).
 
@@ -91,15 +94,17 @@ class DigitStrings(MultimodalDataset):
 
     def __init__(self, split: str = "train", *, strings: int | None = None, cache_features: bool = True,
                  root: str | os.PathLike | None = None, artifact_dir: str | os.PathLike | None = None,
-                 modalities: Sequence[str] = MODALITIES) -> None:
+                 modalities: Sequence[str] = MODALITIES, digits: Sequence[int] = (MIN_DIGITS, MAX_DIGITS)) -> None:
         if split not in SPLITS:
             raise ValueError(f"digitstrings: split {split!r} is not one of {SPLITS}")
         served = _modalities_option(modalities)
+        shortest, longest = _digits_option(digits)
         n = STRINGS[split] if strings is None else _strings_option(strings, split)
         art = load_artifact(artifact_dir)
         clips_of, rows_of = split_pools(art, split)
-        rng = np.random.default_rng([SEED, SPLITS.index(split), n])
-        lengths = rng.integers(MIN_DIGITS, MAX_DIGITS + 1, size=n)
+        key = [SEED, SPLITS.index(split), n] + ([] if (shortest, longest) == (MIN_DIGITS, MAX_DIGITS) else [shortest, longest])
+        rng = np.random.default_rng(key)
+        lengths = rng.integers(shortest, longest + 1, size=n)
         labels = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
         clips = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
         rows = np.full((n, MAX_DIGITS), PAD, dtype=np.int64)
@@ -154,7 +159,7 @@ class DigitStrings(MultimodalDataset):
             "artifact_sha256": {f: e["sha256"] for f, e in art.manifest["files"].items()},
             "recipe_checksums": dict(RECIPE_CHECKSUMS),
             "seed": SEED,
-            "digits": [MIN_DIGITS, MAX_DIGITS],
+            "digits": [shortest, longest],
             "gap_ms": list(GAP_MS),
             "audio_representation": audio_mod.representation,
             "logmel": asdict(cfg) if cache_features else None,
@@ -200,9 +205,18 @@ def _modalities_option(value: Any) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in names)
 
 
+def _digits_option(value: Any) -> tuple[int, int]:
+    ok = (isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(d, int) and not isinstance(d, bool)
+                                                                     for d in value))
+    if not ok or not 1 <= value[0] <= value[1] <= MAX_DIGITS:
+        raise ValueError(f"digitstrings option digits={value!r}: expected [shortest, longest] with "
+                         f"1 <= shortest <= longest <= {MAX_DIGITS} (default [{MIN_DIGITS}, {MAX_DIGITS}])")
+    return int(value[0]), int(value[1])
+
+
 def _digitstrings(split: str = "train", **options: Any) -> DigitStrings:
     """Spoken + handwritten digit strings (3-7 digits) from FSDD and MNIST under the AV-digits splits."""
-    known = ("strings", "cache_features", "root", "artifact_dir", "modalities")
+    known = ("strings", "cache_features", "root", "artifact_dir", "modalities", "digits")
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"dataset 'digitstrings': unknown option(s) {unknown}; valid options: {', '.join(known)}")
