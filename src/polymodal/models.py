@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
 from polymodal.data.schema import Modality
-from polymodal.encoders.base import DEFAULT_ENCODER, Encoder, build_encoder
+from polymodal.encoders.base import Encoder, build_encoder, default_encoder_spec
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
 from polymodal.tasks.outputs import ModelOutput  # noqa: F401  (what the model gives; re-exported here)
 
@@ -111,8 +111,9 @@ def build_model(
 ) -> MultimodalModel:
     """Wire encoders and a fusion for a dataset schema.
 
-    encoders: per-modality ``{"name": <registry name>, **kwargs}``; a modality not listed gets the
-              default encoder of its kind (``DEFAULT_ENCODER``).
+    encoders: per-modality ``{"name": <registry name>, **kwargs}``; a modality not listed (or listed
+              without a name) gets :func:`polymodal.encoders.base.default_encoder_spec`: the dataset's
+              recommended encoder for it, else the default of its kind (``DEFAULT_ENCODER``).
     width:    feature width given to every encoder that does not set its own (MLA's shared head
               needs all encoders to produce the same width).
     """
@@ -129,7 +130,9 @@ def build_model(
     built: dict[str, Encoder] = {}
     for mod in schema:
         spec = dict(encoders.get(mod.name, {}))
-        name = spec.pop("name", DEFAULT_ENCODER[mod.kind])
+        if "name" not in spec:  # the dataset's recommendation or the kind's default, the config's kwargs on top
+            spec = {**default_encoder_spec(mod), **spec}
+        name = spec.pop("name")
         if width is not None:
             spec.setdefault("width", width)
         built[mod.name] = build_encoder(name, mod, **spec)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.io import savemat
 
 from polymodal.cli import main
@@ -246,3 +247,34 @@ def test_real_release_counts_and_cross_subject_split():
     assert all(len(set(d.labels)) == 27 for d in parts.values())
     x = parts["test"][0]["inputs"]
     assert 0 < float(x["depth"].max()) <= 1 and float(x["inertial"].abs().max()) > 0
+
+
+def test_depth_gets_the_recommended_encoder_without_a_config(release):
+    """A model built with no encoder named (`polymodal train --dataset utd-mhad`) gets the dataset's
+    recommended depth encoder; a config's keyword arguments apply on top, and a named encoder replaces it."""
+    from polymodal.coordinated.towers import build_tower
+    from polymodal.encoders.video import VideoFrames, VideoR2Plus1D
+    from polymodal.models import build_model
+
+    ds = UTDMHAD("val", root=str(release))
+    depth = next(m for m in ds.schema if m.name == "depth")
+    model = build_model(ds.schema, ds.num_outputs, width=16)
+    enc = model.encoders["depth"]
+    assert isinstance(enc, VideoR2Plus1D)
+    x = torch.as_tensor(np.stack([ds[i]["inputs"]["depth"] for i in range(2)]))
+    assert enc(x).shape == (2, 16)
+    strided = build_model(ds.schema, ds.num_outputs, width=16, encoders={"depth": {"stem_stride": 2}})
+    assert (enc.patch, strided.encoders["depth"].patch) == (4, 2)
+    named = build_model(ds.schema, ds.num_outputs, width=16, encoders={"depth": {"name": "video_frames"}})
+    assert isinstance(named.encoders["depth"], VideoFrames)
+    assert isinstance(build_tower(depth, dim=8, width=16).encoder, VideoR2Plus1D)
+
+
+def test_a_malformed_encoder_recommendation_is_named():
+    from polymodal.data.schema import Modality
+    from polymodal.encoders.base import default_encoder_spec
+
+    odd = Modality("depth", "video", (4, 1, 8, 8), extra={"encoder": "video_r2plus1d"})
+    with pytest.raises(ValueError, match=r"depth.*extra\['encoder'\]"):
+        default_encoder_spec(odd)
+    assert default_encoder_spec(Modality("clip", "video", (4, 1, 8, 8))) == {"name": "video_frames"}

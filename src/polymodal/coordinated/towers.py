@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polymodal.data.schema import Modality
-from polymodal.encoders.base import DEFAULT_ENCODER, Encoder, build_encoder
+from polymodal.encoders.base import Encoder, build_encoder, default_encoder_spec
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
 
 HEADS = ("linear", "mlp")
@@ -80,8 +80,9 @@ def build_tower(
     freeze: bool | None = None,
     **encoder_args: Any,
 ) -> Tower:
-    """A stand-alone tower for ``modality``: the registered ``encoder`` (default: the kind's default)
-    built with ``encoder_args``, a ``head`` projection to ``dim``.
+    """A stand-alone tower for ``modality``: the registered ``encoder`` (default: the dataset's recommended
+    encoder for the modality, else the kind's default) built with ``encoder_args``, a ``head`` projection
+    to ``dim``.
 
     ``freeze``: None keeps the encoder's own default (pretrained towers are frozen: locked tuning);
     True / False is handed to an encoder that has a ``freeze`` option (False fine-tunes a pretrained
@@ -92,7 +93,10 @@ def build_tower(
     import polymodal.encoders  # noqa: F401  (fills ENCODERS)
     from polymodal.encoders.base import ENCODERS
 
-    name = encoder or DEFAULT_ENCODER[modality.kind]
+    if encoder is None:  # the dataset's recommendation or the kind's default, the caller's kwargs on top
+        spec = default_encoder_spec(modality)
+        encoder, encoder_args = spec.pop("name"), {**spec, **encoder_args}
+    name = encoder
     own_option = "freeze" in inspect.signature(ENCODERS.get(name).factory).parameters
     if own_option and freeze is not None:
         encoder_args = {**encoder_args, "freeze": freeze}

@@ -17,6 +17,7 @@ and every entry carries a ``tiny`` kwargs dict (width 8 or so) for tests.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +65,23 @@ DEFAULT_ENCODER: dict[str, str] = {
     "timeseries": "timeseries_cnn",
     "video": "video_frames",
 }
+
+
+def default_encoder_spec(modality: Modality) -> dict[str, Any]:
+    """The encoder a modality gets when a config names none: ``{"name": ..., **kwargs}``.
+
+    A dataset may recommend one for its modality in ``modality.extra["encoder"]`` (e.g. UTD-MHAD's depth
+    video: ``video_r2plus1d`` with a stride-4 stem, far cheaper than running a 2-D CNN on every frame);
+    otherwise the default of the modality's kind (``DEFAULT_ENCODER``). A config's ``model.encoders.<name>``
+    without a ``name`` key overrides the recommended keyword arguments; one with a ``name`` replaces it.
+    """
+    hint = modality.extra.get("encoder")
+    if hint is None:
+        return {"name": DEFAULT_ENCODER[modality.kind]}
+    if not isinstance(hint, dict) or not isinstance(hint.get("name"), str):
+        raise ValueError(f"modality {modality.name!r}: extra['encoder'] = {hint!r}; expected a mapping with the "
+                         "encoder's registry name under 'name' and its keyword arguments")
+    return dict(hint)
 
 
 def build_encoder(name: str, modality: Modality, **kwargs) -> Encoder:

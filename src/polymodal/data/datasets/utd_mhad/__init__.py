@@ -49,6 +49,9 @@ from polymodal.data.schema import Modality
 from polymodal.paths import resolve_data_root
 
 MODALITIES = ("depth", "skeleton", "inertial")
+# the depth video's recommended encoder (models built without a config naming one get it): a (2+1)-D CNN whose
+# stride-4 stem turns the 64 x 48 person crop into 16 x 12 patches (configs/utd_mhad.yaml; docs/utd_mhad.md)
+DEPTH_ENCODER = {"name": "video_r2plus1d", "stem_stride": 4}
 FOLDER = "utd_mhad"  # under the raw data folder
 
 
@@ -120,7 +123,8 @@ class UTDMHAD(MultimodalDataset):
         p = self.settings
         self.schema = tuple(
             {"depth": Modality("depth", "video", (p.depth_frames, 1, *p.depth_size), representation="depth",
-                               extra={"units": f"person cropped; 0.5 + (median - depth) / {p.depth_range_mm:g} mm, 0 = background"}),
+                               extra={"units": f"person cropped; 0.5 + (median - depth) / {p.depth_range_mm:g} mm, 0 = background",
+                                      "encoder": dict(DEPTH_ENCODER)}),
              "skeleton": Modality("skeleton", "timeseries", (p.skeleton_frames, 3 * len(JOINTS)), representation="features",
                                   extra={"columns": [f"{j}_{c}" for j in JOINTS for c in "xyz"]}),
              "inertial": Modality("inertial", "timeseries", (p.inertial_rows, len(INERTIAL_CHANNELS)),
