@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,9 @@ from polymodal.data.schema import Modality
 from polymodal.encoders.base import Encoder, build_encoder, default_encoder_spec
 from polymodal.fusion.base import FUSIONS, Fusion, FusionOutput
 from polymodal.tasks.outputs import ModelOutput  # noqa: F401  (what the model gives; re-exported here)
+
+# (features, presence) -> (features, presence), between the encoders and the fusion
+FeatureTransform = Callable[[dict[str, Tensor], dict[str, Tensor]], tuple[dict[str, Tensor], dict[str, Tensor]]]
 
 
 class MultimodalModel(nn.Module):
@@ -80,7 +83,12 @@ class MultimodalModel(nn.Module):
         param = next(self.parameters())
         return torch.zeros((x.shape[0], *shape), dtype=param.dtype, device=x.device)
 
-    def forward(self, batch: Batch, modalities: Sequence[str] | None = None) -> ModelOutput:
+    def forward(self, batch: Batch, modalities: Sequence[str] | None = None,
+                transform: FeatureTransform | None = None) -> ModelOutput:
+        """Encode the present rows, fuse. ``modalities``: the others are treated as absent. ``transform``:
+        ``(features, present) -> (features, present)`` applied between the encoders and the fusion (e.g. the
+        ``imagine`` strategy fills an absent modality's features from the present ones); the output's
+        ``features`` are the transformed ones."""
         names = list(modalities) if modalities is not None else self.modalities
         present = {m: batch.present[m] for m in self.modalities}
         if modalities is not None:  # others are treated as absent
@@ -91,6 +99,8 @@ class MultimodalModel(nn.Module):
                 feats[m] = self.encode(m, batch.inputs[m], present[m])
             else:
                 feats[m] = self._absent_features(m, batch.inputs[m])
+        if transform is not None:
+            feats, present = transform(feats, present)
         if getattr(self.fusion, "uses_sequence_mask", False):  # padding positions are never data
             masks = {m: mask for m in self.modalities
                      if (mask := self.encoders[m].sequence_mask(batch.inputs[m])) is not None}

@@ -38,6 +38,7 @@ RUN = [
 # (unimodal, mla with the fixed rule) cannot pass 0.75, and either modality alone cannot pass about 0.5.
 @pytest.mark.parametrize(("strategy", "extra", "threshold"), [
     ("joint", [], 0.8),
+    ("imagine", [], 0.8),  # joint's training plus the translators: the same fused R^2 on complete data
     ("unimodal", [], 0.5),
     ("mla", ["strategy.args={fusion_rule: fixed}"], 0.5),
 ])
@@ -113,7 +114,7 @@ def test_mla_entropy_fusion_is_refused_for_regression(rule):
 def test_ogm_ge_refuses_regression():
     ds, model = _regression_setup()
     with pytest.raises(ValueError, match=r"strategy 'ogm_ge' needs single_label \(one class per sample.*a regression "
-                                         r"task is trained by strategy\.name=joint or strategy\.name=joint-concat or "
+                                         r"task is trained by strategy\.name=imagine or strategy\.name=joint or strategy\.name=joint-concat or "
                                          r"strategy\.name=mla \(with strategy\.args\.fusion_rule=fixed\) or "
                                          r"strategy\.name=unimodal"):
         OGMGE().setup(model, ds)
@@ -130,5 +131,6 @@ def test_every_other_strategy_refuses_regression_in_setup(name):
 
 
 def test_the_regression_strategies_are_named_in_messages_from_their_declarations():
-    assert REGRESSION_STRATEGIES == {"joint", "joint-concat", "unimodal"}
-    assert strategies_for(REGRESSION) == ["joint", "joint-concat", "mla (with strategy.args.fusion_rule=fixed)", "unimodal"]
+    assert REGRESSION_STRATEGIES == {"imagine", "joint", "joint-concat", "unimodal"}
+    assert strategies_for(REGRESSION) == ["imagine", "joint", "joint-concat", "mla (with strategy.args.fusion_rule=fixed)",
+                                          "unimodal"]
