@@ -25,3 +25,23 @@ def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
     assert len(kept) == 600 and 20 <= kept.sum() <= 40  # 5 % of each class's ~60 rows
     assert namespace["train_split"].labels[kept].tolist().count(0) >= 1  # every class keeps a label
     assert all(t is not None and 0.0 <= t <= 1.0 for t in namespace["taken"])  # pseudo-labels were considered
+
+
+@pytest.mark.slow
+def test_the_imagination_example_runs(tmp_path, monkeypatch):
+    from polymodal.engine.runfolder import predictions_file
+    from polymodal.tasks import read_predictions
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    code = re.search(r"### Imagination example.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/colearning.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    assert 0.0 <= namespace["result"].metrics["fused_acc"] <= 1.0
+    pred = read_predictions(predictions_file(tmp_path / "runs" / "imagine-demo", "test"))
+    for m, other in (("audio", "image"), ("image", "audio")):
+        absent = ~pred.present[m].astype(bool)
+        assert absent.any()  # half the slots are absent at test
+        # exactly the absent slots are imagined (every sample keeps one modality)
+        assert (pred.extras[f"imagine.filled.{m}"].astype(bool) == absent).all()
+        assert pred.present[other][absent].all()
