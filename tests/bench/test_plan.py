@@ -59,3 +59,21 @@ def test_bad_input_is_refused_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match="unknown strategy 'jointt'"):
         plan_bench(["jointt"], ["synthetic"], [0], tmp_path / "out")
     assert not (tmp_path / "out").exists() and not Path("runs/bench/out").exists()
+
+
+def test_a_config_files_strategy_args_go_to_its_own_strategy_only(tmp_path):
+    """configs/utd_mhad.yaml gives MLA a fusion_rule; the other strategies of a bench on it must not get it
+    (joint would refuse the key), while the command's overrides still reach every run."""
+    from polymodal.config import load_config
+
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "utd_mhad.yaml")
+    plan = plan_bench(["joint", "mla"], ["utd-mhad"], [0], tmp_path / "b", config=config,
+                      overrides=["trainer.max_epochs=2"])
+    jobs = {j.tags["strategy"]: j for j in plan.jobs}
+    assert jobs["joint"].overrides[0] == "strategy.args={}" and "strategy.args={}" not in jobs["mla"].overrides
+    joint, mla = (load_config(config, list(jobs[s].overrides)) for s in ("joint", "mla"))
+    assert joint.strategy.args == {} and mla.strategy.args["fusion_rule"] == "calibrated"
+    assert joint.trainer.max_epochs == mla.trainer.max_epochs == 2
+    # a bench with no config (the built-in profile) resets nothing
+    plain = plan_bench(["joint"], ["avdigits"], [0], tmp_path / "c")
+    assert not any(o.startswith("strategy.args") for o in plain.jobs[0].overrides)

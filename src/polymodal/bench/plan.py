@@ -98,6 +98,24 @@ def strategy_overrides(strategy_args: Sequence[str], strategies: Sequence[str]) 
     return per_strategy
 
 
+def config_args_reset(config: str | None, strategies: Sequence[str]) -> dict[str, list[str]]:
+    """Per strategy, the overrides that go before the command's: ``strategy.args={}`` for a strategy other than
+    the one the ``--config`` file names, when the file gives that strategy arguments (``configs/utd_mhad.yaml``
+    names MLA's ``fusion_rule``): those arguments are the file's strategy's, and another strategy would refuse
+    them. The file's own strategy keeps them; the command's overrides and ``--strategy-args`` come after."""
+    from polymodal.config import load_config
+
+    prefix: dict[str, list[str]] = {s: [] for s in strategies}
+    if config is None:
+        return prefix
+    own = load_config(config, []).strategy
+    if own.args:
+        for s in strategies:
+            if s != own.name:
+                prefix[s] = ["strategy.args={}"]
+    return prefix
+
+
 @dataclass
 class BenchPlan:
     """The runs of one benchmark (see the module docstring); ``runs`` is the folder they live in, and
@@ -146,19 +164,22 @@ def plan_bench(
     from polymodal.config import load_config
 
     per_strategy = strategy_overrides(strategy_args, strategies)
+    prefix = config_args_reset(config, strategies)
     out = Path(out)
     if out.suffix:
         raise ValueError(f"--out {out} must be a path without extension (NAME.md, NAME.json, ... are written)")
     # validate the configuration of every combination before starting any run
     for s in strategies:
         for d in datasets:
-            load_config(config, [*overrides, *with_seed(per_strategy[s], seeds[0]), f"strategy.name={s}", f"data.dataset={d}"])
+            load_config(config, [*prefix[s], *overrides, *with_seed(per_strategy[s], seeds[0]), f"strategy.name={s}",
+                                 f"data.dataset={d}"])
     runs = Path(runs_dir) if runs_dir is not None else Path("runs") / "bench" / out.name
     settings = list(settings) if settings else [Setting("")]
     jobs = [
         Job(
             run_name(s, d, seed, st),
-            (*overrides, *st.overrides, *with_seed(per_strategy[s], seed), f"strategy.name={s}", f"data.dataset={d}", f"seed={seed}"),
+            (*prefix[s], *overrides, *st.overrides, *with_seed(per_strategy[s], seed), f"strategy.name={s}", f"data.dataset={d}",
+             f"seed={seed}"),
             {"strategy": s, "dataset": d, "seed": seed, "setting": st},
         )
         for d in datasets
