@@ -85,3 +85,16 @@ def test_attention_maps_refuse_other_fusions_and_unknown_modalities():
         attention_maps(_model(), _batch(), "nums", "nums")
     with pytest.raises(ValueError, match="layer 3"):
         attention_maps(_model(), _batch(), "nums", "text", layer=3)
+
+
+def test_the_docs_attention_example_runs_and_gives_what_it_says(capsys):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "align_translate.md").read_text()
+    code = re.search(r"### Example: attention maps.*?```python\n(.*?)```", doc, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/align_translate.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    amap = namespace["amap"]
+    assert capsys.readouterr().out.startswith("(2, 6, 9) (6, 5)")
+    torch.testing.assert_close(amap.weights.sum(-1) + amap.null, torch.ones(2, 6))
