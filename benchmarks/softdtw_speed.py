@@ -153,12 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
     lengths = [int(n) for n in args.lengths.split(",")]
+    load = os.getloadavg()[0]
     rows = [run_isolated(n, op, args.repeats) for n in lengths for op in OPERATIONS]
+    load = max(load, os.getloadavg()[0])
     result = {
         "protocol": (f"two random sequences of n = m frames, feature dimension {DIM}, squared Euclidean cost "
                      f"(counted), gamma {GAMMA}; median of {args.repeats} calls after one warm-up; each (n, "
-                     f"operation) in a fresh process; 1 torch / BLAS thread; {platform.machine()}, Python "
-                     f"{platform.python_version()}"),
+                     f"operation) in a fresh process; 1 torch / BLAS thread; {platform.machine()}, "
+                     f"{os.cpu_count()} cores, load average up to {load:.1f} during the run (other work shared "
+                     f"the machine), Python {platform.python_version()}"),
         "command": f"python benchmarks/softdtw_speed.py --lengths {args.lengths} --repeats {args.repeats}",
         "rows": rows,
         "notes": notes_of(rows),
