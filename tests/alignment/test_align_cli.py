@@ -62,6 +62,12 @@ def test_align_an_audio_file_to_a_text(runs, tmp_path, capsys):
     assert result["digits"] == "482" and result["method"] == "ctc" and result["frame_ms"] == 80.0
     assert result["duration_ms"] == 2000.0 and len(result["frame_labels"]) >= 2000 / 80
     _check_spans(result, 3, 2000.0)
+    code, out, err = run(capsys, "align", speech, "--audio", wav, "--to", "text:482", "--shift", 1, "--json")
+    assert code == 0, err
+    shifted = json.loads(out)
+    last = len(result["frame_labels"]) * 80.0
+    assert shifted["boundaries_ms"] == [min(b + 80.0, last) for b in result["boundaries_ms"]]
+    _check_spans(shifted, 3, 2000.0)
     code, out, err = run(capsys, "align", speech, "--audio", wav, "--to", "text:482", "--method", "dtw", "--radius", 1)
     assert code == 0, err
     assert "3 positions (482) over 2.00 s of audio" in out and "method dtw" in out and "boundaries (ms):" in out

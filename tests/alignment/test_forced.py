@@ -70,3 +70,9 @@ def test_boundaries_of_touching_and_missing_positions():
     assert boundaries_of(np.array([0, -1, 2, 2]), 3).tolist() == [1.5, 1.5]  # position 1 holds no frame: zero width
     with pytest.raises(ValueError, match="non-decreasing"):
         boundaries_of(np.array([1, 0]), 2)
+
+
+def test_segments_follow_shifted_boundaries_inside_the_labelling():
+    labels = np.array([-1, 0, -1, -1, 1, 1, -1, 2])
+    assert segments_of(labels, 3, end=8.0, shift=1.0).tolist() == [[1.0, 4.0], [4.0, 7.5], [7.5, 8.0]]
+    assert segments_of(labels, 3, end=8.0, shift=5.0).tolist() == [[1.0, 8.0], [8.0, 8.0], [8.0, 8.0]]  # clipped

@@ -237,8 +237,9 @@ def parse_target(spec: str) -> tuple[str, str]:
 
 
 def align_posteriors(frames: np.ndarray, positions: np.ndarray, frame_ms: float, duration_ms: float,
-                     method: str = "ctc", radius: int | None = None) -> Alignment:
-    """Align per-frame posteriors (T, 11) to position posteriors (L, 10) with ``method`` (``ctc`` or ``dtw``)."""
+                     method: str = "ctc", radius: int | None = None, shift: float = 0.0) -> Alignment:
+    """Align per-frame posteriors (T, 11) to position posteriors (L, 10) with ``method`` (``ctc`` or ``dtw``);
+    ``shift`` moves every boundary later by that many frames (a run whose spikes sit early in the digits)."""
     from polymodal.alignment.dtw import assignment, dtw
 
     if method not in METHODS:
@@ -257,9 +258,11 @@ def align_posteriors(frames: np.ndarray, positions: np.ndarray, frame_ms: float,
         cost = (1 - blank)[:, None] * -np.log(d @ positions.T + EPS)
         labels = assignment(dtw(cost, radius)[1], len(frames))
         labels = np.where(blank > 0.5, BLANK, labels)
-    cuts = boundaries_of(labels, length)
+    if not (np.isfinite(shift) and abs(shift) <= len(frames)):
+        raise ValueError(f"boundary shift {shift} frames: expected a number of frames within the recording's {len(frames)}")
+    cuts = np.clip(boundaries_of(labels, length) + shift, 0.0, float(len(labels)))
     end = min(duration_ms / frame_ms, float(len(labels)))
-    segments = segments_of(labels, length, end=end)
+    segments = segments_of(labels, length, end=end, shift=shift)
     digits = "".join(str(int(d)) for d in positions.argmax(1))
     return Alignment(digits, labels, frame_ms, segments * frame_ms, cuts * frame_ms, method, duration_ms)
 
@@ -272,10 +275,10 @@ def frame_ms_of(run: CTCRun, frames: int) -> float:
 
 
 def align_audio(run: CTCRun, audio: torch.Tensor, duration_ms: float, positions: np.ndarray, method: str = "ctc",
-                radius: int | None = None) -> Alignment:
+                radius: int | None = None, shift: float = 0.0) -> Alignment:
     """Align the run's audio input (one string) to the (L, 10) positions."""
     frames, total = run.posteriors(audio)
-    return align_posteriors(frames, positions, frame_ms_of(run, total), duration_ms, method, radius)
+    return align_posteriors(frames, positions, frame_ms_of(run, total), duration_ms, method, radius, shift)
 
 
 def truth_errors(alignment: Alignment, boundaries: np.ndarray, sample_rate: int) -> dict[str, Any]:

@@ -96,12 +96,12 @@ def boundaries_of(labels: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def segments_of(labels: np.ndarray, length: int, end: float | None = None) -> np.ndarray:
-    """(length, 2) float: each position's span [start, stop) in frames, cut at :func:`boundaries_of`; the first
-    starts at its first frame (0 when it has none), the last stops at ``end`` (default: one past its last
-    frame)."""
+def segments_of(labels: np.ndarray, length: int, end: float | None = None, shift: float = 0.0) -> np.ndarray:
+    """(length, 2) float: each position's span [start, stop) in frames, cut at :func:`boundaries_of` moved later by
+    ``shift`` frames (kept inside the labelling); the first starts at its first frame (0 when it has none), the
+    last stops at ``end`` (default: one past its last frame)."""
     lab = np.asarray(labels)
-    cuts = boundaries_of(lab, length)
+    cuts = np.clip(boundaries_of(lab, length) + shift, 0.0, float(len(lab)))
     held = np.flatnonzero(lab != BLANK)
     first = float(held[0]) if len(held) and lab[held[0]] == 0 else 0.0
     last = float(held[-1] + 1) if len(held) else float(len(lab))
