@@ -175,6 +175,8 @@ def read_row_file(path: str | os.PathLike) -> np.ndarray:
 
 
 def check_row(row: np.ndarray, name: str, size: int = 28, max_digits: int = 7) -> np.ndarray:
+    """``row`` as (size, W) when it is a row of 1 to ``max_digits`` cells of ``size`` pixels ((size, W) or
+    (1, size, W)) with some ink; a clear error naming ``name`` and the expected shape otherwise."""
     h, w = row.shape[-2:] if row.ndim >= 2 else (None, None)
     if row.ndim not in (2, 3) or (row.ndim == 3 and row.shape[0] != 1) or h != size or w % size or not 0 < w <= size * max_digits:
         raise ValueError(f"image row {name} has shape {row.shape}; expected ({size}, W) with W a multiple of {size} up "

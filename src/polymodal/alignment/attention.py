@@ -81,7 +81,8 @@ def attention_maps(model: Any, batch: Any, query: str, key: str, layer: int = -1
         features = {m: model.encode(m, batch.inputs[m], batch.present[m]) for m in names}
         model(batch)
         weights = blocks[layer].weights  # (B, T_q, 1 + sum T_n)
-    assert weights is not None  # set by the block's forward while keep_weights holds
+    if weights is None:
+        raise RuntimeError("the mult fusion's attention block kept no weights; was its forward replaced?")
     lengths = {n: features[n].shape[1] for n in sources}
     start = 1 + sum(lengths[n] for n in sources[: sources.index(key)])
     q_mask = _valid(model, batch, query, weights.shape[1])
