@@ -9,6 +9,7 @@
     polymodal index add PATHS --index DIR --model TOWER | search --index DIR "text" | serve --index DIR
     polymodal generate RUN_DIR --train | --condition audio:FILE.wav|text:DIGITS [--n 8] [--out grid.png]
     polymodal translate RUN_DIR --audio FILE.wav
+    polymodal align RUN_DIR --audio FILE.wav --to image:ROW.png --image-run RUN | text:DIGITS [--json]
 """
 
 from __future__ import annotations

@@ -52,3 +52,9 @@ def test_the_cost_lets_a_silent_frame_fit_every_position(bench):
     c = bench.cost(p, q)
     assert c[0].abs().max() < 1e-5  # silence: no cost anywhere
     assert c[1, 0] < 1e-5 and c[1, 1] > 10  # a spoken 0 fits position 0 (a written 0), not position 1 (a 3)
+
+
+def test_ctc_boundaries_become_a_monotonic_frame_assignment(bench):
+    a = bench.ctc_boundaries_assign(np.array([30.0, 75.0]), 6)  # frames at 0, 20, ..., 100 ms
+    assert a.tolist() == [0, 0, 1, 1, 2, 2]
+    assert bench.ctc_boundaries_assign(np.array([40.0]), 3).tolist() == [0, 0, 1]  # a boundary on a frame: the next

@@ -117,3 +117,14 @@ def test_a_batch_of_different_sizes_gives_each_sample_its_own_value_and_gradient
         (w * value).backward()
         assert batch[k].item() == pytest.approx(value.item(), abs=1e-12)
         torch.testing.assert_close(c.grad, alone.grad)
+
+
+def test_pairwise_cost_equals_the_summed_squared_differences_and_the_cosine_distance():
+    torch.manual_seed(2)
+    x, y = torch.randn(7, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    direct = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    torch.testing.assert_close(pairwise_cost(x, y), direct)
+    self_cost = pairwise_cost(x, x)
+    assert torch.all(self_cost >= 0) and self_cost.diagonal().abs().max() < 1e-12  # clamped: never negative
+    cos = 1 - (x / x.norm(dim=1, keepdim=True)) @ (y / y.norm(dim=1, keepdim=True)).T
+    torch.testing.assert_close(pairwise_cost(x, y, "cosine"), cos)

@@ -24,12 +24,13 @@ INF = math.inf
 
 def pairwise_cost(x: Tensor, y: Tensor, metric: str = "sqeuclidean") -> Tensor:
     """(n, m) cost between the rows of ``x`` (n, d) and ``y`` (m, d): ``sqeuclidean`` or ``cosine``
-    (1 - cosine similarity)."""
+    (1 - cosine similarity). The squared distance is expanded (a matrix product, never the (n, m, d)
+    differences; rounding can leave a tiny negative, clamped to 0)."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"pairwise_cost takes (n, d) and (m, d) sequences with the same d; got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
-    if metric == "sqeuclidean":
-        return (x[:, None, :] - y[None, :, :]).pow(2).sum(-1)
+    if metric == "sqeuclidean":  # |x|^2 + |y|^2 - 2 x.y: (n, m) memory, not the (n, m, d) differences
+        return (x.pow(2).sum(1)[:, None] + y.pow(2).sum(1)[None, :] - 2 * x @ y.T).clamp_min(0)
     if metric == "cosine":
         return 1 - torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(y, dim=-1).T
     raise ValueError(f"unknown metric {metric!r}; expected 'sqeuclidean' or 'cosine'")

@@ -25,8 +25,12 @@ class CrossModalBlock(nn.Module):
     """Pre-norm transformer block whose queries come from the target and keys/values from the sources.
 
     x: (B, T_q, H) target tokens; source: (B, T_k, H); key_padding_mask: (B, T_k), True = ignore.
-    Returns (B, T_q, H).
+    Returns (B, T_q, H). With ``keep_weights`` set, the last call's attention weights, averaged over heads,
+    are kept in ``weights`` (B, T_q, T_k) (``polymodal.alignment.attention_maps``).
     """
+
+    keep_weights: bool = False
+    weights: Tensor | None = None
 
     def __init__(self, hidden: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -39,7 +43,9 @@ class CrossModalBlock(nn.Module):
 
     def forward(self, x: Tensor, source: Tensor, key_padding_mask: Tensor) -> Tensor:
         kv = self.norm_kv(source)
-        attended, _ = self.attn(self.norm_q(x), kv, kv, key_padding_mask=key_padding_mask, need_weights=False)
+        attended, w = self.attn(self.norm_q(x), kv, kv, key_padding_mask=key_padding_mask,
+                                need_weights=self.keep_weights, average_attn_weights=True)
+        self.weights = w if self.keep_weights else None
         x = x + self.drop(attended)
         return x + self.drop(self.ff(self.norm_ff(x)))
 
@@ -64,6 +70,9 @@ class MulTFusion(Fusion):
     excludes them from every attention; a present target whose sources are all absent attends to the
     null token only. An absent target is excluded from the final pooling. A row with nothing present
     pools to 0 and gets the head's bias.
+
+    Attention maps: ``polymodal.alignment.attention_maps(model, batch, query, key)`` gives, per sample, the
+    attention of one modality's tokens over another's (averaged over heads, padding masked).
 
     Design note: MulT runs one cross-modal transformer per ordered pair of modalities; here each
     target has one stack that attends jointly to all sources, so parameters grow linearly in M.
