@@ -11,13 +11,19 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "colearning.md"
 
 
-@pytest.mark.slow
-def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
+def run_example(heading: str, tmp_path: Path, monkeypatch) -> dict:
+    """Run the first Python block after ``heading`` in docs/colearning.md, verbatim, in ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    code = re.search(r"## Worked example.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    code = re.search(re.escape(heading) + r"\n.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "docs/colearning.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    return namespace
+
+
+@pytest.mark.slow
+def test_the_docs_worked_example_runs(tmp_path, monkeypatch):
+    namespace = run_example("## Worked example", tmp_path, monkeypatch)
     result, kept = namespace["result"], namespace["kept"]
     assert (tmp_path / "runs" / "cotrain-demo" / "results.json").is_file()
     assert 0.0 <= namespace["audio_alone"] <= 1.0
@@ -32,11 +38,7 @@ def test_the_imagination_example_runs(tmp_path, monkeypatch):
     from polymodal.engine.runfolder import predictions_file
     from polymodal.tasks import read_predictions
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    code = re.search(r"### Imagination example.*?```python\n(.*?)```", DOC.read_text(), re.S).group(1)
-    namespace: dict = {}
-    exec(compile(code, "docs/colearning.md", "exec"), namespace)  # noqa: S102 - the documented example, verbatim
+    namespace = run_example("### Imagination example", tmp_path, monkeypatch)
     assert 0.0 <= namespace["result"].metrics["fused_acc"] <= 1.0
     pred = read_predictions(predictions_file(tmp_path / "runs" / "imagine-demo", "test"))
     for m, other in (("audio", "image"), ("image", "audio")):

@@ -9,17 +9,9 @@ import torch.nn.functional as F
 from polymodal.colearning.imagine import MODULE, imagine_features, pair_key
 from polymodal.datasets import build_dataset
 from polymodal.models import build_model
-from polymodal.strategies.base import STRATEGIES, StepContext
+from polymodal.strategies.base import STRATEGIES
 
-
-def _ctx(opt: torch.optim.Optimizer) -> StepContext:
-    def step(params=None, set_to_none=True, now=False):
-        opt.step()
-        opt.zero_grad(set_to_none=set_to_none)
-        return True
-
-    return StepContext(epoch=0, batch_idx=0, batches_per_epoch=1, optimizer=opt, backward=lambda loss: loss.backward(),
-                       step=step, zero_grad=lambda s: opt.zero_grad(set_to_none=s), all_reduce_mean=lambda t: t)
+from .test_strategies import _ctx
 
 
 @pytest.fixture(scope="module")

@@ -129,21 +129,11 @@ def load_ctc_run(run_dir: str | os.PathLike, kind: str, option: str) -> CTCRun:
 def read_audio_file(path: str | os.PathLike, run: CTCRun) -> tuple[torch.Tensor, float]:
     """The run's input for an audio file (resampled to the run's rate, mono, zero-padded to the strings' 7.9 s)
     and the recording's duration in ms; refuses an empty, silent or over-long file."""
-    from polymodal.data.datasets.digitstrings import MAX_SAMPLES
-    from polymodal.data.io.audio import read_audio
+    from polymodal.data.datasets.digitstrings import read_string_audio
 
     rate = int(run.modality.sample_rate)
-    wave, _ = read_audio(path, sample_rate=rate, resample=True)
-    if len(wave) == 0:
-        raise ValueError(f"audio file {path} is empty (no samples); give a recording of a spoken digit string")
-    if len(wave) > MAX_SAMPLES:
-        raise ValueError(f"audio file {path} is {len(wave) / rate:.2f} s long; `polymodal align` aligns digit strings of "
-                         f"at most {MAX_SAMPLES / rate:.2f} s (7 digits): cut the file into shorter strings")
-    if not np.any(np.abs(wave) > 1e-4):
-        raise ValueError(f"audio file {path} is silent (every sample below 1e-4); nothing to align")
-    x = np.zeros(MAX_SAMPLES, dtype=np.float32)
-    x[: len(wave)] = wave
-    return audio_input(torch.from_numpy(x), run), 1000.0 * len(wave) / rate
+    x, n = read_string_audio(path, rate, "align")
+    return audio_input(torch.from_numpy(x), run), 1000.0 * n / rate
 
 
 def audio_input(wave: torch.Tensor, run: CTCRun) -> torch.Tensor:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from polymodal.runpaths import RunPaths
@@ -40,18 +39,9 @@ class Transcriber:
 
     def transcribe_file(self, path: str | os.PathLike) -> str:
         """The digit string spoken in an audio file (resampled to the run's rate, mono)."""
-        from polymodal.data.datasets.digitstrings import MAX_SAMPLES
-        from polymodal.data.io.audio import read_audio
+        from polymodal.data.datasets.digitstrings import read_string_audio
 
-        rate = int(self.modality.sample_rate)
-        wave, _ = read_audio(path, sample_rate=rate, resample=True)
-        if len(wave) > MAX_SAMPLES:
-            raise ValueError(f"audio file {path} is {len(wave) / rate:.2f} s long; this model transcribes digit strings "
-                             f"of at most {MAX_SAMPLES / rate:.2f} s (7 digits): cut the file into shorter strings")
-        if not np.any(np.abs(wave) > 1e-4):
-            raise ValueError(f"audio file {path} is silent (every sample below 1e-4); nothing to transcribe")
-        x = np.zeros(MAX_SAMPLES, dtype=np.float32)
-        x[: len(wave)] = wave
+        x, _ = read_string_audio(path, int(self.modality.sample_rate), "transcribe")
         audio = torch.from_numpy(x)[None]
         if self.modality.representation == "logmel":
             from polymodal.data.transforms import LogMel, LogMelConfig

@@ -68,6 +68,25 @@ HOP = AVDIGITS_LOGMEL.hop_length  # 160 samples = 20 ms
 FRAME_MS = 1000.0 * HOP / SAMPLE_RATE
 
 
+def read_string_audio(path: str | os.PathLike, sample_rate: int, what: str) -> tuple[np.ndarray, int]:
+    """A recording of a spoken digit string as the dataset serves its waveforms: resampled to ``sample_rate``,
+    mono, zero-padded to ``MAX_SAMPLES``; and its length in samples. ``what`` names the caller's task in the
+    errors ("transcribe", "align"). Refuses an empty, silent or over-long file, naming it."""
+    from polymodal.data.io.audio import read_audio
+
+    wave, _ = read_audio(path, sample_rate=sample_rate, resample=True)
+    if len(wave) == 0:
+        raise ValueError(f"audio file {path} is empty (no samples); give a recording of a spoken digit string")
+    if len(wave) > MAX_SAMPLES:
+        raise ValueError(f"audio file {path} is {len(wave) / sample_rate:.2f} s long; digit strings to {what} last at "
+                         f"most {MAX_SAMPLES / sample_rate:.2f} s (7 digits): cut the file into shorter strings")
+    if not np.any(np.abs(wave) > 1e-4):
+        raise ValueError(f"audio file {path} is silent (every sample below 1e-4); nothing to {what}")
+    x = np.zeros(MAX_SAMPLES, dtype=np.float32)
+    x[: len(wave)] = wave
+    return x, len(wave)
+
+
 def split_pools(art: Artifact, split: str) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """The artifact clips and MNIST t10k rows a string of ``split`` may use, per digit (ascending)."""
     recs = np.isin(art.recordings, np.asarray(RECORDINGS[split]))
