@@ -132,8 +132,14 @@ def differences_text(diffs: list[dict[str, Any]]) -> str:
         star = " *" if d["ci95"][0] > 0 or d["ci95"][1] < 0 else ""
         lines.append(f"| {d['target']} | {100 * d['budget']:g} % | {d['method']} | {100 * d['mean']:+.1f}{star} | "
                      f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | {d['n_seeds']} |")
-    wins = [f"{d['method']} at {100 * d['budget']:g} %" for d in diffs if d["ci95"][0] > 0]
-    losses = [f"{d['method']} at {100 * d['budget']:g} %" for d in diffs if d["ci95"][1] < 0]
+    several = len({d["target"] for d in diffs}) > 1  # name the student when the table has both roles
+
+    def what(d: dict[str, Any]) -> str:
+        student = f" ({d['target']} student)" if several else ""
+        return f"{d['method']}{student} at {100 * d['budget']:g} %"
+
+    wins = [what(d) for d in diffs if d["ci95"][0] > 0]
+    losses = [what(d) for d in diffs if d["ci95"][1] < 0]
     lines += ["", "Better than labelled-only with an interval that excludes zero: " + (", ".join(wins) or "none") + ". "
               "Worse with an interval that excludes zero: " + (", ".join(losses) or "none") + "."]
     return "\n".join(lines) + "\n"
