@@ -132,6 +132,11 @@ def test_the_prediction_is_the_target_alone(name, train):
         again = strategy.predict(model, batch)
     torch.testing.assert_close(first.logits, again.logits)
     torch.testing.assert_close(first.logits, first.per_modality["b"])
+    # without the target, a row gets the source head's logits (the engine's a_acc is the source head's accuracy)
+    with torch.no_grad():
+        alone = strategy.predict(model, batch.with_absent(["b"]))
+        both = model(batch)
+    torch.testing.assert_close(alone.logits, both.per_modality["a"])
 
 
 def test_distillation_and_contrastive_terms_appear(train):
@@ -156,14 +161,15 @@ def test_bad_arguments_name_the_key(train):
         _setup("labelled-only", train, target="a", source="a")
 
 
-def _train(tmp_path, strategy: str, fraction: float):
+def _train(tmp_path, strategy: str, fraction: float, *extra: str):
     from polymodal.config import load_config
     from polymodal.engine import train
 
-    cfg = load_config(None, [
+    tag = "-".join(e.rsplit(".", 1)[-1].replace("=", "") for e in extra)
+    cfg = load_config(None, [*extra,
         "data.dataset=synthetic", "data.options.size=96", "model.width=8", "model.fusion=late",
         f"strategy.name={strategy}", f"strategy.args.label_fraction={fraction}", "trainer.max_epochs=3",
-        "trainer.accelerator=cpu", "data.batch_size=16", "seed=5", f"name={strategy}-{fraction}",
+        "trainer.accelerator=cpu", "data.batch_size=16", "seed=5", f"name={strategy}-{fraction}{tag}",
         f"out_dir={tmp_path}",
     ])
     return train(cfg)
@@ -177,6 +183,12 @@ def test_co_training_at_full_budget_is_supervised_training(tmp_path):
     assert [h["train/loss"] for h in ours.history] == [h["train/loss"] for h in ref.history]
     low = _train(tmp_path, "co-training", 0.2)  # and the budget does change the result
     assert [h["train/loss"] for h in low.history] != [h["train/loss"] for h in ref.history]
+    # at a full budget the labelled share (default 0.5) changes nothing: the same run as one pass per epoch
+    off = _train(tmp_path, "labelled-only", 1.0, "strategy.args.labelled_share=null")
+    assert off.metrics == ref.metrics and [h["train/loss"] for h in off.history] == [h["train/loss"] for h in ref.history]
+    # below it, the share changes which rows are drawn (and so the run)
+    low_off = _train(tmp_path, "co-training", 0.2, "strategy.args.labelled_share=0")
+    assert [h["train/loss"] for h in low_off.history] != [h["train/loss"] for h in low.history]
 
 
 def test_a_bench_of_the_colearning_strategies_is_planned(tmp_path):
@@ -190,3 +202,64 @@ def test_a_bench_of_the_colearning_strategies_is_planned(tmp_path):
     assert all("strategy.args.label_fraction=0.05" in j.overrides for j in jobs)
     with pytest.raises(ValueError, match="label_fraction"):
         plan_bench(["co-training"], ["avdigits-hard"], [0], tmp_path / "bad", overrides=["strategy.args.label_fraction=0"])
+
+
+def _draws(strategy, ds, seed: int, epochs: range) -> list[int]:
+    from polymodal.engine.data import make_loader
+
+    loader = make_loader(ds, batch_size=16, seed=seed, shuffle=True, sample_weights=strategy.train_sample_weights(ds))
+    out = []
+    for epoch in epochs:
+        loader.sampler.select_epoch(epoch)
+        out += torch.cat([b.index for b in loader]).tolist()
+    return out
+
+
+@pytest.mark.parametrize("share", [0.5, 0.3])
+def test_the_sampler_draws_labelled_rows_at_the_requested_share(train, share):
+    _, strategy, _ = _setup("co-training", train, label_fraction=0.1, labelled_share=share)
+    labelled = strategy.labelled
+    assert 0 < int(labelled.sum()) < 0.2 * len(train)  # about 10 % of the rows keep their label
+    drawn = torch.tensor(_draws(strategy, train, 0, range(30)))
+    assert len(drawn) == 30 * len(train)  # N draws per epoch: the epoch keeps its number of steps
+    got = float(labelled[drawn].float().mean())
+    assert abs(got - share) < 0.04  # binomial sd about 0.011 over 1,920 draws; uniform sampling gives about 0.1
+    counts = torch.bincount(drawn[labelled[drawn]], minlength=len(train))[labelled].float()
+    assert float(counts.min()) > 0.5 * float(counts.mean())  # uniform among the labelled rows
+    unl = torch.bincount(drawn[~labelled[drawn]], minlength=len(train))[~labelled].float()
+    assert abs(float(unl.mean()) - (1 - share) * len(drawn) / int((~labelled).sum())) < 1e-6 * len(drawn) + 0.5
+
+
+def test_the_labelled_share_is_deterministic_per_seed_and_epoch(train):
+    _, strategy, _ = _setup("labelled-only", train, label_fraction=0.1)
+    assert _draws(strategy, train, 3, [4]) == _draws(strategy, train, 3, [4])
+    assert _draws(strategy, train, 3, [4]) != _draws(strategy, train, 3, [5])
+    assert _draws(strategy, train, 3, [4]) != _draws(strategy, train, 4, [4])
+
+
+def test_no_share_at_a_full_budget_or_when_turned_off(train):
+    for args in ({"label_fraction": 1.0}, {"label_fraction": 0.1, "labelled_share": None},
+                 {"label_fraction": 0.1, "labelled_share": 0}):
+        _, strategy, _ = _setup("cross-distill", train, **args)
+        assert strategy.train_sample_weights(train) is None  # the engine's permutation: one pass over every row
+
+
+def test_bad_labelled_shares_name_the_key():
+    for bad in (1, 1.5, -0.1, float("nan"), True, "half"):
+        with pytest.raises(ValueError, match=r"strategy.args.labelled_share=.*expected the share .* \[0, 1\)"):
+            STRATEGIES.create("labelled-only", label_fraction=0.1, labelled_share=bad)
+
+
+def test_the_engine_refuses_a_labelled_share_with_balanced_sampling(tmp_path):
+    from polymodal.config import load_config
+    from polymodal.engine import train
+
+    cfg = load_config(None, ["data.dataset=synthetic", "data.options.size=48", "model.width=8", "model.fusion=late",
+                             "strategy.name=co-training", "strategy.args.label_fraction=0.25", "trainer.max_epochs=1",
+                             "data.balanced_sampling=true", f"out_dir={tmp_path}", "name=conflict"])
+    with pytest.raises(ValueError, match=r"data.balanced_sampling=true and strategy 'co-training' "
+                                         r"\(strategy.args.labelled_share\)"):
+        train(cfg)
+    cfg = cfg.model_copy(update={"strategy": cfg.strategy.model_copy(update={"args": {
+        **cfg.strategy.args, "labelled_share": None}})})
+    assert train(cfg).epochs_run == 1  # with the share turned off, balanced sampling is the sampler's rule

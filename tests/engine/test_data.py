@@ -71,3 +71,23 @@ def test_loader_yields_batches_in_sampler_order():
     batches = list(loader)
     assert [b.size for b in batches] == [8, 8, 4]
     assert torch.cat([b.index for b in batches]).tolist() == list(range(20))
+
+
+def test_a_strategy_s_sample_weights_drive_the_sampler_and_conflict_with_balanced_sampling():
+    ds = SyntheticDataset("train", size=40)
+    weights = torch.zeros(40, dtype=torch.float64)
+    weights[:4] = 1.0  # only the first four rows may be drawn
+    loader = make_loader(ds, batch_size=8, seed=2, shuffle=True, sample_weights=weights)
+    loader.sampler.select_epoch(3)
+    drawn = torch.cat([b.index for b in loader]).tolist()
+    assert len(drawn) == 40 and set(drawn) <= {0, 1, 2, 3}  # N draws per epoch, with replacement
+    again = make_loader(ds, batch_size=8, seed=2, shuffle=True, sample_weights=weights)
+    again.sampler.select_epoch(3)
+    assert torch.cat([b.index for b in again]).tolist() == drawn  # a pure function of (seed, epoch)
+    with pytest.raises(ValueError, match=r"data.balanced_sampling=true and strategy 'x' \(strategy.args.k\)"):
+        make_loader(ds, batch_size=8, seed=0, shuffle=True, balanced=True, sample_weights=weights,
+                    weights_origin="strategy 'x' (strategy.args.k)")
+    for bad, match in [(torch.ones(39), r"shape \(39,\); expected \(40,\)"), (-weights, "finite, >= 0"),
+                       (torch.zeros(40), "not all zero"), (torch.full((40,), float("nan")), "finite")]:
+        with pytest.raises(ValueError, match=match):
+            make_loader(ds, batch_size=8, seed=0, shuffle=True, sample_weights=bad)

@@ -23,6 +23,14 @@ modality and ``source`` to the other one; the fusion must yield per-modality log
   strategy (:class:`polymodal.coordinated.losses.CLIPLoss`, learnable temperature) over every pair of the batch,
   labelled or not, weighted by ``aux_weight``. The source's head is never trained.
 
+Labelled rows in every batch: ``labelled_share`` s (default 0.5) makes the training sampler draw, with
+replacement, N rows per epoch of which the labelled rows together get the share s (uniformly among them) and
+the unlabelled rows the rest (:meth:`CoLearning.train_sample_weights`, the engine's
+:meth:`~polymodal.strategies.base.Strategy.train_sample_weights` hook), as FixMatch-style semi-supervised
+training mixes a fixed share of labelled rows into every batch; without it a labelled row is seen once per
+epoch, so at a 1 % budget the supervised terms take almost no steps. ``None`` or 0: one pass over every row per
+epoch (a permutation). A full budget (nothing unlabelled) keeps the permutation, whatever the share.
+
 Training rows without a label are recognised by their dataset position (``batch.index``), so their labels are
 never read. Pseudo-labels and teacher outputs on evaluated splits are written as per-sample extras
 (``colearn.*``: the source's predicted class and its confidence) for inspection; they never train anything.
@@ -31,6 +39,7 @@ Batches without a labelled row and without an unsupervised term take no optimise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -51,6 +60,19 @@ from polymodal.tasks import LOGITS, SINGLE_LABEL
 MODULE = "colearn"  # the strategies' own parameters live in model.colearn (optimised and checkpointed with it)
 
 
+def check_share(value: object, key: str = "strategy.args.labelled_share") -> float | None:
+    """``value`` as a share in [0, 1) of the training draws given to the labelled rows (None and 0: no share),
+    or a ValueError naming ``key``."""
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value < 1
+    if not ok:
+        raise ValueError(f"{key}={value!r}; expected the share of each epoch's draws given to the labelled rows, a "
+                         "number in [0, 1) (e.g. 0.5), or null / 0 for one pass over every training row per epoch "
+                         "(1 would never draw an unlabelled row)")
+    return float(value) or None
+
+
 class CoLearning(Strategy):
     """The common part: the label budget, the two roles, supervised losses on labelled rows, the prediction.
 
@@ -58,17 +80,21 @@ class CoLearning(Strategy):
     label_seed:     seed of the per-class choice of the labelled rows
     target:         the modality whose classifier is the product (default: the model's first modality)
     source:         the helping modality (default: the other one; the model must have exactly two then)
+    labelled_share: share of each epoch's draws given to the labelled rows (with replacement; None or 0: one
+                    pass over every row per epoch); ignored at a full budget
     """
 
     default_fusion = "late"
     requires = frozenset({LOGITS, SINGLE_LABEL})
+    sample_weights_key = "strategy.args.labelled_share"
 
     def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, labelled_share: float | None = 0.5) -> None:
         self.label_fraction = check_fraction(label_fraction)
         if not isinstance(label_seed, int) or isinstance(label_seed, bool) or label_seed < 0:
             raise ValueError(f"strategy.args.label_seed={label_seed!r}; expected an integer >= 0")
         self.label_seed = label_seed
+        self.labelled_share = check_share(labelled_share)
         self.target, self.source = target, source
         self.labelled: Tensor | None = None  # (N,) bool over the training split's rows; None until set up on it
 
@@ -85,6 +111,24 @@ class CoLearning(Strategy):
         elif train_dataset is None:
             raise ValueError(f"strategy {self.name!r} with label_fraction={self.label_fraction} needs the training "
                              "dataset in setup() to choose the labelled rows")
+
+    def train_sample_weights(self, train_dataset: Any) -> Tensor | None:
+        """(N,) weights giving the labelled rows together ``labelled_share`` of the draws (uniformly among them)
+        and the unlabelled rows the rest; None (a permutation per epoch) without a share, at a full budget, or
+        when not set up on a training split."""
+        if not self.labelled_share or self.labelled is None or self.labelled.numel() == 0:
+            return None
+        labelled = self.labelled
+        n_lab = int(labelled.sum())
+        n_unl = len(labelled) - n_lab
+        if n_unl == 0 or n_lab == 0:
+            return None
+        if len(train_dataset) != len(labelled):
+            raise ValueError(f"strategy {self.name!r}: the training split has {len(train_dataset)} rows but the label "
+                             f"budget was drawn over {len(labelled)}; set the strategy up on this split first")
+        share = self.labelled_share
+        return torch.where(labelled, torch.tensor(share / n_lab, dtype=torch.float64),
+                           torch.tensor((1.0 - share) / n_unl, dtype=torch.float64))
 
     def roles(self, modalities: Sequence[str]) -> tuple[str, str]:
         """(target, source), checked against the model's modalities."""
@@ -137,7 +181,11 @@ class CoLearning(Strategy):
 
     def predict(self, model: nn.Module, batch: Batch) -> ModelOutput:
         """The target's own logits (the source plays no part), with the source's class and confidence as
-        extras ``colearn.source_label`` / ``colearn.source_confidence`` (-1 / 0 where it is absent)."""
+        extras ``colearn.source_label`` / ``colearn.source_confidence`` (-1 / 0 where it is absent).
+
+        A row without the target but with the source gets the source head's logits: so the engine's
+        ``<source>_acc`` (every other modality made absent) is the source head's own accuracy (the teacher's,
+        the other view's), not the target head run on an absent input."""
         out = model(batch)
         per = per_modality_logits(out, f"strategy {self.name!r}")
         label, _, confidence = pseudo_labels(per[self.source], 2.0)
@@ -145,7 +193,8 @@ class CoLearning(Strategy):
         out.extras = {**out.extras,
                       "colearn.source_label": torch.where(present, label, torch.full_like(label, -1)),
                       "colearn.source_confidence": torch.where(present, confidence, torch.zeros_like(confidence))}
-        out.logits = per[self.target]
+        fallback = (~batch.present[self.target] & present).unsqueeze(1)
+        out.logits = torch.where(fallback, per[self.source], per[self.target])
         return out
 
 
@@ -172,8 +221,8 @@ class CoTraining(CoLearning):
 
     def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None, threshold: float = 0.9, pseudo_weight: float = 1.0,
-                 warmup_epochs: int = 2) -> None:
-        super().__init__(label_fraction, label_seed, target, source)
+                 warmup_epochs: int = 2, labelled_share: float | None = 0.5) -> None:
+        super().__init__(label_fraction, label_seed, target, source, labelled_share)
         self.threshold = check_number("threshold", threshold)
         self.pseudo_weight = check_number("pseudo_weight", pseudo_weight)
         if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
@@ -218,8 +267,8 @@ class CrossDistill(CoLearning):
     def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
                  source: str | None = None, temperature: float = 4.0, distill_weight: float = 1.0,
                  distill_on: Literal["unlabelled", "all"] = "unlabelled", feature_weight: float = 0.0,
-                 warmup_epochs: int = 2) -> None:
-        super().__init__(label_fraction, label_seed, target, source)
+                 warmup_epochs: int = 2, labelled_share: float | None = 0.5) -> None:
+        super().__init__(label_fraction, label_seed, target, source, labelled_share)
         self.temperature = check_number("temperature", temperature, strict=True)
         self.distill_weight = check_number("distill_weight", distill_weight)
         if distill_on not in ("unlabelled", "all"):
@@ -268,8 +317,9 @@ class ContrastiveAux(CoLearning):
     """
 
     def __init__(self, label_fraction: Fraction = 1.0, label_seed: int = 0, target: str | None = None,
-                 source: str | None = None, aux_weight: float = 1.0, dim: int = 64) -> None:
-        super().__init__(label_fraction, label_seed, target, source)
+                 source: str | None = None, aux_weight: float = 1.0, dim: int = 64,
+                 labelled_share: float | None = 0.5) -> None:
+        super().__init__(label_fraction, label_seed, target, source, labelled_share)
         self.aux_weight = check_number("aux_weight", aux_weight)
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"strategy.args.dim={dim!r}; expected an integer >= 1")
@@ -299,4 +349,4 @@ class ContrastiveAux(CoLearning):
         return logs
 
 
-__all__ = ["CoLearning", "CoTraining", "ContrastiveAux", "CrossDistill", "LabelledOnly"]
+__all__ = ["CoLearning", "check_share", "CoTraining", "ContrastiveAux", "CrossDistill", "LabelledOnly"]

@@ -1,5 +1,5 @@
-"""Data loading for the engine: epoch-seeded sampling, balanced sampling (the task's weights), distributed
-sharding.
+"""Data loading for the engine: epoch-seeded sampling, balanced sampling (the task's weights), a strategy's own
+sampling weights (:meth:`polymodal.strategies.base.Strategy.train_sample_weights`), distributed sharding.
 
 The order of samples is a pure function of ``(seed, epoch)`` so that a resumed run sees exactly
 the batches an uninterrupted run would have seen. Under ``world_size`` processes every rank draws
@@ -77,6 +77,20 @@ class EpochSampler(Sampler[int]):
         return -(-self.num_samples // self.world_size)
 
 
+def check_sample_weights(weights: torch.Tensor, num_samples: int, origin: str) -> torch.Tensor:
+    """``weights`` as a float64 (N,) tensor of finite, non-negative per-row weights with a positive sum, or a
+    ValueError naming ``origin`` (what set them) and what was expected."""
+    if not isinstance(weights, torch.Tensor):
+        raise ValueError(f"{origin}: expected a tensor of per-row sampling weights; got {type(weights).__name__}")
+    if weights.shape != (num_samples,):
+        raise ValueError(f"{origin}: sampling weights of shape {tuple(weights.shape)}; expected ({num_samples},), "
+                         "one per row of the training split")
+    w = weights.detach().to(torch.float64).cpu()
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
+        raise ValueError(f"{origin}: sampling weights must be finite, >= 0 and not all zero")
+    return w
+
+
 def make_loader(
     dataset: MultimodalDataset,
     *,
@@ -85,11 +99,30 @@ def make_loader(
     shuffle: bool,
     num_workers: int = 0,
     balanced: bool = False,
+    sample_weights: torch.Tensor | None = None,
+    weights_origin: str = "the strategy's sampling weights",
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``)."""
-    weights = task_of(dataset).sample_weights(dataset.labels, dataset.num_outputs) if balanced else None
+    """DataLoader with an :class:`EpochSampler` and the dataset's collate function (yields ``Batch``).
+
+    balanced:       ``data.balanced_sampling``: rows drawn with the task's weights (every class equally often)
+    sample_weights: (N,) per-row weights of the training split set by the strategy
+                    (:meth:`~polymodal.strategies.base.Strategy.train_sample_weights`): N draws per epoch with
+                    replacement, in proportion to them, a pure function of ``(seed, epoch)``. The two set the
+                    same sampler, so asking for both is a ValueError (``weights_origin`` names the strategy's
+                    setting in it) rather than a silent choice of one.
+    """
+    weights = None
+    if sample_weights is not None:
+        if balanced:
+            raise ValueError(
+                f"data.balanced_sampling=true and {weights_origin} both set the training sampler's per-row "
+                "weights; set data.balanced_sampling=false or turn the strategy's weights off"
+            )
+        weights = check_sample_weights(sample_weights, len(dataset), weights_origin)
+    elif balanced:
+        weights = task_of(dataset).sample_weights(dataset.labels, dataset.num_outputs)
     sampler = EpochSampler(
         len(dataset), seed=seed, shuffle=shuffle, sample_weights=weights, rank=rank, world_size=world_size
     )

@@ -161,9 +161,12 @@ class _Run:
         self.scheduler = build_scheduler(cfg.optim, self.raw_optimizer, t.max_epochs)
         self.model, self.optimizer = fabric.setup(self.raw_model, self.raw_optimizer)
         d, rank, world = cfg.data, fabric.global_rank, fabric.world_size
+        # a strategy may draw the training rows with its own weights (co-learning: a share of labelled rows)
+        own_weights = self.strategy.train_sample_weights(train_ds)
+        origin = (f"strategy {cfg.strategy.name!r} ({self.strategy.sample_weights_key or 'its train_sample_weights'})")
         train_loader = make_loader(train_ds, batch_size=d.batch_size, seed=cfg.seed, shuffle=True,
-                                   num_workers=d.num_workers, balanced=d.balanced_sampling, rank=rank,
-                                   world_size=world)
+                                   num_workers=d.num_workers, balanced=d.balanced_sampling,
+                                   sample_weights=own_weights, weights_origin=origin, rank=rank, world_size=world)
         self.train_sampler = train_loader.sampler
         self.loaders = {"train": fabric.setup_dataloaders(train_loader, use_distributed_sampler=False)}
         for split in ("val", "test"):

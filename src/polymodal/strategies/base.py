@@ -147,6 +147,8 @@ class Strategy(ABC):
     provides: str = LOGITS
     # strategy.args under which the strategy requires less (messages name them: mla with fusion_rule=fixed)
     relaxed_by: dict[str, Any] = {}
+    # the strategy.args key that turns train_sample_weights on or off (named in messages), if it has one
+    sample_weights_key: str | None = None
     _task: Task | None = None
 
     @classmethod
@@ -176,6 +178,18 @@ class Strategy(ABC):
     def setup(self, model: MultimodalModel, train_dataset: Any) -> None:
         """Called once before the optimiser is built; binds the dataset's task (:meth:`bind_task`)."""
         self.bind_task(train_dataset)
+
+    def train_sample_weights(self, train_dataset: Any) -> Tensor | None:
+        """(N,) per-row sampling weights of the training split for the engine's sampler, or None (the default:
+        a fresh random permutation of every row per epoch, or ``data.balanced_sampling``'s class weights).
+
+        Called once after :meth:`setup`. With weights, every epoch draws N rows WITH replacement in proportion
+        to them, a pure function of ``(seed, epoch)`` (so a resumed run sees the same batches); the epoch keeps
+        its length (N draws, the same number of steps). Weights must be finite, >= 0, not all zero; they replace
+        the sampler's rule, so ``data.balanced_sampling=true`` together with them is refused (the message names
+        :attr:`sample_weights_key`). The co-learning strategies use it to put a fixed share of labelled rows in
+        every batch (docs/colearning.md, "Labelled rows in every batch")."""
+        return None
 
     def on_epoch_start(self, model: MultimodalModel, epoch: int) -> None:  # noqa: B027 - optional hook
         """Called at the start of every training epoch."""
