@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.batch import Batch
-from polymodal.models import MultimodalModel
+from polymodal.models import FeatureTransform, MultimodalModel
 from polymodal.tasks import get_task, read_task_state
 from polymodal.tasks.base import LOGITS
 from polymodal.tasks.outputs import EvalOutputs, ModelOutput
@@ -48,7 +48,16 @@ class FeatureModel(nn.Module):
         self.num_outputs = model.num_outputs
         self.sequence_masks: dict[str, Tensor] = {}
 
-    def forward(self, batch: Batch, modalities: Collection[str] | None = None) -> ModelOutput:
+    def __getattr__(self, name: str) -> Any:
+        """Modules a strategy added to the trained model (``model.imagine``'s translators, ...) are read from it."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("core"), name)
+
+    def forward(self, batch: Batch, modalities: Collection[str] | None = None,
+                transform: FeatureTransform | None = None) -> ModelOutput:
+        """As :meth:`MultimodalModel.forward`, on precomputed features (``transform`` included)."""
         names = set(modalities) if modalities is not None else set(self.modalities)
         present = {m: (batch.present[m] if m in names else torch.zeros_like(batch.present[m])) for m in self.modalities}
         feats = {}
@@ -56,6 +65,8 @@ class FeatureModel(nn.Module):
             x = batch.inputs[m]
             keep = present[m].view(-1, *([1] * (x.dim() - 1)))
             feats[m] = torch.where(keep, x, torch.zeros_like(x))
+        if transform is not None:
+            feats, present = transform(feats, present)
         if getattr(self.fusion, "uses_sequence_mask", False):
             out = self.fusion(feats, present, sequence_mask=self.sequence_masks)
         else:
