@@ -175,12 +175,8 @@ def write_table(name: str, records: list[dict[str, Any]], *, protocol: str, comm
     columns = [c for c in ("audio_acc", "image_acc", "sec_per_epoch") if any(r.metric == c for r in rows)]
     notes = NOTES + differences_text(diffs) + (f"\n{history.strip()}\n" if history.strip() else "")
     js, md = write_results(name, rows, protocol=protocol, command=command, out_dir=out_dir, columns=columns,
-                           title="Co-learning on AV-digits: a weak modality helped by a strong one", notes=notes)
-    doc = json.loads(js.read_text())
-    doc.update({"differences": diffs, "runs": records})
-    if history.strip():
-        doc["history"] = history.strip()
-    js.write_text(json.dumps(doc, indent=2) + "\n")
+                           title="Co-learning on AV-digits: a weak modality helped by a strong one", notes=notes,
+                           extra={"differences": diffs, "runs": records, **({"history": history.strip()} if history.strip() else {})})
     return js, md
 
 

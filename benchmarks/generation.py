@@ -212,10 +212,7 @@ def notes_of(runs: list[dict[str, Any]]) -> str:
 def write(records: list[dict[str, Any]], *, protocol: str, command: str, out_dir: Path) -> tuple[Path, Path]:
     js, md = write_results(NAME, rows_of(records), protocol=protocol, command=command, out_dir=out_dir,
                            columns=list(COLUMNS), notes=notes_of(records),
-                           title="Cross-modal generation: digits drawn from speech and from text")
-    doc = json.loads(js.read_text())
-    doc["runs"] = records
-    js.write_text(json.dumps(doc, indent=2) + "\n")
+                           title="Cross-modal generation: digits drawn from speech and from text", extra={"runs": records})
     return js, md
 
 

@@ -198,10 +198,7 @@ def write(records: list[dict[str, Any]], *, protocol: str, command: str, out_dir
     js, md = write_results(NAME, rows_of(records), protocol=protocol, command=command, out_dir=out_dir,
                            columns=["audio_error_rate", "image_error_rate", "string_acc", "translation_acc",
                                     "samples_per_sec"], notes=notes_of(records),
-                           title="Translation: speech and handwriting to text, spoken digits to images")
-    doc = json.loads(js.read_text())
-    doc["runs"] = records
-    js.write_text(json.dumps(doc, indent=2) + "\n")
+                           title="Translation: speech and handwriting to text, spoken digits to images", extra={"runs": records})
     return js, md
 
 

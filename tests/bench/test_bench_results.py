@@ -91,3 +91,12 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_results(tmp_path / "absent.json")
     assert ResultRow("mla", "avdigits", "fused_acc@entropy-batch", [0.9]).std == 0.0
+
+
+def test_extra_keys_follow_the_rows_and_cannot_replace_them(tmp_path):
+    rows = [ResultRow(method="m", dataset="d", metric="fused_acc", values=[0.5])]
+    js, _ = write_results("x", rows, protocol="p", command="c", out_dir=tmp_path, extra={"runs": [{"seed": 0}]})
+    doc = json.loads(js.read_text())
+    assert list(doc) == ["protocol", "command", "rows", "runs"] and doc["runs"] == [{"seed": 0}]
+    with pytest.raises(ValueError, match=r"extra keys \['rows'\]"):
+        write_results("x", rows, protocol="p", command="c", out_dir=tmp_path, extra={"rows": []})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,8 +196,12 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_results(
     name: str, rows: Iterable[ResultRow], *, protocol: str, command: str, out_dir: str | Path = "benchmarks/results",
     columns: Sequence[str] | None = None, title: str | None = None, notes: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``out_dir/NAME.json`` and ``out_dir/NAME.md``; return (json path, md path).
+
+    ``extra``: more top-level keys of the JSON after protocol, command and rows (a benchmark's per-seed
+    records, its paired differences), what its ``--recompute`` reads back; they cannot replace those three.
 
     ``columns`` picks and orders the metric columns of the Markdown table (default: every metric, in
     order of first appearance); the JSON always holds every row. Two rows with the same method,
@@ -217,6 +221,10 @@ def write_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"protocol": protocol, "command": command, "rows": [r.to_dict() for r in rows]}
+    clash = sorted(set(extra or {}) & set(doc))
+    if clash:
+        raise ValueError(f"write_results({name!r}): extra keys {clash} would replace the file's own; rename them")
+    doc.update(extra or {})
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     _write_atomic(json_path, json.dumps(doc, indent=2) + "\n")
     _write_atomic(md_path, md)
